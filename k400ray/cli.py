@@ -18,6 +18,73 @@ def fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+def _parse_size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        fail(f"--size must look like WIDTHxHEIGHT (e.g. 340x256), got {text!r}")
+    if w < 16 or h < 16 or w % 2 or h % 2:
+        fail(f"--size {text}: width and height must be even and >= 16 (H.264 yuv420p)")
+    return w, h
+
+
+@app.command()
+def synth(
+    out_dir: Path = typer.Argument(..., help="where to write train/, val/ and annotations/"),
+    classes: int = typer.Option(10, "--classes", min=2, help="number of classes (pairs differing only in motion direction)"),
+    train_per_class: int = typer.Option(16, min=1, help="train videos per class"),
+    val_per_class: int = typer.Option(4, min=1, help="val videos per class"),
+    frames: int = typer.Option(48, min=1, help="frames per video"),
+    fps: int = typer.Option(12, min=1, help="frames per second"),
+    size: str = typer.Option("80x64", help="WIDTHxHEIGHT, e.g. 340x256 like Kinetics short-side-256 copies"),
+    seed: int = typer.Option(0, help="same seed, same labels, motion and pixels"),
+    corrupt: int = typer.Option(0, min=0, help="add N broken files (0 bytes, truncated, random bytes, audio only...)"),
+    missing: int = typer.Option(0, min=0, help="add N CSV rows whose file does not exist"),
+) -> None:
+    """Write a synthetic Kinetics-400-shaped dataset (Academic Torrents layout, official CSVs)."""
+    from k400ray.data.synth import generate_synthetic
+
+    summary = generate_synthetic(
+        out_dir, num_classes=classes, videos_per_class=(train_per_class, val_per_class), frames=frames,
+        fps=fps, size=_parse_size(size), seed=seed, corrupt=corrupt, missing=missing,
+    )
+    typer.echo(summary.describe() if hasattr(summary, "describe") else str(summary))
+
+
+@app.command()
+def index(
+    data_root: Path = typer.Argument(..., help="dataset root (official CSVs + videos, list files, or class folders)"),
+    out: Path = typer.Option(..., "--out", help="index directory to (re)write"),
+    layout: str = typer.Option("auto", help="auto | csv | list | tree"),
+    shards: Optional[int] = typer.Option(None, min=1, help="shards per split (default: ~2000 rows each)"),
+    address: Optional[str] = typer.Option(None, help="Ray cluster address (default: RAY_ADDRESS or a local Ray)"),
+) -> None:
+    """Probe every video in parallel Ray tasks and write the Parquet clip index + manifest.json."""
+    from k400ray.data.annotations import AnnotationError
+    from k400ray.data.index import build_index
+    from k400ray.runtime import init_ray
+
+    if layout not in ("auto", "csv", "list", "tree"):
+        fail(f"--layout must be auto, csv, list or tree, got {layout!r}")
+    if not data_root.is_dir():
+        fail(f"{data_root}: data root is not a directory")
+    init_ray(address)
+    try:
+        manifest = build_index(data_root, out, layout=layout, shards=shards)
+    except (AnnotationError, FileExistsError) as exc:
+        fail(str(exc))
+    typer.echo(f"index {out} ({manifest['layout']} layout, {manifest['num_classes']} classes)")
+    for split, info in manifest["splits"].items():
+        typer.echo(
+            f"  {split}: {info['videos']} videos in {len(info['shards'])} shard(s); excluded: "
+            f"{info['missing']} missing, {info['corrupt']} corrupt, {info['rejected']} rejected"
+        )
+    for item in manifest["excluded"][:20]:
+        typer.echo(f"  excluded {item['path']}: {item['reason']}")
+    if len(manifest["excluded"]) > 20:
+        typer.echo(f"  ... {len(manifest['excluded']) - 20} more in {out / 'manifest.json'}")
+
+
 @app.command()
 def models(fmt: str = typer.Option("table", "--format", help="table | json"),
            scale: str = typer.Option("full", help="full | toy"),

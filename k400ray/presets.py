@@ -14,20 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from k400ray.data.clip import ClipSpec
 from k400ray.data.sampling import ClipSampling
+from k400ray.data.transforms import TrainCrop
 from k400ray.models.arch import ArchConfig
-
-
-@dataclass(frozen=True)
-class TrainCrop:
-    """MultiScaleCrop -> resize to ``crop_size`` square -> horizontal flip, one draw per clip."""
-
-    crop_size: int = 224
-    scales: tuple[float, ...] = (1.0, 0.875, 0.75, 0.66)
-    fixed_positions: Literal[5, 13] = 5  # TSN uses the 5 classic positions, TSM the 13 "more fix crop" ones
-    random_crop: bool = False
-    max_wh_scale_gap: int = 1
-    flip_ratio: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -97,6 +87,21 @@ class ModelPreset:
         if mode not in ("efficient", "accurate"):
             raise ValueError(f"mode must be 'efficient' or 'accurate', got {mode!r}")
         return self.efficient if mode == "efficient" else self.accurate
+
+    def clip_spec(
+        self, mode: Literal["train", "efficient", "accurate"], *, randaugment: tuple[int, int] | None = None
+    ) -> ClipSpec:
+        """What the data pipeline must produce for this preset in ``mode`` (RandAugment: train only)."""
+        if mode == "train":
+            return ClipSpec(
+                sampling=self.train_sampling, test_mode=False, short_side=self.short_side, crop="train",
+                crop_size=self.train_crop.crop_size, train_crop=self.train_crop, randaugment=randaugment,
+            )
+        views = self.views(mode)
+        return ClipSpec(
+            sampling=views.sampling, test_mode=True, short_side=self.short_side, crop=views.crop,
+            crop_size=views.crop_size,
+        )
 
 
 def _segments(k: int) -> ClipSampling:

@@ -1,0 +1,129 @@
+"""Spatial transforms for uint8 clips, one random draw per clip applied to every frame.
+
+Shapes: a clip is a uint8 tensor ``(T, C, H, W)`` (torchvision's video layout, so
+``torchvision.transforms.v2`` ops apply per clip). Crop geometry follows the reference
+pipelines (MMAction2 ``MultiScaleCrop``, ``CenterCrop``, ``ThreeCrop``); resizing and
+RandAugment are torchvision's. Normalisation is left to the device (see ``engine``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as F
+
+
+@dataclass(frozen=True)
+class TrainCrop:
+    """MultiScaleCrop -> resize to ``crop_size`` square -> horizontal flip, one draw per clip."""
+
+    crop_size: int = 224
+    scales: tuple[float, ...] = (1.0, 0.875, 0.75, 0.66)
+    fixed_positions: Literal[5, 13] = 5  # TSN: 5 classic positions; TSM: 13 "more fix crop" ones
+    random_crop: bool = False
+    max_wh_scale_gap: int = 1
+    flip_ratio: float = 0.5
+
+
+def _check_clip(clip: torch.Tensor) -> None:
+    if clip.ndim != 4 or clip.dtype != torch.uint8:
+        raise ValueError(f"expected a uint8 (T, C, H, W) clip, got {tuple(clip.shape)} {clip.dtype}")
+
+
+def fixed_crop_offsets(img_w: int, img_h: int, crop_w: int, crop_h: int, positions: int) -> list[tuple[int, int]]:
+    """The 5 classic (corners + centre) or 13 "more fix crop" (TSM) top-left offsets."""
+    w_step, h_step = (img_w - crop_w) // 4, (img_h - crop_h) // 4
+    offsets = [(0, 0), (4 * w_step, 0), (0, 4 * h_step), (4 * w_step, 4 * h_step), (2 * w_step, 2 * h_step)]
+    if positions == 13:
+        offsets += [
+            (0, 2 * h_step), (4 * w_step, 2 * h_step), (2 * w_step, 4 * h_step), (2 * w_step, 0),
+            (1 * w_step, 1 * h_step), (3 * w_step, 1 * h_step), (1 * w_step, 3 * h_step), (3 * w_step, 3 * h_step),
+        ]
+    elif positions != 5:
+        raise ValueError(f"fixed crop positions must be 5 or 13, got {positions}")
+    return offsets
+
+
+def multi_scale_crop_box(
+    img_w: int,
+    img_h: int,
+    *,
+    scales: tuple[float, ...],
+    max_wh_scale_gap: int,
+    random_crop: bool,
+    fixed_positions: int,
+    rng: np.random.Generator,
+) -> tuple[int, int, int, int]:
+    """(x, y, w, h) of a MultiScaleCrop box: width and height each a scale of the short side, at
+    most ``max_wh_scale_gap`` scale steps apart, placed at a fixed position (or anywhere)."""
+    base = min(img_w, img_h)
+    sizes = [int(base * s) for s in scales]
+    pairs = [(w, h) for i, h in enumerate(sizes) for j, w in enumerate(sizes) if abs(i - j) <= max_wh_scale_gap]
+    crop_w, crop_h = pairs[int(rng.integers(len(pairs)))]
+    if random_crop:
+        x = int(rng.integers(0, img_w - crop_w + 1))
+        y = int(rng.integers(0, img_h - crop_h + 1))
+    else:
+        offsets = fixed_crop_offsets(img_w, img_h, crop_w, crop_h, fixed_positions)
+        x, y = offsets[int(rng.integers(len(offsets)))]
+    return x, y, crop_w, crop_h
+
+
+def train_crop(clip: torch.Tensor, crop: TrainCrop, *, rng: np.random.Generator) -> torch.Tensor:
+    """MultiScaleCrop -> resize to ``crop_size`` square -> horizontal flip, same draw for all frames."""
+    _check_clip(clip)
+    x, y, w, h = multi_scale_crop_box(
+        clip.shape[-1], clip.shape[-2], scales=crop.scales, max_wh_scale_gap=crop.max_wh_scale_gap,
+        random_crop=crop.random_crop, fixed_positions=crop.fixed_positions, rng=rng,
+    )
+    out = F.resize(clip[..., y : y + h, x : x + w], [crop.crop_size, crop.crop_size], antialias=True)
+    if rng.random() < crop.flip_ratio:
+        out = out.flip(-1)
+    return out.contiguous()
+
+
+def center_crop(clip: torch.Tensor, size: int) -> torch.Tensor:
+    """One ``size`` square from the middle of every frame; ``(1, T, C, size, size)``."""
+    _check_clip(clip)
+    return F.center_crop(clip, [size, size]).unsqueeze(0).contiguous()
+
+
+def three_crop(clip: torch.Tensor, size: int) -> torch.Tensor:
+    """Three ``size`` squares spread along the long side (start, middle, end); ``(3, T, C, s, s)``.
+
+    On a short-side-256 frame with ``size=256`` they tile the whole frame, the reference test
+    protocol. A frame smaller than ``size`` is crop-padded by torchvision to keep shapes fixed.
+    """
+    _check_clip(clip)
+    img_h, img_w = clip.shape[-2:]
+    if img_h < size or img_w < size:
+        clip = F.center_crop(clip, [max(img_h, size), max(img_w, size)])
+        img_h, img_w = clip.shape[-2:]
+    if img_w >= img_h:
+        step = (img_w - size) // 2
+        boxes = [(0, 0), (step, 0), (2 * step, 0)]
+    else:
+        step = (img_h - size) // 2
+        boxes = [(0, 0), (0, step), (0, 2 * step)]
+    return torch.stack([clip[..., y : y + size, x : x + size] for x, y in boxes]).contiguous()
+
+
+def rand_augment(clip: torch.Tensor, *, num_ops: int, magnitude: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """torchvision RandAugment with one draw of ops and magnitudes for the whole clip.
+
+    ``v2.RandAugment`` samples once per call and treats leading dims as a batch, so calling
+    it on ``(T, C, H, W)`` gives the temporal consistency the reference requires.
+    """
+    _check_clip(clip)
+    if generator is not None:  # v2 transforms draw from torch's global RNG
+        state = torch.random.get_rng_state()
+        torch.random.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))
+    try:
+        return v2.RandAugment(num_ops=num_ops, magnitude=magnitude)(clip)
+    finally:
+        if generator is not None:
+            torch.random.set_rng_state(state)

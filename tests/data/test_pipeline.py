@@ -1,0 +1,61 @@
+"""The Ray Data clip pipeline: fixed-shape uint8 clips, streaming, broken files dropped and counted."""
+
+import shutil
+
+import numpy as np
+import pytest
+
+from k400ray.data.index import build_index
+from k400ray.data.pipeline import clip_dataset
+from k400ray.presets import get_preset
+from tests.conftest import write_video
+
+
+@pytest.fixture(scope="module")
+def index_dir(ray_local, tmp_path_factory):
+    root = tmp_path_factory.mktemp("tree")
+    for i in range(4):
+        write_video(root / "train" / ["a", "b"][i % 2] / f"v{i}.mp4", frames=20 + i)
+    write_video(root / "val" / "a" / "w0.mp4", frames=30)
+    write_video(root / "val" / "b" / "w1.mp4", frames=30)
+    out = tmp_path_factory.mktemp("idx") / "index"
+    build_index(root, out, progress=False)
+    return out, root
+
+
+def _collect(ds):
+    batches = list(ds.iter_batches(batch_size=16, batch_format="numpy"))
+    return {k: np.concatenate([b[k] for b in batches]) for k in batches[0]}
+
+
+def test_train_batches_have_fixed_shape_and_labels(index_dir):
+    out, _ = index_dir
+    spec = get_preset("tsm_r50_1x1x8", scale="toy").clip_spec("train", randaugment=(2, 9))
+    got = _collect(clip_dataset(out, "train", spec, shuffle=True, seed=0))
+    assert got["clips"].shape == (4, 1, 3, 8, 56, 56) and got["clips"].dtype == np.uint8
+    assert sorted(got["video_id"].tolist()) == ["v0", "v1", "v2", "v3"]
+    assert dict(zip(got["video_id"], got["label"])) == {"v0": 0, "v1": 1, "v2": 0, "v3": 1}
+    assert got["valid"].all() and got["clips"].any()
+
+
+def test_accurate_views_and_each_video_once(index_dir):
+    out, _ = index_dir
+    spec = get_preset("i3d_r50_32x2x1", scale="toy").clip_spec("accurate")
+    got = _collect(clip_dataset(out, "val", spec))
+    assert got["clips"].shape == (2, 30, 3, 8, 64, 64)
+    assert sorted(got["video_id"].tolist()) == ["w0", "w1"]
+
+
+def test_file_broken_after_indexing_is_dropped_not_raised(index_dir, tmp_path):
+    out, root = index_dir
+    backup = tmp_path / "v1.mp4"
+    shutil.copy(root / "train/b/v1.mp4", backup)
+    (root / "train/b/v1.mp4").write_bytes(b"garbage")
+    try:
+        spec = get_preset("tsn_r50_1x1x8", scale="toy").clip_spec("efficient")
+        got = _collect(clip_dataset(out, "train", spec))
+    finally:
+        shutil.copy(backup, root / "train/b/v1.mp4")
+    valid = dict(zip(got["video_id"], got["valid"]))
+    assert valid == {"v0": True, "v1": False, "v2": True, "v3": True}
+    assert not got["clips"][got["video_id"] == "v1"].any()
