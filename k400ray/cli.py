@@ -85,6 +85,77 @@ def index(
         typer.echo(f"  ... {len(manifest['excluded']) - 20} more in {out / 'manifest.json'}")
 
 
+def _load_spec_or_fail(spec_path: Path):
+    from k400ray.tune.spec import SpecError, check_indexes, load_spec
+
+    try:
+        spec = load_spec(spec_path)
+        return spec, check_indexes(spec, spec_path)
+    except SpecError as exc:
+        fail(str(exc))
+
+
+@app.command()
+def train(
+    spec_path: Path = typer.Argument(..., metavar="SPEC", help="search-space YAML (data, resources, training)"),
+    model: str = typer.Option(..., "--model", help="preset name, e.g. tsm_r50_1x1x8"),
+    aug: str = typer.Option("default", "--aug", help="default | randaugment | mixup | cutmix"),
+    seed: int = typer.Option(0, "--seed"),
+    address: Optional[str] = typer.Option(None, help="Ray cluster address (default: RAY_ADDRESS or a local Ray)"),
+) -> None:
+    """Run one trial (preset x augmentation x seed) under Ray Train, without Tune; print both modes."""
+    from k400ray.engine.config import AUGMENTATIONS
+    from k400ray.presets import PRESETS
+
+    spec, num_classes = _load_spec_or_fail(spec_path)
+    if model not in PRESETS:
+        fail(f"--model: unknown preset {model!r} (known: {', '.join(sorted(PRESETS))})")
+    if aug not in AUGMENTATIONS:
+        fail(f"--aug: unknown augmentation {aug!r} (known: {', '.join(AUGMENTATIONS)})")
+    from k400ray.engine.trial import run_trial
+    from k400ray.runtime import init_ray
+    from k400ray.tune.spec import trial_config
+
+    cfg = trial_config(spec, model, aug, seed, num_classes=num_classes)
+    init_ray(address)
+    outcome = run_trial(cfg)
+    if outcome.error:
+        fail(f"trial {cfg.name} failed: {outcome.error}", code=1)
+    m = outcome.metrics
+    typer.echo(f"{cfg.name}: {m['epoch']} epochs, checkpoint {outcome.checkpoint_path}")
+    typer.echo(f"  efficient acc1/acc5: {m['efficient_acc1']:.2f} / {m['efficient_acc5']:.2f}")
+    typer.echo(f"  accurate  acc1/acc5: {m['accurate_acc1']:.2f} / {m['accurate_acc5']:.2f}")
+
+
+@app.command("eval")
+def eval_checkpoint(
+    checkpoint: Path = typer.Argument(..., help="a trial checkpoint directory (holds state.pt)"),
+    index_dir: Path = typer.Option(..., "--index", help="index directory to evaluate on"),
+    mode: str = typer.Option("efficient", "--mode", help="efficient | accurate"),
+    split: str = typer.Option("val", "--split"),
+    out: Optional[Path] = typer.Option(None, "--out", help="write per-video predictions (Parquet)"),
+) -> None:
+    """Evaluate a saved model in efficient or accurate mode; print acc1/acc5 and mean class accuracy."""
+    if mode not in ("efficient", "accurate"):
+        fail(f"--mode must be 'efficient' or 'accurate', got {mode!r}")
+    from k400ray.engine.offline_eval import evaluate_checkpoint
+    from k400ray.runtime import init_ray
+
+    init_ray()
+    try:
+        metrics, preds = evaluate_checkpoint(checkpoint, index_dir, mode=mode, split=split)
+    except (FileNotFoundError, ValueError) as exc:
+        fail(str(exc))
+    if out is not None:
+        import pyarrow.parquet as pq
+
+        pq.write_table(preds.to_table(), out)
+    typer.echo(
+        f"{metrics['preset']} {mode} on {index_dir} ({metrics['videos']} videos, {metrics['skipped_videos']} skipped): "
+        f"acc1 {metrics['acc1']:.2f}  acc5 {metrics['acc5']:.2f}  mean class acc {metrics['mean_class_acc']:.2f}"
+    )
+
+
 @app.command()
 def models(fmt: str = typer.Option("table", "--format", help="table | json"),
            scale: str = typer.Option("full", help="full | toy"),

@@ -414,6 +414,12 @@ def _mdat_payload_offset(data: bytes) -> int:
     raise ValueError("no mdat box found")
 
 
+def _scratch(path: Path) -> Path:
+    """Where to encode the good file a broken one is cut from: outside train/ and val/, so an
+    interrupted run never leaves an extra video in a split folder."""
+    return path.parent.parent / f".synth-tmp-{path.name}"
+
+
 def _write_corrupt(
     path: Path, kind: str, rng: np.random.Generator, render: Callable[[], Iterator[np.ndarray]], encode_kw: dict
 ) -> None:
@@ -424,7 +430,7 @@ def _write_corrupt(
     elif kind == "audio_only":
         _write_audio_only(path, rng)
     elif kind == "truncated":
-        tmp = path.with_suffix(".tmp.mp4")
+        tmp = _scratch(path)
         _encode(tmp, render(), **encode_kw)
         data = tmp.read_bytes()
         tmp.unlink()
@@ -432,7 +438,7 @@ def _write_corrupt(
     elif kind == "undecodable_tail":
         # moov first (faststart) so the index survives; then zero the packets of the second half.
         # Zeros are not a decodable H.264 slice: decoders stop at the first of them.
-        tmp = path.with_suffix(".tmp.mp4")
+        tmp = _scratch(path)
         sizes = _encode(tmp, render(), faststart=True, **encode_kw)
         data = bytearray(tmp.read_bytes())
         tmp.unlink()
@@ -479,7 +485,10 @@ class SynthSummary:
 
     def describe(self) -> str:
         """A few lines for the CLI."""
-        lines = [f"synthetic Kinetics-shaped set in {self.out_dir}: {len(self.classes)} classes, {len(self.pairs)} direction pairs"]
+        lines = [
+            f"synthetic Kinetics-shaped set in {self.out_dir}: "
+            f"{len(self.classes)} classes, {len(self.pairs)} direction pairs"
+        ]
         for split in SPLITS:
             lines.append(
                 f"  {split}: {self.videos[split]} videos + {self.corrupt[split]} corrupt files, "
@@ -549,12 +558,13 @@ def generate_synthetic(
         frames, fps: every video has exactly ``frames`` frames at constant ``fps``; the file name
             spans ``round(frames / fps)`` seconds like a real 10 s clip.
         size: (width, height), both even (yuv420p).
-        seed: all content (labels order aside) derives from it; same arguments, same bytes.
+        seed: every random draw derives from it; same arguments, same bytes.
         corrupt: broken files added on top, cycling through ``CORRUPT_KINDS``, alternating splits.
         missing: CSV rows without a file, alternating splits.
-        travel: range of the distance moved over the whole video, in periods of the motion
-            (frame height for the sliding motions). TSM sees frames ``frames/8`` apart, so their
-            displacement (travel/8) stays far below the half period where direction flips.
+        travel: range of the distance moved over the whole video, in periods of the motion:
+            the frame height (sliding), half the width (mirroring), one octave of scale (zooming).
+            TSM compares frames ``frames/8`` apart: travel/8 of a period, far below the half period
+            where the direction would become ambiguous.
         preset: x264 preset (speed only; every preset keeps yuv420p and constant fps).
         overwrite: replace an existing ``train/``, ``val/``, ``annotations/`` under ``out_dir``.
     """
@@ -565,8 +575,8 @@ def generate_synthetic(
         raise ValueError(f"frames must be >= 2 to show motion, got {frames}")
     if len(videos_per_class) != 2 or min(videos_per_class) < 0:
         raise ValueError(f"videos_per_class must be (train, val) counts, got {videos_per_class}")
-    if min(corrupt, missing) < 0:
-        raise ValueError("corrupt and missing must be >= 0")
+    if min(corrupt, missing, seed) < 0:
+        raise ValueError("corrupt, missing and seed must be >= 0")
     if not 0 < travel[0] <= travel[1] < 4:
         raise ValueError(f"travel must satisfy 0 < low <= high < 4 (periods), got {travel}")
     fps = Fraction(fps)

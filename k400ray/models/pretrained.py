@@ -107,6 +107,9 @@ def load_pretrained(model: nn.Module, arch: ArchConfig, path: str | Path) -> Pre
     shift_prefixes = frozenset(name for name, module in model.named_modules() if isinstance(module, TemporalShift))
     mapping = {k: s for k in target if (s := source_key(k, shift_prefixes)) is not None}
 
+    # Old torchvision files predate BN's num_batches_tracked buffer; it does not affect the
+    # network (momentum is fixed), so it is optional and keeps the model's value when absent.
+    mapping = {k: s for k, s in mapping.items() if s in source or not s.endswith(".num_batches_tracked")}
     absent = [s for s in mapping.values() if s not in source]
     if absent:
         raise ValueError(
@@ -130,11 +133,12 @@ def load_pretrained(model: nn.Module, arch: ArchConfig, path: str | Path) -> Pre
         new_state[model_key] = tensor
         if was_inflated:
             inflated.append(model_key)
+    loaded = tuple(new_state)  # before loading: BN may add a default num_batches_tracked to the dict
     result = model.load_state_dict(new_state, strict=False)
     assert not result.unexpected_keys, result.unexpected_keys  # mapping only holds model keys
     return PretrainedReport(
         path=str(path),
-        loaded=tuple(new_state),
+        loaded=loaded,
         inflated=tuple(inflated),
         missing=tuple(result.missing_keys),
         unexpected=tuple(k for k in source if k not in used),

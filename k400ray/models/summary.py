@@ -115,8 +115,8 @@ def preset_summaries(scale: Literal["full", "toy"] = "full", num_classes: int = 
 
 _TABLE_COLUMNS = (
     ("name", "preset"), ("family", "family"), ("backbone", "backbone"), ("params_m", "params(M)"),
-    ("gflops", "GFLOPs/view"), ("view", "view TxHxW"), ("efficient", "efficient"), ("efficient_views", "views"),
-    ("accurate", "accurate"), ("accurate_views", "views"),
+    ("gflops", "GFLOPs/view"), ("view", "view TxHxW"), ("efficient", "efficient mode"), ("efficient_views", "views"),
+    ("accurate", "accurate mode"), ("accurate_views", "views"),
 )
 
 

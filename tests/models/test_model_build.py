@@ -13,6 +13,7 @@ from torch import nn
 from k400ray.models.arch import ArchConfig
 from k400ray.models.backbones2d import MobileNetV2Features, ResNet2d
 from k400ray.models.build import HEAD_INIT_STD, build_model
+from k400ray.models.recognizers2d import frames_as_batch
 from k400ray.models.temporal_shift import TemporalShift
 from k400ray.presets import PRESETS, get_preset
 
@@ -149,3 +150,11 @@ def test_toy_scale_only_changes_numbers() -> None:
     with torch.device("meta"):
         a, b = build_model(full, NUM_CLASSES), build_model(replace(toy, depths=full.depths), NUM_CLASSES)
     assert [type(m) for m in a.modules()] == [type(m) for m in b.modules()]
+
+
+def test_frames_as_batch_is_a_channels_last_view_of_channels_last_3d_clips() -> None:
+    x = torch.randn(2, 3, 4, 8, 8).contiguous(memory_format=torch.channels_last_3d)
+    frames = frames_as_batch(x)
+    assert frames.shape == (8, 3, 8, 8) and frames.data_ptr() == x.data_ptr()
+    assert frames.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(frames[5], x[1, :, 1])  # clip 1, frame 1

@@ -11,6 +11,7 @@ import torchvision
 
 from k400ray.models.build import build_model
 from k400ray.models.pretrained import load_pretrained, source_key
+from k400ray.models.temporal_shift import TemporalShift
 from k400ray.presets import PRESETS, get_preset
 
 
@@ -49,7 +50,7 @@ def _build(name: str, path: Path) -> torch.nn.Module:
 def test_2d_backbones_load_by_name(name: str, file: str, classifier: tuple[str, ...], weight_files) -> None:
     source = torch.load(weight_files[file], weights_only=True)
     model = _build(name, weight_files[file])
-    shifts = frozenset(n for n, m in model.named_modules() if type(m).__name__ == "TemporalShift")
+    shifts = frozenset(n for n, m in model.named_modules() if isinstance(m, TemporalShift))
     state = model.state_dict()
     backbone = {k: v for k, v in state.items() if k.startswith("backbone.")}
     assert len(backbone) == len(source) - 2
@@ -58,23 +59,19 @@ def test_2d_backbones_load_by_name(name: str, file: str, classifier: tuple[str, 
     # the ImageNet classifier is ignored; the new head keeps its N(0, std) init
     assert state["fc.weight"].abs().max() < 0.1 and torch.count_nonzero(state["fc.bias"]) == 0
 
-    fresh = build_model(PRESETS[name].arch, 400)
-    report = load_pretrained(fresh, PRESETS[name].arch, weight_files[file])
+    if name == "tsm_r50_1x1x8":  # a shifted conv, by its full name
+        torch.testing.assert_close(state["backbone.layer3.2.conv1.net.weight"], source["layer3.2.conv1.weight"])
+    report = load_pretrained(model, PRESETS[name].arch, weight_files[file])  # again, for its report
     assert report.unexpected == classifier
     assert report.missing == ("fc.weight", "fc.bias")
     assert report.inflated == ()
-
-
-def test_tsm_shifted_convs_are_mapped(weight_files) -> None:
-    model = _build("tsm_r50_1x1x8", weight_files["resnet50"])
-    source = torch.load(weight_files["resnet50"], weights_only=True)
-    torch.testing.assert_close(model.backbone.layer3[2].conv1.net.weight, source["layer3.2.conv1.weight"])
 
 
 def test_i3d_inflates_2d_kernels(weight_files) -> None:
     source = torch.load(weight_files["resnet50"], weights_only=True)
     model = _build("i3d_r50_32x2x1", weight_files["resnet50"])
     state = model.state_dict()
+    assert sum(v.dim() == 5 for v in state.values()) == 53  # every conv: stem + 16 blocks x 3 + 4 downsample
     conv1 = state["backbone.conv1.weight"]  # (64, 3, 5, 7, 7) from (64, 3, 7, 7)
     assert conv1.shape == (64, 3, 5, 7, 7)
     torch.testing.assert_close(conv1.sum(dim=2), source["conv1.weight"])
@@ -87,10 +84,6 @@ def test_i3d_inflates_2d_kernels(weight_files) -> None:
             src = source[key[len("backbone.") :]]
             got = value.sum(dim=2) if value.dim() == 5 else value
             torch.testing.assert_close(got, src)
-
-    report = load_pretrained(build_model(PRESETS["i3d_r50_32x2x1"].arch, 400), PRESETS["i3d_r50_32x2x1"].arch,
-                             weight_files["resnet50"])
-    assert len(report.inflated) == 53  # every conv: stem + 16 blocks x 3 + 4 downsample
 
 
 @pytest.mark.parametrize(
@@ -111,11 +104,24 @@ def test_wrong_file_is_a_one_line_error_naming_it(name: str, file: str, match: s
 
 def test_width_mismatch_is_a_shape_error(weight_files) -> None:
     toy = get_preset("tsn_r50_1x1x8", scale="toy")  # base_width 8 cannot take ResNet-50's 64-wide weights
+    narrow_r50 = replace(toy.arch, depths=(3, 4, 6, 3), pretrained=str(weight_files["resnet50"]))
     with pytest.raises(ValueError, match="shape mismatch") as err:
-        build_model(replace(toy.arch, pretrained=str(weight_files["resnet50"])), 400)
+        build_model(narrow_r50, 400)
     assert str(weight_files["resnet50"]) in str(err.value)
 
 
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="nowhere.pth"):
         build_model(replace(PRESETS["tsn_r50_1x1x8"].arch, pretrained=str(tmp_path / "nowhere.pth")), 400)
+
+
+def test_files_without_num_batches_tracked_load(weight_files, tmp_path: Path) -> None:
+    # torchvision's original ImageNet files predate the BN num_batches_tracked buffer.
+    source = torch.load(weight_files["mobilenetv2"], weights_only=True)
+    old_style = tmp_path / "mobilenet_v2-old.pth"
+    torch.save({k: v for k, v in source.items() if not k.endswith("num_batches_tracked")}, old_style)
+    arch = PRESETS["tsm_mobilenetv2_dense_1x1x8"].arch
+    model = build_model(arch, 400)
+    report = load_pretrained(model, arch, old_style)
+    assert all(k.endswith("num_batches_tracked") for k in report.missing if not k.startswith("fc."))
+    torch.testing.assert_close(model.backbone.features[0][0].weight, source["features.0.0.weight"])

@@ -1,0 +1,46 @@
+"""Device-side batch work: uint8 -> normalised float, and MixUp / CutMix with soft targets.
+
+MixUp and CutMix are torchvision's (``transforms.v2``). A clip ``(B, C, T, H, W)`` is seen
+by them as an image batch ``(B, C*T, H, W)``, so CutMix cuts the same box out of every frame
+and recomputes lambda from the real box area, as the reference does.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torchvision.transforms import v2
+
+# ImageNet mean/std on the 0-255 scale, RGB (the reference pipelines' Normalize).
+MEAN = (123.675, 116.28, 103.53)
+STD = (58.395, 57.12, 57.375)
+
+
+def normalize(clips: torch.Tensor) -> torch.Tensor:
+    """uint8 ``(..., C, T, H, W)`` -> float32 normalised, same shape."""
+    shape = [1] * clips.ndim
+    shape[-4] = 3
+    mean = torch.tensor(MEAN, device=clips.device).view(shape)
+    std = torch.tensor(STD, device=clips.device).view(shape)
+    return (clips.float() - mean) / std
+
+
+class BatchMix:
+    """MixUp or CutMix on a batch of clips; ``None`` augmentation gives one-hot targets."""
+
+    def __init__(self, kind: str | None, *, alpha: float, num_classes: int) -> None:
+        self.num_classes = num_classes
+        self.op = {"mixup": v2.MixUp, "cutmix": v2.CutMix}[kind](alpha=alpha, num_classes=num_classes) if kind else None
+
+    def __call__(self, clips: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``clips`` float ``(B, C, T, H, W)``, ``labels`` int64 ``(B,)`` -> mixed clips, targets ``(B, K)`` summing to 1."""
+        if self.op is None or clips.shape[0] < 2:
+            return clips, F.one_hot(labels, self.num_classes).float()
+        b, c, t, h, w = clips.shape
+        mixed, targets = self.op(clips.reshape(b, c * t, h, w), labels)
+        return mixed.reshape(b, c, t, h, w), targets
+
+
+def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy against soft targets, through log-softmax (float32 for stability)."""
+    return -(targets * F.log_softmax(logits.float(), dim=-1)).sum(dim=-1).mean()

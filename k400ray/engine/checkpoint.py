@@ -1,0 +1,61 @@
+"""What a checkpoint holds: the trial config, model/optimiser/scheduler state, the epoch
+reached, RNG states, and the per-video predictions of the modes evaluated so far."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import torch
+
+from k400ray.engine.metrics import Predictions
+
+STATE = "state.pt"
+METRICS = "metrics.json"
+CONFIG = "trial_config.json"
+
+
+def predictions_file(mode: str) -> str:
+    return f"predictions_{mode}.parquet"
+
+
+def rng_state() -> dict:
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+
+
+def save(directory: Path, *, model, optimizer, scheduler, epoch: int, config: dict, metrics: dict,
+         predictions: dict[str, Predictions]) -> None:
+    """``epoch`` is the number of finished training epochs."""
+    directory.mkdir(parents=True, exist_ok=True)
+    torch.save({
+        "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+        "epoch": epoch, "rng": rng_state(), "config": config,
+    }, directory / STATE)
+    (directory / CONFIG).write_text(json.dumps(config, indent=2, sort_keys=True))
+    (directory / METRICS).write_text(json.dumps(metrics, indent=2, sort_keys=True))
+    for mode, preds in predictions.items():
+        pq.write_table(preds.to_table(), directory / predictions_file(mode))
+
+
+def load_state(directory: Path) -> dict:
+    # Our own checkpoint (optimiser state and RNG tuples need full unpickling).
+    return torch.load(Path(directory) / STATE, map_location="cpu", weights_only=False)
+
+
+def load_predictions(directory: Path, mode: str) -> Predictions | None:
+    path = Path(directory) / predictions_file(mode)
+    return Predictions.from_table(pq.read_table(path)) if path.is_file() else None
+
+
+def load_metrics(directory: Path) -> dict:
+    path = Path(directory) / METRICS
+    return json.loads(path.read_text()) if path.is_file() else {}

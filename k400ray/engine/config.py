@@ -1,0 +1,74 @@
+"""The fully resolved configuration of one trial: what a Ray Train worker receives (as a dict)
+and turns back into this typed object on its first line. It is saved in every checkpoint and
+logged as the MLflow run's params, so each result says exactly how it was made."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from k400ray.presets import ModelPreset, get_preset
+
+Augmentation = Literal["default", "randaugment", "mixup", "cutmix"]
+AUGMENTATIONS: tuple[str, ...] = ("default", "randaugment", "mixup", "cutmix")
+
+
+class TrialConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    preset: str
+    scale: Literal["full", "toy"] = "full"
+    aug: Augmentation = "default"
+    seed: int = 0
+    # augmentation parameters
+    mixup_alpha: float = Field(1.0, gt=0)
+    cutmix_alpha: float = Field(1.0, gt=0)
+    randaugment_ops: int = Field(2, ge=1)
+    randaugment_magnitude: int = Field(9, ge=0, le=30)
+    # data
+    train_index: str
+    val_index: str
+    train_split: str = "train"
+    val_split: str = "val"
+    data_root: str | None = None  # override of the manifest's data root (another mount point)
+    num_classes: int = Field(..., ge=2)
+    # optimisation (None: the preset's recipe, lr scaled linearly with the total batch)
+    epochs: int | None = Field(None, ge=1)
+    batch_per_worker: int | None = Field(None, ge=1)
+    lr: float | None = Field(None, gt=0)
+    milestones: tuple[int, ...] | None = None
+    warmup_epochs: int | None = Field(None, ge=0)
+    weight_decay: float | None = Field(None, ge=0)
+    # resources
+    num_workers: int = Field(1, ge=1)
+    use_gpu: bool = False
+    cpus_per_worker: float = Field(1.0, gt=0)
+    decode_cpus: float = Field(1.0, gt=0)
+    decode_tasks: int | None = Field(None, ge=1)
+    eval_batch_videos: int = Field(4, ge=1)
+    amp: bool | None = None  # bf16 autocast; default: on with GPUs
+    # bookkeeping
+    name: str = "trial"
+    storage_path: str | None = None
+    max_failures: int = Field(2, ge=0)
+    limit_videos: int | None = Field(None, ge=1)  # cap train and val videos (smoke runs)
+
+    def resolved_preset(self) -> ModelPreset:
+        return get_preset(self.preset, scale=self.scale)
+
+    @property
+    def total_epochs(self) -> int:
+        return self.epochs or self.resolved_preset().recipe.epochs
+
+    @property
+    def batch_size(self) -> int:
+        return self.batch_per_worker or self.resolved_preset().recipe.batch_per_gpu
+
+    @property
+    def use_amp(self) -> bool:
+        return self.use_gpu if self.amp is None else self.amp
+
+    @property
+    def randaugment(self) -> tuple[int, int] | None:
+        return (self.randaugment_ops, self.randaugment_magnitude) if self.aug == "randaugment" else None

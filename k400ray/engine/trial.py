@@ -1,0 +1,77 @@
+"""Run one trial: build the streamed train set, fit a Ray Train ``TorchTrainer``, read the result.
+
+Used directly by ``k400ray train`` and, inside a Tune trial function, by ``k400ray tune``
+(Ray 2.60 / Train V2: each Tune trial builds and fits its own trainer).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from k400ray.data.pipeline import clip_dataset
+from k400ray.engine import checkpoint as ckpt
+from k400ray.engine.config import TrialConfig
+from k400ray.engine.metrics import Predictions
+from k400ray.engine.worker import train_loop_per_worker
+
+FINAL_METRICS = (
+    "efficient_acc1", "efficient_acc5", "accurate_acc1", "accurate_acc5",
+    "efficient_mean_class_acc", "accurate_mean_class_acc",
+)
+
+
+@dataclass
+class TrialOutcome:
+    metrics: dict
+    checkpoint_path: str | None
+    predictions: dict[str, Predictions]
+    error: str | None = None
+    checkpoint: object = None  # the final ray.train.Checkpoint
+
+
+def default_storage() -> str:
+    return str(Path("k400ray-runs").resolve())
+
+
+def build_trainer(cfg: TrialConfig, *, callbacks: list | None = None, resume_from=None):
+    from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    preset = cfg.resolved_preset()
+    train_ds = clip_dataset(
+        cfg.train_index, cfg.train_split, preset.clip_spec("train", randaugment=cfg.randaugment),
+        data_root=cfg.data_root, shuffle=True, seed=cfg.seed, decode_cpus=cfg.decode_cpus,
+        decode_tasks=cfg.decode_tasks, batch_size=cfg.batch_size, limit=cfg.limit_videos,
+    )
+    resources = {"CPU": cfg.cpus_per_worker}
+    if cfg.use_gpu:
+        resources["GPU"] = 1
+    return TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config=cfg.model_dump(mode="json"),
+        scaling_config=ScalingConfig(num_workers=cfg.num_workers, use_gpu=cfg.use_gpu, resources_per_worker=resources),
+        run_config=RunConfig(
+            name=cfg.name,
+            storage_path=cfg.storage_path or default_storage(),
+            failure_config=FailureConfig(max_failures=cfg.max_failures),
+            checkpoint_config=CheckpointConfig(num_to_keep=2),
+            callbacks=callbacks or None,
+        ),
+        datasets={"train": train_ds},
+        dataset_config=DataConfig(datasets_to_split=["train"]),
+        resume_from_checkpoint=resume_from,
+    )
+
+
+def run_trial(cfg: TrialConfig, *, callbacks: list | None = None, resume_from=None) -> TrialOutcome:
+    """Fit the trial, starting from ``resume_from`` (a ``ray.train.Checkpoint``) when given."""
+    result = build_trainer(cfg, callbacks=callbacks, resume_from=resume_from).fit()
+    if result.checkpoint is None:
+        return TrialOutcome({}, None, {}, error=str(result.error) if result.error else "no checkpoint")
+    with result.checkpoint.as_directory() as directory:
+        d = Path(directory)
+        metrics = ckpt.load_metrics(d)
+        predictions = {m: p for m in ("efficient", "accurate") if (p := ckpt.load_predictions(d, m)) is not None}
+    error = None if metrics.get("done") else (str(result.error) if result.error else "trial did not finish")
+    return TrialOutcome(metrics, result.checkpoint.path, predictions, error=error, checkpoint=result.checkpoint)

@@ -1,0 +1,181 @@
+"""The per-worker function Ray Train runs on each DDP worker: the only Ray-aware part of the engine.
+
+Per epoch: train on this worker's shard of the streamed train set, evaluate the efficient
+mode on this worker's disjoint part of val, gather predictions on rank 0, report metrics and
+a checkpoint. After the last epoch: the accurate mode, reported with a final checkpoint
+(``done=1``). A restarted worker group resumes from the latest checkpoint, so at most one
+epoch is lost; a group restarted after training finished only redoes the accurate mode.
+"""
+
+from __future__ import annotations
+
+import random
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from k400ray.data.pipeline import clip_dataset
+from k400ray.engine import checkpoint as ckpt
+from k400ray.engine.augment import BatchMix
+from k400ray.engine.config import TrialConfig
+from k400ray.engine.loops import evaluate, train_one_epoch
+from k400ray.engine.metrics import Predictions, summarize
+from k400ray.engine.optim import build_optimizer, scaled_milestones
+from k400ray.models.build import build_model
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def gather_predictions(preds: Predictions) -> Predictions:
+    """All workers' predictions on every rank (each video was evaluated by exactly one worker)."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return preds.sorted()
+    parts: list = [None] * dist.get_world_size()
+    dist.all_gather_object(parts, preds)
+    return Predictions.concat(parts).sorted()
+
+
+def all_reduce_sum(value: float) -> float:
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return value
+    t = torch.tensor([value], dtype=torch.float64)
+    dist.all_reduce(t)  # gloo reduces CPU tensors; NCCL runs also have gloo-free CPU scalars
+    return float(t.item())
+
+
+def memory_format_for(cfg: TrialConfig):
+    """channels_last on GPU: the fast layout for cuDNN convolutions under bf16."""
+    if not cfg.use_gpu:
+        return None
+    return torch.channels_last_3d if cfg.resolved_preset().arch.family == "i3d" else None
+
+
+def train_loop_per_worker(config: dict) -> None:
+    import ray.train
+    import ray.train.torch
+
+    cfg = TrialConfig(**config)
+    preset = cfg.resolved_preset()
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    seed_everything(cfg.seed)  # same init on every rank; DDP also broadcasts rank 0's weights
+    device = ray.train.torch.get_device()
+
+    model = build_model(preset.arch, cfg.num_classes)
+    if cfg.use_gpu and preset.arch.family != "i3d":
+        model = model.to(memory_format=torch.channels_last)
+    model = ray.train.torch.prepare_model(model)
+    recipe = preset.recipe
+    epochs = cfg.total_epochs
+    lr = cfg.lr or recipe.scaled_lr(cfg.batch_size * world)
+    milestones = cfg.milestones or scaled_milestones(recipe, epochs)
+    warmup = recipe.warmup_epochs if cfg.warmup_epochs is None else cfg.warmup_epochs
+    if cfg.warmup_epochs is None and epochs != recipe.epochs:
+        warmup = round(warmup * epochs / recipe.epochs)
+    optimizer, scheduler = build_optimizer(
+        model, recipe, lr=lr, weight_decay=recipe.weight_decay if cfg.weight_decay is None else cfg.weight_decay,
+        milestones=milestones, warmup_epochs=warmup,
+    )
+
+    start_epoch, finished = 0, False
+    restored = ray.train.get_checkpoint()
+    if restored:
+        with restored.as_directory() as directory:
+            state = ckpt.load_state(Path(directory))
+            metrics_so_far = ckpt.load_metrics(Path(directory))
+        module = model.module if hasattr(model, "module") else model
+        module.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        ckpt.set_rng_state(state["rng"])
+        torch.manual_seed(cfg.seed + 1000 * state["epoch"] + rank)  # fresh draws, not a replay
+        start_epoch = state["epoch"]
+        finished = bool(metrics_so_far.get("done")) and start_epoch >= epochs
+    if finished:
+        return
+
+    mix = BatchMix(cfg.aug if cfg.aug in ("mixup", "cutmix") else None,
+                   alpha=cfg.mixup_alpha if cfg.aug == "mixup" else cfg.cutmix_alpha, num_classes=cfg.num_classes)
+    train_shard = ray.train.get_dataset_shard("train")
+    val_sets = {
+        mode: clip_dataset(
+            cfg.val_index, cfg.val_split, preset.clip_spec(mode), data_root=cfg.data_root,
+            decode_cpus=cfg.decode_cpus, decode_tasks=cfg.decode_tasks, batch_size=cfg.eval_batch_videos,
+            limit=cfg.limit_videos, shard=(rank, world),
+        )
+        for mode in ("efficient", "accurate")
+    }
+    memory_format = memory_format_for(cfg)
+
+    def run_eval(mode: str) -> tuple[Predictions, int]:
+        preds, skipped = evaluate(
+            model, val_sets[mode].iter_batches(batch_size=cfg.eval_batch_videos, batch_format="numpy"),
+            device=device, average=preset.views(mode).average, amp=cfg.use_amp, memory_format=memory_format,
+        )
+        return gather_predictions(preds), int(all_reduce_sum(skipped))
+
+    def report(metrics: dict, epoch: int, predictions: dict[str, Predictions]) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            checkpoint = None
+            if rank == 0:
+                module = model.module if hasattr(model, "module") else model
+                ckpt.save(Path(tmp), model=module, optimizer=optimizer, scheduler=scheduler, epoch=epoch,
+                          config=cfg.model_dump(mode="json"), metrics=metrics, predictions=predictions)
+                checkpoint = ray.train.Checkpoint.from_directory(tmp)
+            ray.train.report(metrics, checkpoint=checkpoint)
+
+    skipped_total = 0
+    efficient_preds = None
+    for epoch in range(start_epoch, epochs):
+        lr_now = optimizer.param_groups[0]["lr"] / optimizer.param_groups[0].get("lr_mult", 1.0)
+        stats = train_one_epoch(
+            model, train_shard.iter_batches(batch_size=cfg.batch_size, batch_format="numpy", prefetch_batches=2),
+            optimizer, device=device, mix=mix, clip_grad_norm=recipe.clip_grad_norm, amp=cfg.use_amp,
+            memory_format=memory_format,
+        )
+        scheduler.step()
+        eval_start = time.perf_counter()
+        efficient_preds, eval_skipped = run_eval("efficient")
+        eval_s = time.perf_counter() - eval_start
+        skipped_total += int(all_reduce_sum(stats.skipped_videos)) + eval_skipped
+        eff = summarize(efficient_preds, cfg.num_classes)
+        metrics = {
+            "epoch": epoch + 1,
+            "train_loss": all_reduce_sum(stats.loss) / world,
+            "lr": lr_now,
+            "efficient_acc1": eff["acc1"],
+            "efficient_acc5": eff["acc5"],
+            "efficient_mean_class_acc": eff["mean_class_acc"],
+            "clips_per_s": all_reduce_sum(stats.clips_per_s),
+            "data_wait_fraction": all_reduce_sum(stats.data_wait_fraction) / world,
+            "skipped_videos": skipped_total,
+            "val_videos": eff["videos"],
+            "start_epoch": start_epoch,
+            "train_time_s": stats.seconds,
+            "eval_time_s": eval_s,
+            "done": 0,
+        }
+        report(metrics, epoch + 1, {"efficient": efficient_preds})
+
+    if efficient_preds is None:  # resumed after the last training epoch: only the test remains
+        efficient_preds, _ = run_eval("efficient")
+        eff = summarize(efficient_preds, cfg.num_classes)
+        metrics = {"epoch": epochs, "efficient_acc1": eff["acc1"], "efficient_acc5": eff["acc5"],
+                   "efficient_mean_class_acc": eff["mean_class_acc"], "skipped_videos": skipped_total}
+    test_start = time.perf_counter()
+    accurate_preds, acc_skipped = run_eval("accurate")
+    acc = summarize(accurate_preds, cfg.num_classes)
+    final = dict(metrics)
+    final.update({
+        "accurate_acc1": acc["acc1"], "accurate_acc5": acc["acc5"], "accurate_mean_class_acc": acc["mean_class_acc"],
+        "skipped_videos": skipped_total + acc_skipped, "accurate_time_s": time.perf_counter() - test_start, "done": 1,
+    })
+    report(final, epochs, {"efficient": efficient_preds, "accurate": accurate_preds})

@@ -1,0 +1,184 @@
+"""The search-space spec (``search_spaces/*.yaml``), validated before anything starts.
+
+A spec names the data, the grid (presets x augmentations x seeds), the augmentation
+parameters, training overrides, resources, the Tune scheduler, MLflow and checkpoint storage.
+Each grid point becomes one :class:`~k400ray.engine.config.TrialConfig`. Relative paths are
+relative to the directory ``k400ray`` is run from.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from k400ray.engine.config import AUGMENTATIONS, TrialConfig
+from k400ray.presets import PRESETS
+
+
+class SpecError(ValueError):
+    """A spec that cannot run; the message is one line naming the file and the field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataSpec(_Strict):
+    train_index: str
+    val_index: str | None = None  # default: the train index (its val split)
+    data_root: str | None = None  # where the videos are, if not where the index was built
+
+
+class GridSpec(_Strict):
+    presets: list[str] = Field(min_length=1)
+    augmentations: list[Literal["default", "randaugment", "mixup", "cutmix"]] = Field(
+        default_factory=lambda: ["default"], min_length=1
+    )
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+
+    @field_validator("presets")
+    @classmethod
+    def _known_presets(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if name not in PRESETS:
+                raise ValueError(f"unknown preset {name!r} (known: {', '.join(sorted(PRESETS))})")
+        return names
+
+
+class AugmentationSpec(_Strict):
+    mixup_alpha: float = Field(1.0, gt=0)
+    cutmix_alpha: float = Field(1.0, gt=0)
+    randaugment_num_ops: int = Field(2, ge=1)
+    randaugment_magnitude: int = Field(9, ge=0, le=30)
+
+
+class TrainingSpec(_Strict):
+    epochs: int | None = Field(None, ge=1)
+    batch_per_worker: int | None = Field(None, ge=1)
+    lr: float | None = Field(None, gt=0)
+    milestones: list[int] | None = None
+    warmup_epochs: int | None = Field(None, ge=0)
+    weight_decay: float | None = Field(None, ge=0)
+    limit_videos: int | None = Field(None, ge=1)
+
+
+class ResourceSpec(_Strict):
+    workers_per_trial: int = Field(1, ge=1)
+    cpus_per_worker: float = Field(1.0, gt=0)
+    gpus_per_worker: int = Field(0, ge=0, le=1)
+    max_concurrent_trials: int | None = Field(None, ge=1)
+    decode_cpus: float = Field(1.0, gt=0)
+    decode_tasks: int | None = Field(None, ge=1)
+    eval_batch_videos: int = Field(4, ge=1)
+    max_failures: int = Field(2, ge=0)
+
+
+class SchedulerSpec(_Strict):
+    kind: Literal["fifo", "asha"] = "fifo"
+    grace_period: int = Field(1, ge=1)
+    reduction_factor: float = Field(2.0, gt=1)
+
+
+class MlflowSpec(_Strict):
+    tracking_uri: str = "sqlite:///mlflow.db"
+    experiment: str | None = None  # default: the spec's experiment name
+
+
+class SearchSpec(_Strict):
+    experiment: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    scale: Literal["full", "toy"] = "full"
+    data: DataSpec
+    grid: GridSpec
+    augmentation: AugmentationSpec = AugmentationSpec()
+    training: TrainingSpec = TrainingSpec()
+    resources: ResourceSpec = ResourceSpec()
+    scheduler: SchedulerSpec = SchedulerSpec()
+    mlflow: MlflowSpec = MlflowSpec()
+    storage_path: str = "k400ray-runs"  # local dir, or a URI every node reaches (s3://...)
+
+    @property
+    def mlflow_experiment(self) -> str:
+        return self.mlflow.experiment or self.experiment
+
+    @property
+    def val_index(self) -> str:
+        return self.data.val_index or self.data.train_index
+
+    def grid_points(self) -> list[tuple[str, str, int]]:
+        return [(p, a, s) for p in self.grid.presets for a in self.grid.augmentations for s in self.grid.seeds]
+
+
+def _field_path(loc: tuple) -> str:
+    return ".".join(str(part) for part in loc) or "(top level)"
+
+
+def load_spec(path: str | Path) -> SearchSpec:
+    """Parse and validate; any problem is a :class:`SpecError` with one line naming file and field."""
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(f"{path}: no such spec file")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise SpecError(f"{path}:{where} not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if not isinstance(raw, dict):
+        raise SpecError(f"{path}: the spec must be a YAML mapping")
+    try:
+        return SearchSpec.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown field"
+        more = f" (+{len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+        raise SpecError(f"{path}: {_field_path(err['loc'])}: {msg}{more}") from None
+
+
+def check_indexes(spec: SearchSpec, origin: str | Path) -> int:
+    """The indexes exist and agree on the class list; returns the number of classes."""
+    from k400ray.data.index import load_manifest
+
+    manifests = {}
+    for field, index in (("data.train_index", spec.data.train_index), ("data.val_index", spec.val_index)):
+        try:
+            manifests[field] = load_manifest(index)
+        except FileNotFoundError:
+            raise SpecError(f"{origin}: {field}: no index at {index} (run `k400ray index DATA_ROOT --out {index}`)") from None
+    train, val = manifests["data.train_index"], manifests["data.val_index"]
+    if train["classes"] != val["classes"]:
+        raise SpecError(f"{origin}: data.val_index: its class list differs from data.train_index's")
+    if not train["splits"].get("train", {}).get("videos"):
+        raise SpecError(f"{origin}: data.train_index: no indexed train videos")
+    if not val["splits"].get("val", {}).get("videos"):
+        raise SpecError(f"{origin}: data.val_index: no indexed val videos")
+    return len(train["classes"])
+
+
+def trial_name(experiment: str, preset: str, aug: str, seed: int) -> str:
+    """Stable across restarts (no timestamps), so a resumed run finds its checkpoints."""
+    return f"{experiment}-{preset}-{aug}-s{seed}"
+
+
+def trial_config(spec: SearchSpec, preset: str, aug: str, seed: int, *, num_classes: int) -> TrialConfig:
+    if aug not in AUGMENTATIONS:
+        raise SpecError(f"unknown augmentation {aug!r}")
+    t, r, a = spec.training, spec.resources, spec.augmentation
+    storage = spec.storage_path if "://" in spec.storage_path else str(Path(spec.storage_path).resolve())
+    return TrialConfig(
+        preset=preset, scale=spec.scale, aug=aug, seed=seed,
+        mixup_alpha=a.mixup_alpha, cutmix_alpha=a.cutmix_alpha,
+        randaugment_ops=a.randaugment_num_ops, randaugment_magnitude=a.randaugment_magnitude,
+        train_index=str(Path(spec.data.train_index).resolve()), val_index=str(Path(spec.val_index).resolve()),
+        data_root=spec.data.data_root, num_classes=num_classes,
+        epochs=t.epochs, batch_per_worker=t.batch_per_worker, lr=t.lr,
+        milestones=tuple(t.milestones) if t.milestones else None, warmup_epochs=t.warmup_epochs,
+        weight_decay=t.weight_decay, limit_videos=t.limit_videos,
+        num_workers=r.workers_per_trial, use_gpu=r.gpus_per_worker > 0, cpus_per_worker=r.cpus_per_worker,
+        decode_cpus=r.decode_cpus, decode_tasks=r.decode_tasks, eval_batch_videos=r.eval_batch_videos,
+        max_failures=r.max_failures, name=trial_name(spec.experiment, preset, aug, seed), storage_path=storage,
+    )
