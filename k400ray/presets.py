@@ -206,8 +206,14 @@ def toy(preset: ModelPreset) -> ModelPreset:
         arch=arch,
         train_sampling=_toy_sampling(preset.train_sampling),
         train_crop=replace(preset.train_crop, crop_size=TOY_CROP),
-        efficient=replace(preset.efficient, sampling=_toy_sampling(preset.efficient.sampling), crop_size=TOY_CROP),
-        accurate=replace(preset.accurate, sampling=_toy_sampling(preset.accurate.sampling), crop_size=TOY_SHORT_SIDE),
+        efficient=replace(
+            preset.efficient, sampling=_toy_sampling(preset.efficient.sampling), crop_size=TOY_CROP,
+            description=preset.efficient.description.replace("224", str(TOY_CROP)),
+        ),
+        accurate=replace(
+            preset.accurate, sampling=_toy_sampling(preset.accurate.sampling), crop_size=TOY_SHORT_SIDE,
+            description=preset.accurate.description.replace("256", str(TOY_SHORT_SIDE)),
+        ),
         short_side=TOY_SHORT_SIDE,
         note=(preset.note + " " if preset.note else "") + "toy scale",
     )

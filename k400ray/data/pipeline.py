@@ -116,7 +116,7 @@ def clip_dataset(
         fn_kwargs={"data_root": root, "spec": spec},
         batch_size=batch_size,
         batch_format="numpy",
-        concurrency=decode_tasks,
+        compute=ray.data.TaskPoolStrategy(size=decode_tasks),
         num_cpus=decode_cpus,
     )
 

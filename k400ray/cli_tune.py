@@ -1,0 +1,150 @@
+"""The ``tune``, ``report`` and ``demo`` commands; ``register(app)`` adds them to the CLI.
+
+Thin like the rest of the CLI: parse, call one library function, print; user errors are one
+line on stderr with exit code 2 (``k400ray.cli.fail``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+DEMO_DIR = Path("k400ray-demo")
+DEMO_SPEC = Path("search_spaces/demo.yaml")
+# The synthetic set of the demo: 10 classes x (16 train, 4 val) videos of 48 frames.
+DEMO_SYNTH = dict(num_classes=10, videos_per_class=(16, 4), frames=48)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    from k400ray.cli import fail
+
+    fail(message, code)
+
+
+def _load_spec(spec_path: Path, *, need_index: bool):
+    from k400ray.tune.spec import SpecError, check_indexes, load_spec
+
+    try:
+        spec = load_spec(spec_path)
+        return spec, (check_indexes(spec, spec_path) if need_index else None)
+    except SpecError as exc:
+        _fail(str(exc))
+
+
+def run_tune(spec_path: Path, *, address: Optional[str], resume: bool):
+    """Validate, run the grid, print the summary; exits non-zero when trials failed (1) or the
+    run was interrupted (130). Returns the spec and the outcome."""
+    from k400ray.data.index import load_manifest
+    from k400ray.tune.runner import GridError, format_summary, run_grid
+
+    spec, num_classes = _load_spec(spec_path, need_index=True)
+    class_names = list(load_manifest(spec.data.train_index)["classes"])
+    try:
+        outcome = run_grid(spec, num_classes=num_classes, class_names=class_names, address=address, resume=resume,
+                           echo=typer.echo)
+    except GridError as exc:
+        _fail(str(exc))
+    typer.echo("")
+    typer.echo(format_summary(outcome.trials))
+    typer.echo(f"\nTune experiment: {outcome.experiment_path}")
+    typer.echo(f"MLflow: parent run {outcome.parent_run_id} at {outcome.tracking_uri}")
+    if outcome.interrupted:
+        typer.echo(f"error: interrupted; resume with `k400ray tune {spec_path} --resume`", err=True)
+        raise typer.Exit(130)
+    if outcome.failed:
+        failed = sum(t.status == "error" for t in outcome.trials)
+        typer.echo(f"error: {failed} trial(s) failed (errors above, and error.txt in their MLflow runs); "
+                   f"retry them with `k400ray tune {spec_path} --resume`", err=True)
+        raise typer.Exit(1)
+    return spec, outcome
+
+
+def tune_command(
+    spec_path: Path = typer.Argument(..., metavar="SPEC", help="search-space YAML (search_spaces/*.yaml)"),
+    address: Optional[str] = typer.Option(None, help="Ray cluster address (default: RAY_ADDRESS or a local Ray)"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="print trials, resources and estimated GPU-hours; start nothing"),
+    resume: bool = typer.Option(False, "--resume", help="continue an interrupted experiment; finished trials are kept"),
+) -> None:
+    """Run the grid (presets x augmentations x seeds) as Ray Tune trials, logged to MLflow."""
+    if dry_run:
+        from k400ray.tune.cost import format_dry_run
+
+        spec, _ = _load_spec(spec_path, need_index=False)
+        typer.echo(format_dry_run(spec, spec_path))
+        return
+    run_tune(spec_path, address=address, resume=resume)
+
+
+def report_command(
+    experiment: Optional[str] = typer.Option(None, "--experiment", help="MLflow experiment (default: the spec's)"),
+    tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", help="MLflow tracking URI (default: the spec's)"),
+    fmt: str = typer.Option("md", "--format", help="md | csv | json"),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="write grouped bars with 95% CIs to this PNG"),
+    spec_path: Optional[Path] = typer.Option(None, "--spec", help="search-space YAML giving experiment and tracking URI"),
+) -> None:
+    """Print the result tables (one per model family) with bootstrap CIs and paired tests vs default."""
+    if fmt not in ("md", "csv", "json"):
+        _fail(f"--format must be md, csv or json, got {fmt!r}")
+    if spec_path is not None:
+        spec, _ = _load_spec(spec_path, need_index=False)
+        experiment = experiment or spec.mlflow_experiment
+        tracking_uri = tracking_uri or spec.mlflow.tracking_uri
+    if not experiment:
+        _fail("--experiment or --spec is required")
+    typer.echo(_report(experiment, tracking_uri or "sqlite:///mlflow.db", fmt, plot))
+
+
+def _report(experiment: str, tracking_uri: str, fmt: str, plot: Optional[Path]) -> str:
+    from k400ray.report import ReportError, build_report
+    from k400ray.tracking.mlflow_log import resolve_tracking_uri
+
+    uri = tracking_uri
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).exists():
+        _fail(f"no MLflow database at {uri}")
+    try:
+        return build_report(experiment, resolve_tracking_uri(uri), fmt=fmt, plot=plot)
+    except ReportError as exc:
+        _fail(str(exc))
+
+
+def demo_command() -> None:
+    """Synthesise a toy dataset, index it, run search_spaces/demo.yaml through `tune`, print the report."""
+    from k400ray.data.index import build_index
+    from k400ray.data.synth import generate_synthetic
+    from k400ray.runtime import init_ray
+    from k400ray.tune.runner import experiment_path
+
+    data, index = DEMO_DIR / "data", DEMO_DIR / "index"
+    if (data / "annotations").is_dir():
+        typer.echo(f"synthetic data: {data} (present, kept)")
+    else:
+        summary = generate_synthetic(data, **DEMO_SYNTH)
+        typer.echo(summary.describe() if hasattr(summary, "describe") else f"synthetic data: {data}")
+    init_ray()
+    if (index / "manifest.json").is_file():
+        typer.echo(f"index: {index} (present, kept)")
+    else:
+        build_index(data, index)
+        typer.echo(f"index: {index}")
+    spec, _ = _load_spec(DEMO_SPEC, need_index=False)
+    from ray import tune
+
+    resume = tune.Tuner.can_restore(experiment_path(spec))  # a second `make demo` only reports
+    spec, _ = run_tune(DEMO_SPEC, address=None, resume=resume)
+    typer.echo("")
+    typer.echo(_report(spec.mlflow_experiment, spec.mlflow.tracking_uri, "md", DEMO_DIR / "report.png"))
+    typer.echo(f"\nplot: {DEMO_DIR / 'report.png'}")
+    typer.echo(f"browse the runs: mlflow ui --backend-store-uri {spec.mlflow.tracking_uri}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``tune``, ``report`` and ``demo`` to ``app`` (once)."""
+    names = {c.name for c in app.registered_commands}
+    if "tune" not in names:
+        app.command("tune")(tune_command)
+    if "report" not in names:
+        app.command("report")(report_command)
+    if "demo" not in names:
+        app.command("demo")(demo_command)

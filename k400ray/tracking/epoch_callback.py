@@ -1,0 +1,35 @@
+"""Per-epoch metrics to MLflow from the Ray Train controller.
+
+A ``ray.train.UserCallback`` runs on the Train controller after every ``ray.train.report``
+of the worker group, with every rank's metrics: rank 0's are logged to the trial's child run,
+step = epoch. The final report (``done=1``) is left to the trial function, which logs the
+final metrics and artifacts once the fit returned.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from ray.train import UserCallback
+
+from k400ray.tracking.mlflow_log import client_for, log_epoch
+
+logger = logging.getLogger(__name__)
+
+
+class MlflowEpochLogger(UserCallback):
+    def __init__(self, tracking_uri: str, run_id: str) -> None:
+        self.tracking_uri = tracking_uri
+        self.run_id = run_id
+        self._client = None
+
+    def after_report(self, run_context, metrics, checkpoint) -> None:
+        latest = metrics[0] if metrics else {}
+        if latest.get("done") or "epoch" not in latest:
+            return
+        try:
+            if self._client is None:
+                self._client = client_for(self.tracking_uri)
+            log_epoch(self._client, self.run_id, latest)
+        except Exception:  # noqa: BLE001 - a tracking outage must not stop training
+            logger.warning("could not log epoch %s to MLflow run %s", latest.get("epoch"), self.run_id, exc_info=True)

@@ -1,0 +1,269 @@
+"""Parent and child MLflow runs of a grid, found again by tags so that a resumed or retried
+trial keeps its one child run.
+
+- parent (one per ``k400ray tune`` experiment): tags ``k400ray.role=grid``, ``k400ray.grid``
+  (the spec's experiment), ``k400ray.spec_sha1``; the spec as an artifact; the report later.
+- child (one per trial): tags ``mlflow.parentRunId``, ``k400ray.role=trial``, ``k400ray.trial``
+  (:func:`~k400ray.tune.spec.trial_name`, stable across restarts), ``model``, ``aug``, ``seed``,
+  ``family``, ``trial_id`` (Tune's); params = the resolved ``TrialConfig``; per-epoch metrics
+  (step = epoch) and the final ones; artifacts (:mod:`k400ray.tracking.artifacts`).
+
+A run is never left ``RUNNING``: the trial function ends its own run (FINISHED / FAILED /
+KILLED), and the driver closes whatever a killed trial actor could not (:func:`close_open_trials`).
+Everything here talks to MLflow through ``MlflowClient`` with an explicit tracking URI: trial
+functions and the Train controller run in other processes (and another working directory).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+ROLE_TAG = "k400ray.role"
+GRID_TAG = "k400ray.grid"
+TRIAL_TAG = "k400ray.trial"
+SPEC_TAG = "k400ray.spec_sha1"
+ERROR_TAG = "k400ray.error"
+END_TAG = "k400ray.end_reason"
+PARENT_TAG = "mlflow.parentRunId"
+
+# Logged every epoch with step=epoch (by the Train callback, from rank 0's report).
+EPOCH_METRICS = (
+    "train_loss", "lr", "efficient_acc1", "efficient_acc5", "efficient_mean_class_acc",
+    "clips_per_s", "data_wait_fraction", "skipped_videos",
+)
+
+
+class TrackingError(RuntimeError):
+    """An MLflow state the user must resolve (e.g. resuming with a changed spec)."""
+
+
+def resolve_tracking_uri(uri: str) -> str:
+    """Relative ``sqlite:///path`` -> absolute (trials run in other working directories), and
+    its directory created (SQLite will not). Other URIs unchanged."""
+    prefix = "sqlite:///"
+    if not uri.startswith(prefix):
+        return uri
+    path = uri[len(prefix):]
+    if path.startswith("/") or path == ":memory:":
+        resolved = Path(path)
+    else:
+        resolved = Path(path).resolve()
+    resolved.parent.mkdir(parents=True, exist_ok=True)
+    return prefix + str(resolved) if str(resolved).startswith("/") else uri
+
+
+def _artifact_location(uri: str) -> str | None:
+    """SQLite stores keep artifacts beside the database (MLflow's default is ./mlruns of
+    whichever process creates the experiment); servers choose their own."""
+    if uri.startswith("sqlite:////"):
+        return (Path(uri[len("sqlite:///"):]).parent / "mlartifacts").as_uri()
+    return None
+
+
+def client_for(uri: str):
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
+def get_or_create_experiment(client, name: str, uri: str) -> str:
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        if found.lifecycle_stage == "deleted":
+            client.restore_experiment(found.experiment_id)
+        return found.experiment_id
+    location = _artifact_location(uri)
+    if location:
+        base = location.rstrip("/")
+        location = f"{base}/{name}"
+    return client.create_experiment(name, artifact_location=location)
+
+
+def spec_hash(spec_json: dict) -> str:
+    return hashlib.sha1(json.dumps(spec_json, sort_keys=True).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class GridRun:
+    """What a trial needs to find its runs: small and picklable."""
+
+    tracking_uri: str
+    experiment_id: str
+    parent_run_id: str
+    grid: str
+
+
+def _quote(value: str) -> str:
+    return "'" + str(value).replace("'", "\\'") + "'"
+
+
+def find_grid_runs(client, experiment_id: str, grid: str | None = None) -> list:
+    """Parent runs of this experiment, newest first."""
+    query = f"tags.`{ROLE_TAG}` = 'grid'" + (f" and tags.`{GRID_TAG}` = {_quote(grid)}" if grid else "")
+    return list(client.search_runs([experiment_id], query, order_by=["attributes.start_time DESC"]))
+
+
+def open_grid_run(uri: str, mlflow_experiment: str, grid: str, spec_json: dict, *, resume: bool) -> GridRun:
+    """A fresh grid gets a new parent run; ``resume`` reopens the newest one of this grid
+    (refusing a changed spec: its finished trials would not match the new one)."""
+    client = client_for(uri)
+    experiment_id = get_or_create_experiment(client, mlflow_experiment, uri)
+    digest = spec_hash(spec_json)
+    existing = find_grid_runs(client, experiment_id, grid) if resume else []
+    if existing:
+        run = existing[0]
+        if run.data.tags.get(SPEC_TAG) not in (None, digest):
+            raise TrackingError(
+                f"the spec of experiment {grid!r} changed since its parent run {run.info.run_id} started; "
+                "--resume needs the same spec (or start a new experiment name)"
+            )
+        client.update_run(run.info.run_id, status="RUNNING")
+        client.set_tag(run.info.run_id, END_TAG, "resumed")
+        return GridRun(uri, experiment_id, run.info.run_id, grid)
+    run = client.create_run(experiment_id, run_name=grid, tags={ROLE_TAG: "grid", GRID_TAG: grid, SPEC_TAG: digest})
+    client.log_text(run.info.run_id, json.dumps(spec_json, indent=2, sort_keys=True), "spec.json")
+    client.log_batch(run.info.run_id, params=_params({
+        "experiment": grid, "scale": spec_json.get("scale"),
+        "presets": ",".join(spec_json["grid"]["presets"]),
+        "augmentations": ",".join(spec_json["grid"]["augmentations"]),
+        "seeds": ",".join(str(s) for s in spec_json["grid"]["seeds"]),
+    }))
+    return GridRun(uri, experiment_id, run.info.run_id, grid)
+
+
+def finish_grid_run(grid: GridRun, status: str, reason: str) -> None:
+    client = client_for(grid.tracking_uri)
+    client.set_tag(grid.parent_run_id, END_TAG, reason)
+    client.set_terminated(grid.parent_run_id, status)
+
+
+def child_runs(client, grid: GridRun) -> list:
+    query = f"tags.`{PARENT_TAG}` = {_quote(grid.parent_run_id)}"
+    return list(client.search_runs([grid.experiment_id], query, max_results=10_000))
+
+
+def _params(values: dict):
+    from mlflow.entities import Param
+
+    # MLflow 3 accepts 6000 characters per value; a TrialConfig's longest is an index path.
+    return [Param(k, "None" if v is None else str(v)[:6000]) for k, v in values.items()]
+
+
+def _error_text(exc: BaseException) -> str:
+    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+
+
+class TrialRun:
+    """The child run of one trial. Ending it is the caller's job (see :meth:`end`)."""
+
+    def __init__(self, grid: GridRun, run_id: str) -> None:
+        self.grid = grid
+        self.run_id = run_id
+        self.client = client_for(grid.tracking_uri)
+
+    @classmethod
+    def open(cls, grid: GridRun, cfg, *, family: str, tune_trial_id: str | None) -> "TrialRun":
+        """Find this trial's child run (by parent + trial name) or create it; mark it RUNNING."""
+        client = client_for(grid.tracking_uri)
+        query = f"tags.`{PARENT_TAG}` = {_quote(grid.parent_run_id)} and tags.`{TRIAL_TAG}` = {_quote(cfg.name)}"
+        found = list(client.search_runs([grid.experiment_id], query, order_by=["attributes.start_time ASC"]))
+        tags = {
+            PARENT_TAG: grid.parent_run_id, ROLE_TAG: "trial", GRID_TAG: grid.grid, TRIAL_TAG: cfg.name,
+            "model": cfg.preset, "aug": cfg.aug, "seed": str(cfg.seed), "family": family,
+        }
+        if tune_trial_id:
+            tags["trial_id"] = tune_trial_id
+        if found:
+            run = found[0]
+            client.update_run(run.info.run_id, status="RUNNING")
+            attempt = int(run.data.tags.get("k400ray.attempt", "1")) + 1
+            for key, value in {**tags, "k400ray.attempt": str(attempt), END_TAG: "running"}.items():
+                client.set_tag(run.info.run_id, key, value)
+            logged = run.data.params
+        else:
+            run = client.create_run(grid.experiment_id, run_name=cfg.name, tags={**tags, "k400ray.attempt": "1"})
+            logged = {}
+        params = {k: v for k, v in cfg.model_dump(mode="json").items() if k not in logged}
+        if params:
+            client.log_batch(run.info.run_id, params=_params(params))
+        return cls(grid, run.info.run_id)
+
+    def log_final(self, metrics: dict, step: int) -> None:
+        """The six final metrics at step = last epoch, unless the epoch callback already logged
+        the same value there (efficient_* of the last epoch)."""
+        from mlflow.entities import Metric
+
+        from k400ray.engine.trial import FINAL_METRICS
+
+        now = int(time.time() * 1000)
+        batch = []
+        for key in FINAL_METRICS:
+            if key not in metrics:
+                continue
+            value = float(metrics[key])
+            history = self.client.get_metric_history(self.run_id, key) if key in EPOCH_METRICS else []
+            if any(m.step == step and _same(m.value, value) for m in history):
+                continue
+            batch.append(Metric(key, value, now, step))
+        if batch:
+            self.client.log_batch(self.run_id, metrics=batch)
+
+    def log_artifacts(self, cfg, predictions: dict, class_names: list[str]) -> None:
+        from k400ray.tracking.artifacts import write_trial_artifacts
+
+        with tempfile.TemporaryDirectory() as tmp:
+            write_trial_artifacts(Path(tmp), cfg, predictions, class_names)
+            self.client.log_artifacts(self.run_id, tmp)
+
+    def end(self, status: str, *, reason: str, error: BaseException | str | None = None) -> None:
+        """FINISHED, FAILED (with the error as a tag and ``error.txt``) or KILLED. Best effort:
+        a tracking failure here must not hide the trial's own error."""
+        try:
+            if error is not None:
+                if isinstance(error, BaseException):
+                    summary, text = f"{type(error).__name__}: {error}", _error_text(error)
+                else:
+                    summary, text = error, error
+                self.client.set_tag(self.run_id, ERROR_TAG, (summary.strip().splitlines() or ["?"])[0][:1000])
+                self.client.log_text(self.run_id, text, "error.txt")
+            self.client.set_tag(self.run_id, END_TAG, reason)
+            self.client.set_terminated(self.run_id, status)
+        except Exception:  # noqa: BLE001
+            pass
+
+
+def _same(a: float, b: float) -> bool:
+    return (math.isnan(a) and math.isnan(b)) or math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+
+
+def log_epoch(client, run_id: str, metrics: dict) -> None:
+    """One epoch's metrics (rank 0's report) at step = epoch."""
+    from mlflow.entities import Metric
+
+    step = int(metrics["epoch"])
+    now = int(time.time() * 1000)
+    batch = [Metric(k, float(metrics[k]), now, step) for k in EPOCH_METRICS if k in metrics]
+    if batch:
+        client.log_batch(run_id, metrics=batch)
+
+
+def close_open_trials(grid: GridRun, *, reason_by_trial_id: dict[str, str], default_reason: str) -> int:
+    """Trial runs still RUNNING after the Tuner returned belong to trial actors that were
+    killed (Ctrl+C, SIGTERM, an early stop): mark them KILLED with the reason. Returns how many."""
+    client = client_for(grid.tracking_uri)
+    closed = 0
+    for run in child_runs(client, grid):
+        if run.info.status != "RUNNING":
+            continue
+        reason = reason_by_trial_id.get(run.data.tags.get("trial_id", ""), default_reason)
+        client.set_tag(run.info.run_id, END_TAG, reason)
+        client.set_terminated(run.info.run_id, "KILLED")
+        closed += 1
+    return closed

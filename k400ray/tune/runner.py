@@ -1,0 +1,234 @@
+"""``k400ray tune``: the whole grid as one Ray Tune experiment.
+
+One trial per grid point (preset x augmentation x seed); each trial runs
+:func:`~k400ray.tune.trainable.grid_trial`, which fits its own ``TorchTrainer``. The Tune
+experiment lives at ``storage_path/experiment``; each trial's Train run at
+``storage_path/<trial name>`` (see :func:`~k400ray.tune.spec.trial_name`).
+
+Resume: ``Tuner.restore`` re-runs only trials that did not terminate (interrupted, errored);
+a finished trial is never run again. A restarted trial's Train run continues from its latest
+checkpoint and its MLflow child run is reopened, not duplicated. Ctrl+C (or SIGTERM, turned
+into Ctrl+C) stops the Tuner gracefully: its state is saved, the open MLflow runs are marked
+KILLED, and the command prints how to resume.
+"""
+
+from __future__ import annotations
+
+import functools
+import signal
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from k400ray.engine.trial import FINAL_METRICS
+from k400ray.tracking import mlflow_log
+from k400ray.tune.cost import DRIVER_CPUS
+from k400ray.tune.spec import SearchSpec, trial_name
+
+
+class GridError(RuntimeError):
+    """A grid that cannot start as asked (one line, for the CLI)."""
+
+
+@dataclass
+class TrialSummary:
+    preset: str
+    aug: str
+    seed: int
+    status: str  # done | error | stopped early | interrupted | not started
+    metrics: dict = field(default_factory=dict)
+    error: str | None = None
+
+
+@dataclass
+class GridOutcome:
+    experiment_path: str
+    tracking_uri: str
+    parent_run_id: str
+    trials: list[TrialSummary]
+
+    @property
+    def interrupted(self) -> bool:
+        return any(t.status in ("interrupted", "not started") for t in self.trials)
+
+    @property
+    def failed(self) -> bool:
+        return any(t.status == "error" for t in self.trials)
+
+
+def resolve_spec(spec: SearchSpec) -> SearchSpec:
+    """Local paths and the SQLite URI made absolute: trials run in their own working directory."""
+
+    def absolute(path: str | None) -> str | None:
+        return path if path is None or "://" in path else str(Path(path).resolve())
+
+    data = spec.data.model_copy(update={
+        "train_index": absolute(spec.data.train_index), "val_index": absolute(spec.data.val_index),
+        "data_root": absolute(spec.data.data_root),
+    })
+    mlflow = spec.mlflow.model_copy(update={"tracking_uri": mlflow_log.resolve_tracking_uri(spec.mlflow.tracking_uri)})
+    return spec.model_copy(update={"data": data, "mlflow": mlflow, "storage_path": absolute(spec.storage_path)})
+
+
+def experiment_path(spec: SearchSpec) -> str:
+    storage = spec.storage_path if "://" in spec.storage_path else str(Path(spec.storage_path).resolve())
+    return f"{storage.rstrip('/')}/{spec.experiment}"
+
+
+def _trial_label(experiment: str, trial) -> str:
+    c = trial.config
+    return trial_name(experiment, c["preset"], c["aug"], c["seed"])
+
+
+def _key(config: dict) -> tuple:
+    return (config["preset"], config["aug"], int(config["seed"]))
+
+
+@contextmanager
+def _sigterm_as_ctrl_c():
+    """SIGTERM (a scheduler, `kill`) gets Ctrl+C's graceful stop instead of an abrupt exit."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+    signal.signal(signal.SIGTERM, lambda signum, frame: signal.raise_signal(signal.SIGINT))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run_grid(spec: SearchSpec, *, num_classes: int, class_names: list[str], address: str | None = None,
+             resume: bool = False, echo: Callable[[str], None] = print) -> GridOutcome:
+    """Run (or resume) every trial of ``spec``; ``check_indexes`` must have passed."""
+    from ray import tune
+
+    from k400ray.runtime import init_ray
+    from k400ray.tune.scheduler import build_scheduler
+    from k400ray.tune.trainable import grid_trial
+
+    spec = resolve_spec(spec)
+    path = experiment_path(spec)
+    restorable = tune.Tuner.can_restore(path)
+    if restorable and not resume:
+        raise GridError(f"experiment {spec.experiment!r} already exists at {path}: pass --resume to continue it, "
+                        "or choose another experiment name")
+    if resume and not restorable:
+        echo(f"nothing to resume at {path}: starting the experiment")
+    if address and spec.mlflow.tracking_uri.startswith("sqlite:"):
+        echo("note: a SQLite tracking URI is only reachable from this machine; on a multi-node cluster "
+             "use an MLflow server (mlflow.tracking_uri: http://...)")
+
+    spec_json = spec.model_dump(mode="json")
+    try:
+        grid = mlflow_log.open_grid_run(spec.mlflow.tracking_uri, spec.mlflow_experiment, spec.experiment,
+                                        _spec_identity(spec_json), resume=resume)
+    except mlflow_log.TrackingError as exc:
+        raise GridError(str(exc)) from None
+    # No trial of this grid runs now: a child left RUNNING belongs to a driver that was killed.
+    mlflow_log.close_open_trials(grid, reason_by_trial_id={}, default_reason="interrupted (found open at resume)")
+    echo(f"MLflow: experiment {spec.mlflow_experiment!r}, parent run {grid.parent_run_id} at {spec.mlflow.tracking_uri}")
+
+    trainable = tune.with_resources(
+        tune.with_parameters(grid_trial, spec=spec_json, num_classes=num_classes, class_names=class_names, grid=grid),
+        {"cpu": DRIVER_CPUS},
+    )
+    status, reason = "KILLED", "interrupted"
+    try:
+        init_ray(address)
+        if restorable:
+            tuner = tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True)
+        else:
+            label = functools.partial(_trial_label, spec.experiment)
+            tuner = tune.Tuner(
+                trainable,
+                param_space={
+                    "preset": tune.grid_search(list(spec.grid.presets)),
+                    "aug": tune.grid_search(list(spec.grid.augmentations)),
+                    "seed": tune.grid_search(list(spec.grid.seeds)),
+                },
+                tune_config=tune.TuneConfig(
+                    scheduler=build_scheduler(spec), max_concurrent_trials=spec.resources.max_concurrent_trials,
+                    trial_name_creator=label, trial_dirname_creator=label,
+                ),
+                run_config=tune.RunConfig(
+                    name=spec.experiment, storage_path=spec.storage_path,
+                    # Worker failures are retried inside the trial (Train's FailureConfig); a trial
+                    # that still fails is reported, and `--resume` retries it.
+                    failure_config=tune.FailureConfig(max_failures=0),
+                ),
+            )
+        with _sigterm_as_ctrl_c():
+            results = tuner.fit()
+        trials, stopped_ids = _summaries(spec, results)
+        outcome = GridOutcome(path, spec.mlflow.tracking_uri, grid.parent_run_id, trials)
+        stopped = dict.fromkeys(stopped_ids, "stopped early by ASHA")
+        mlflow_log.close_open_trials(grid, reason_by_trial_id=stopped, default_reason="interrupted")
+        if outcome.interrupted:
+            status, reason = "KILLED", "interrupted"
+        elif outcome.failed:
+            status, reason = "FAILED", "some trials failed"
+        else:
+            status, reason = "FINISHED", "done"
+        return outcome
+    except BaseException:
+        mlflow_log.close_open_trials(grid, reason_by_trial_id={}, default_reason="interrupted")
+        raise
+    finally:
+        mlflow_log.finish_grid_run(grid, status, reason)
+
+
+def _spec_identity(spec_json: dict) -> dict:
+    """What must not change between a run and its --resume (resources and scheduler may)."""
+    return {k: spec_json[k] for k in ("experiment", "scale", "data", "grid", "augmentation", "training")}
+
+
+def _summaries(spec: SearchSpec, results) -> tuple[list[TrialSummary], list[str]]:
+    """One summary per grid point, from Tune's trial states (fresh and restored trials alike);
+    also the Tune ids of trials ASHA stopped."""
+    from ray.tune.experiment import Trial
+
+    by_key, stopped = {}, []
+    # ResultGrid's own num_terminated / num_errors read the same trial list.
+    for trial in results._experiment_analysis.trials:
+        config = trial.config or {}
+        if "preset" not in config:
+            continue
+        metrics = dict(trial.last_result or {})
+        error = None
+        if trial.status == Trial.ERROR:
+            status = "error"
+            text = str(trial.get_pickled_error() or trial.get_error() or "").strip().splitlines()
+            error = next((ln.strip() for ln in reversed(text) if ln.strip()), "failed")
+        elif trial.status == Trial.TERMINATED:
+            status = "done" if metrics.get("done") else "stopped early"
+            if status == "stopped early":
+                stopped.append(trial.trial_id)
+        else:
+            status = "interrupted" if metrics else "not started"
+        by_key[_key(config)] = TrialSummary(*_key(config), status=status, metrics=metrics, error=error)
+    return [by_key.get(k) or TrialSummary(*k, status="not started") for k in spec.grid_points()], stopped
+
+
+def format_summary(trials: list[TrialSummary]) -> str:
+    header = ("preset", "aug", "seed", "efficient acc1/acc5", "accurate acc1/acc5", "status")
+
+    def pair(m: dict, mode: str) -> str:
+        a1, a5 = m.get(f"{mode}_acc1"), m.get(f"{mode}_acc5")
+        return "-" if a1 is None or a5 is None else f"{a1:.2f} / {a5:.2f}"
+
+    body = [(t.preset, t.aug, str(t.seed), pair(t.metrics, "efficient"), pair(t.metrics, "accurate"), t.status)
+            for t in trials]
+    widths = [max(len(r[i]) for r in (header, *body)) for i in range(len(header))]
+    lines = []
+    for row in (header, tuple("-" * w for w in widths), *body):
+        lines.append("  ".join(c.rjust(w) if i == 2 else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip())
+    for t in trials:
+        if t.error:
+            lines.append(f"{trial_name('', t.preset, t.aug, t.seed).lstrip('-')}: {t.error}")
+    return "\n".join(lines)
+
+
+__all__ = ["FINAL_METRICS", "GridError", "GridOutcome", "TrialSummary", "format_summary", "run_grid", "resolve_spec"]

@@ -1,0 +1,78 @@
+"""Early stopping that never compares unlike models: one ASHA per preset.
+
+A single ASHA would rank TSN trials against I3D trials at each rung, and stop an augmentation
+because another architecture learns faster. Here each preset has its own rungs; within a
+preset, trials (augmentations x seeds) compete on the efficient-mode top-1 at
+``grace_period x reduction_factor^k`` epochs. ``stop_last_trials=False``: a trial that reaches
+its last epoch is never stopped, so its accurate-mode test (run after the last epoch) happens.
+A trial ASHA stops has no accurate-mode result; its MLflow run ends KILLED with
+``k400ray.end_reason = stopped early by ASHA``.
+"""
+
+from __future__ import annotations
+
+from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler, TrialScheduler
+
+METRIC = "efficient_acc1"
+TIME_ATTR = "epoch"
+
+
+class PerPresetASHA(FIFOScheduler):
+    def __init__(self, max_epochs: dict[str, int], *, grace_period: int, reduction_factor: float) -> None:
+        super().__init__()
+        self._metric, self._mode = METRIC, "max"
+        self._asha = {
+            preset: AsyncHyperBandScheduler(
+                time_attr=TIME_ATTR, metric=METRIC, mode="max", max_t=epochs, grace_period=min(grace_period, epochs),
+                reduction_factor=reduction_factor, stop_last_trials=False,
+            )
+            for preset, epochs in max_epochs.items()
+        }
+        self._known: set[str] = set()
+
+    def set_search_properties(self, metric, mode, **spec) -> bool:
+        return metric in (None, METRIC) and mode in (None, "max")
+
+    def _for(self, tune_controller, trial) -> AsyncHyperBandScheduler:
+        asha = self._asha[trial.config["preset"]]
+        if trial.trial_id not in self._known:  # trials restored by --resume were added before us
+            asha.on_trial_add(tune_controller, trial)
+            self._known.add(trial.trial_id)
+        return asha
+
+    def on_trial_add(self, tune_controller, trial) -> None:
+        self._for(tune_controller, trial)
+
+    def on_trial_result(self, tune_controller, trial, result: dict) -> str:
+        return self._for(tune_controller, trial).on_trial_result(tune_controller, trial, result)
+
+    def on_trial_complete(self, tune_controller, trial, result: dict) -> None:
+        self._for(tune_controller, trial).on_trial_complete(tune_controller, trial, result)
+        self._known.discard(trial.trial_id)
+
+    def on_trial_error(self, tune_controller, trial) -> None:
+        self._drop(tune_controller, trial)
+
+    def on_trial_remove(self, tune_controller, trial) -> None:
+        self._drop(tune_controller, trial)
+
+    def _drop(self, tune_controller, trial) -> None:
+        if trial.trial_id in self._known:
+            self._asha[trial.config["preset"]].on_trial_remove(tune_controller, trial)
+            self._known.discard(trial.trial_id)
+
+    def debug_string(self) -> str:
+        return "ASHA per preset: " + "; ".join(
+            f"{preset}: {asha.debug_string().splitlines()[0]}" for preset, asha in self._asha.items()
+        )
+
+
+def build_scheduler(spec) -> TrialScheduler:
+    """FIFO, or one ASHA per preset with ``max_t`` = that preset's epochs."""
+    from k400ray.presets import get_preset
+
+    if spec.scheduler.kind == "fifo":
+        return FIFOScheduler()
+    epochs = {p: spec.training.epochs or get_preset(p, scale=spec.scale).recipe.epochs for p in spec.grid.presets}
+    return PerPresetASHA(epochs, grace_period=spec.scheduler.grace_period,
+                         reduction_factor=spec.scheduler.reduction_factor)

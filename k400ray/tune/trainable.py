@@ -1,0 +1,49 @@
+"""The Tune trial function: one grid point -> one ``TorchTrainer`` fit and its MLflow child run.
+
+Ray 2.60 / Train V2: a Tune trial is a plain function that builds and fits its own trainer.
+Two Ray Train callbacks run on the Train controller after each epoch's report:
+``TuneReportCallback`` forwards rank 0's metrics to Tune (what ASHA sees), and
+:class:`~k400ray.tracking.epoch_callback.MlflowEpochLogger` logs them to MLflow. The final
+metrics, the artifacts and ``ray.tune.report`` of the final result happen here, after the fit.
+
+The Train run is named by :func:`~k400ray.tune.spec.trial_name`, with the spec's storage path:
+a trial restarted by ``--resume`` (or a Tune retry) finds its own checkpoints there and
+continues from the last epoch; one that had finished training only redoes what is missing.
+"""
+
+from __future__ import annotations
+
+from k400ray.tracking.mlflow_log import GridRun, TrialRun
+from k400ray.tune.spec import SearchSpec, trial_config
+
+
+class TrialFailed(RuntimeError):
+    """The trainer returned without a finished result (the message says why)."""
+
+
+def grid_trial(params: dict, *, spec: dict, num_classes: int, class_names: list[str], grid: GridRun) -> None:
+    import ray.tune
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    from k400ray.engine.trial import FINAL_METRICS, run_trial
+    from k400ray.tracking.epoch_callback import MlflowEpochLogger
+
+    cfg = trial_config(SearchSpec.model_validate(spec), params["preset"], params["aug"], int(params["seed"]),
+                       num_classes=num_classes)
+    run = TrialRun.open(grid, cfg, family=cfg.resolved_preset().arch.family,
+                        tune_trial_id=ray.tune.get_context().get_trial_id())
+    try:
+        outcome = run_trial(cfg, callbacks=[TuneReportCallback(), MlflowEpochLogger(grid.tracking_uri, run.run_id)])
+        if outcome.error:
+            raise TrialFailed(f"{cfg.name}: {outcome.error}")
+        run.log_final(outcome.metrics, step=int(outcome.metrics["epoch"]))
+        run.log_artifacts(cfg, outcome.predictions, class_names)
+    except (KeyboardInterrupt, SystemExit):
+        run.end("KILLED", reason="interrupted")
+        raise
+    except BaseException as exc:
+        run.end("FAILED", reason="error", error=exc)
+        raise
+    run.end("FINISHED", reason="done")
+    final = {k: outcome.metrics[k] for k in ("epoch", *FINAL_METRICS) if k in outcome.metrics}
+    ray.tune.report({**final, "done": 1, "mlflow_run_id": run.run_id})
