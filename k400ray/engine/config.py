@@ -53,6 +53,8 @@ class TrialConfig(BaseModel):
     storage_path: str | None = None
     max_failures: int = Field(2, ge=0)
     limit_videos: int | None = Field(None, ge=1)  # cap train and val videos (smoke runs)
+    # Start from this checkpoint (a path or URI of a trial checkpoint) when the run has none of its own.
+    init_checkpoint: str | None = None
 
     def resolved_preset(self) -> ModelPreset:
         return get_preset(self.preset, scale=self.scale)

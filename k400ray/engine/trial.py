@@ -34,7 +34,7 @@ def default_storage() -> str:
     return str(Path("k400ray-runs").resolve())
 
 
-def build_trainer(cfg: TrialConfig, *, callbacks: list | None = None, resume_from=None):
+def build_trainer(cfg: TrialConfig, *, callbacks: list | None = None):
     from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
@@ -60,13 +60,17 @@ def build_trainer(cfg: TrialConfig, *, callbacks: list | None = None, resume_fro
         ),
         datasets={"train": train_ds},
         dataset_config=DataConfig(datasets_to_split=["train"]),
-        resume_from_checkpoint=resume_from,
     )
 
 
 def run_trial(cfg: TrialConfig, *, callbacks: list | None = None, resume_from=None) -> TrialOutcome:
-    """Fit the trial, starting from ``resume_from`` (a ``ray.train.Checkpoint``) when given."""
-    result = build_trainer(cfg, callbacks=callbacks, resume_from=resume_from).fit()
+    """Fit the trial, starting from ``resume_from`` (a ``ray.train.Checkpoint``) when given.
+
+    Train V2 deprecates ``resume_from_checkpoint``; the checkpoint's path travels in the config
+    and the worker loads it when its run has no checkpoint of its own."""
+    if resume_from is not None:
+        cfg = cfg.model_copy(update={"init_checkpoint": resume_from.path})
+    result = build_trainer(cfg, callbacks=callbacks).fit()
     if result.checkpoint is None:
         return TrialOutcome({}, None, {}, error=str(result.error) if result.error else "no checkpoint")
     with result.checkpoint.as_directory() as directory:

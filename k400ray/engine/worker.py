@@ -86,7 +86,10 @@ def train_loop_per_worker(config: dict) -> None:
     )
 
     start_epoch, finished = 0, False
+    # The run's own latest checkpoint (a restarted worker group) wins over the one it started from.
     restored = ray.train.get_checkpoint()
+    if restored is None and cfg.init_checkpoint:
+        restored = ray.train.Checkpoint(cfg.init_checkpoint)
     if restored:
         with restored.as_directory() as directory:
             state = ckpt.load_state(Path(directory))
