@@ -96,6 +96,19 @@ def _load_spec_or_fail(spec_path: Path):
         fail(str(exc))
 
 
+def _run_and_print(cfg) -> None:
+    """Fit one trial and print both evaluation modes (exit 1 when the trial fails)."""
+    from k400ray.engine.trial import run_trial
+
+    outcome = run_trial(cfg)
+    if outcome.error:
+        fail(f"trial {cfg.name} failed: {outcome.error}", code=1)
+    m = outcome.metrics
+    typer.echo(f"{cfg.name}: {m['epoch']} epochs, checkpoint {outcome.checkpoint_path}")
+    typer.echo(f"  efficient acc1/acc5: {m['efficient_acc1']:.2f} / {m['efficient_acc5']:.2f}")
+    typer.echo(f"  accurate  acc1/acc5: {m['accurate_acc1']:.2f} / {m['accurate_acc5']:.2f}")
+
+
 @app.command()
 def train(
     spec_path: Path = typer.Argument(..., metavar="SPEC", help="search-space YAML (data, resources, training)"),
@@ -113,19 +126,12 @@ def train(
         fail(f"--model: unknown preset {model!r} (known: {', '.join(sorted(PRESETS))})")
     if aug not in AUGMENTATIONS:
         fail(f"--aug: unknown augmentation {aug!r} (known: {', '.join(AUGMENTATIONS)})")
-    from k400ray.engine.trial import run_trial
     from k400ray.runtime import init_ray
     from k400ray.tune.spec import trial_config
 
     cfg = trial_config(spec, model, aug, seed, num_classes=num_classes)
     init_ray(address)
-    outcome = run_trial(cfg)
-    if outcome.error:
-        fail(f"trial {cfg.name} failed: {outcome.error}", code=1)
-    m = outcome.metrics
-    typer.echo(f"{cfg.name}: {m['epoch']} epochs, checkpoint {outcome.checkpoint_path}")
-    typer.echo(f"  efficient acc1/acc5: {m['efficient_acc1']:.2f} / {m['efficient_acc5']:.2f}")
-    typer.echo(f"  accurate  acc1/acc5: {m['accurate_acc1']:.2f} / {m['accurate_acc5']:.2f}")
+    _run_and_print(cfg)
 
 
 @app.command("eval")
@@ -179,7 +185,6 @@ def demo(
     epochs: int = typer.Option(2, min=1),
 ) -> None:
     """Synthesise + index the demo set under ./k400ray-demo, then train and evaluate one toy trial."""
-    from k400ray.engine.trial import run_trial
     from k400ray.runtime import init_ray
     from k400ray.tune.spec import check_indexes, load_spec, trial_config
 
@@ -188,13 +193,7 @@ def demo(
     spec = load_spec(Path(__file__).resolve().parent.parent / "search_spaces" / "demo.yaml")
     cfg = trial_config(spec, model, "default", 0, num_classes=check_indexes(spec, "demo.yaml"))
     cfg = cfg.model_copy(update={"epochs": epochs})
-    outcome = run_trial(cfg)
-    if outcome.error:
-        fail(f"demo trial failed: {outcome.error}", code=1)
-    m = outcome.metrics
-    typer.echo(f"{cfg.name} (toy, {epochs} epochs on the synthetic set)")
-    typer.echo(f"  efficient acc1/acc5: {m['efficient_acc1']:.2f} / {m['efficient_acc5']:.2f}")
-    typer.echo(f"  accurate  acc1/acc5: {m['accurate_acc1']:.2f} / {m['accurate_acc5']:.2f}")
+    _run_and_print(cfg)
 
 
 @app.command()
