@@ -163,39 +163,6 @@ def eval_checkpoint(
     )
 
 
-DEMO_DIR = Path("k400ray-demo")
-
-
-def prepare_demo_data(demo_dir: Path = DEMO_DIR) -> Path:
-    """Synthesise and index the demo set once; later runs reuse it. Returns the index dir."""
-    from k400ray.data.index import build_index
-    from k400ray.data.synth import generate_synthetic
-
-    data, index_dir = demo_dir / "data", demo_dir / "index"
-    if not (data / "annotations" / "train.csv").is_file():
-        typer.echo(generate_synthetic(data).describe())
-    if not (index_dir / "manifest.json").is_file():
-        build_index(data, index_dir)
-    return index_dir
-
-
-@app.command()
-def demo(
-    model: str = typer.Option("tsm_r50_1x1x8", "--model", help="toy preset to train"),
-    epochs: int = typer.Option(2, min=1),
-) -> None:
-    """Synthesise + index the demo set under ./k400ray-demo, then train and evaluate one toy trial."""
-    from k400ray.runtime import init_ray
-    from k400ray.tune.spec import check_indexes, load_spec, trial_config
-
-    init_ray()
-    prepare_demo_data()
-    spec = load_spec(Path(__file__).resolve().parent.parent / "search_spaces" / "demo.yaml")
-    cfg = trial_config(spec, model, "default", 0, num_classes=check_indexes(spec, "demo.yaml"))
-    cfg = cfg.model_copy(update={"epochs": epochs})
-    _run_and_print(cfg)
-
-
 @app.command()
 def models(fmt: str = typer.Option("table", "--format", help="table | json"),
            scale: str = typer.Option("full", help="full | toy"),
@@ -211,5 +178,10 @@ def models(fmt: str = typer.Option("table", "--format", help="table | json"),
     typer.echo(json.dumps(rows, indent=2) if fmt == "json" else format_table(rows))
 
 
+from k400ray.cli_tune import register as _register_tune  # noqa: E402 - needs `app` and `fail`
+
+_register_tune(app)
+
 if __name__ == "__main__":
     app()
+from k400ray.cli_bench import bench_app; app.add_typer(bench_app, name="bench")  # noqa: E402

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import tempfile
 import time
@@ -33,10 +34,13 @@ ERROR_TAG = "k400ray.error"
 END_TAG = "k400ray.end_reason"
 PARENT_TAG = "mlflow.parentRunId"
 
+logger = logging.getLogger(__name__)
+
 # Logged every epoch with step=epoch (by the Train callback, from rank 0's report).
 EPOCH_METRICS = (
     "train_loss", "lr", "efficient_acc1", "efficient_acc5", "efficient_mean_class_acc",
     "clips_per_s", "data_wait_fraction", "skipped_videos",
+    "start_epoch",  # the epoch this worker group (re)started from: > 0 after a restart or resume
 )
 
 
@@ -45,18 +49,50 @@ class TrackingError(RuntimeError):
 
 
 def resolve_tracking_uri(uri: str) -> str:
-    """Relative ``sqlite:///path`` -> absolute (trials run in other working directories), and
-    its directory created (SQLite will not). Other URIs unchanged."""
+    """Relative ``sqlite:///path`` -> absolute (trials run in other working directories).
+    Other URIs unchanged. Writes nothing (see :func:`prepare_store`)."""
     prefix = "sqlite:///"
-    if not uri.startswith(prefix):
+    if not uri.startswith(prefix) or uri == prefix + ":memory:":
         return uri
-    path = uri[len(prefix):]
-    if path.startswith("/") or path == ":memory:":
-        resolved = Path(path)
-    else:
-        resolved = Path(path).resolve()
-    resolved.parent.mkdir(parents=True, exist_ok=True)
-    return prefix + str(resolved) if str(resolved).startswith("/") else uri
+    return prefix + str(Path(uri[len(prefix):]).resolve())
+
+
+def prepare_store(uri: str) -> None:
+    """Create the directory of a SQLite store (SQLite will not); done only once a grid starts."""
+    if uri.startswith("sqlite:////"):
+        Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+
+
+def redact_uri(uri: str) -> str:
+    """``http://user:secret@host`` -> ``http://***@host``: URIs are printed and logged."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(uri)
+    if parts.username is None and parts.password is None:
+        return uri
+    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
+
+
+def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
+    """Fail fast (:class:`TrackingError`, one line) when an MLflow server does not answer.
+
+    MLflow's own client retries an unreachable server with backoff for minutes; a grid must
+    not start trials that could not record anything. ``/health`` is the server's liveness route.
+    """
+    import urllib.error
+    import urllib.request
+
+    if not uri.startswith(("http://", "https://")):
+        return
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout_s):  # noqa: S310 - http(s) only
+            return
+    except urllib.error.HTTPError:
+        return  # it answered: a proxy or an auth layer in front of it, not an outage
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise TrackingError(f"MLflow tracking server {redact_uri(uri)} is unreachable ({reason}); "
+                            "start it or fix mlflow.tracking_uri") from None
 
 
 def _artifact_location(uri: str) -> str | None:
@@ -110,12 +146,15 @@ def find_grid_runs(client, experiment_id: str, grid: str | None = None) -> list:
     return list(client.search_runs([experiment_id], query, order_by=["attributes.start_time DESC"]))
 
 
-def open_grid_run(uri: str, mlflow_experiment: str, grid: str, spec_json: dict, *, resume: bool) -> GridRun:
-    """A fresh grid gets a new parent run; ``resume`` reopens the newest one of this grid
-    (refusing a changed spec: its finished trials would not match the new one)."""
+def open_grid_run(uri: str, mlflow_experiment: str, grid: str, spec_json: dict, *, resume: bool,
+                  identity: dict | None = None) -> GridRun:
+    """A fresh grid gets a new parent run; ``resume`` reopens the newest one of this grid,
+    refusing a changed spec (``identity``: the part of it that must not change; default all):
+    its finished trials would not match the new one."""
+    prepare_store(uri)
     client = client_for(uri)
     experiment_id = get_or_create_experiment(client, mlflow_experiment, uri)
-    digest = spec_hash(spec_json)
+    digest = spec_hash(spec_json if identity is None else identity)
     existing = find_grid_runs(client, experiment_id, grid) if resume else []
     if existing:
         run = existing[0]
@@ -128,7 +167,8 @@ def open_grid_run(uri: str, mlflow_experiment: str, grid: str, spec_json: dict, 
         client.set_tag(run.info.run_id, END_TAG, "resumed")
         return GridRun(uri, experiment_id, run.info.run_id, grid)
     run = client.create_run(experiment_id, run_name=grid, tags={ROLE_TAG: "grid", GRID_TAG: grid, SPEC_TAG: digest})
-    client.log_text(run.info.run_id, json.dumps(spec_json, indent=2, sort_keys=True), "spec.json")
+    shown = {**spec_json, "mlflow": {**spec_json.get("mlflow", {}), "tracking_uri": redact_uri(uri)}}
+    client.log_text(run.info.run_id, json.dumps(shown, indent=2, sort_keys=True), "spec.json")
     client.log_batch(run.info.run_id, params=_params({
         "experiment": grid, "scale": spec_json.get("scale"),
         "presets": ",".join(spec_json["grid"]["presets"]),
@@ -235,8 +275,8 @@ class TrialRun:
                 self.client.log_text(self.run_id, text, "error.txt")
             self.client.set_tag(self.run_id, END_TAG, reason)
             self.client.set_terminated(self.run_id, status)
-        except Exception:  # noqa: BLE001
-            pass
+        except Exception:  # noqa: BLE001 - the driver closes what is left open (close_open_trials)
+            logger.warning("could not end MLflow run %s as %s", self.run_id, status, exc_info=True)
 
 
 def _same(a: float, b: float) -> bool:

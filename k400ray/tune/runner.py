@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from k400ray.engine.trial import FINAL_METRICS
 from k400ray.tracking import mlflow_log
 from k400ray.tune.cost import DRIVER_CPUS
 from k400ray.tune.spec import SearchSpec, trial_name
+from k400ray.tune.trainable import FINISHED_KEY
 
 
 class GridError(RuntimeError):
@@ -88,16 +88,18 @@ def _key(config: dict) -> tuple:
 
 @contextmanager
 def _sigterm_as_ctrl_c():
-    """SIGTERM (a scheduler, `kill`) gets Ctrl+C's graceful stop instead of an abrupt exit."""
+    """SIGTERM (a scheduler, `kill`) gets Ctrl+C's graceful stop instead of an abrupt exit.
+    Also puts back the SIGINT handler Tune leaves installed after ``fit``."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.getsignal(signal.SIGTERM)
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
     signal.signal(signal.SIGTERM, lambda signum, frame: signal.raise_signal(signal.SIGINT))
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def run_grid(spec: SearchSpec, *, num_classes: int, class_names: list[str], address: str | None = None,
@@ -106,30 +108,42 @@ def run_grid(spec: SearchSpec, *, num_classes: int, class_names: list[str], addr
     from ray import tune
 
     from k400ray.runtime import init_ray
-    from k400ray.tune.scheduler import build_scheduler
     from k400ray.tune.trainable import grid_trial
 
     spec = resolve_spec(spec)
     path = experiment_path(spec)
+    uri = spec.mlflow.tracking_uri
+    shown_uri = mlflow_log.redact_uri(uri)
+    # Everything that can refuse the grid is checked before anything is written.
+    try:
+        mlflow_log.check_reachable(uri)
+    except mlflow_log.TrackingError as exc:
+        raise GridError(str(exc)) from None
     restorable = tune.Tuner.can_restore(path)
     if restorable and not resume:
         raise GridError(f"experiment {spec.experiment!r} already exists at {path}: pass --resume to continue it, "
                         "or choose another experiment name")
+    try:
+        init_ray(address)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise GridError(f"cannot reach the Ray cluster at {address or 'RAY_ADDRESS'}: {first}") from None
+    check_cluster_fits(spec)
     if resume and not restorable:
         echo(f"nothing to resume at {path}: starting the experiment")
-    if address and spec.mlflow.tracking_uri.startswith("sqlite:"):
+    if address and uri.startswith("sqlite:"):
         echo("note: a SQLite tracking URI is only reachable from this machine; on a multi-node cluster "
              "use an MLflow server (mlflow.tracking_uri: http://...)")
 
     spec_json = spec.model_dump(mode="json")
     try:
-        grid = mlflow_log.open_grid_run(spec.mlflow.tracking_uri, spec.mlflow_experiment, spec.experiment,
-                                        _spec_identity(spec_json), resume=resume)
+        grid = mlflow_log.open_grid_run(uri, spec.mlflow_experiment, spec.experiment,
+                                        spec_json, resume=resume, identity=_spec_identity(spec_json))
     except mlflow_log.TrackingError as exc:
         raise GridError(str(exc)) from None
     # No trial of this grid runs now: a child left RUNNING belongs to a driver that was killed.
     mlflow_log.close_open_trials(grid, reason_by_trial_id={}, default_reason="interrupted (found open at resume)")
-    echo(f"MLflow: experiment {spec.mlflow_experiment!r}, parent run {grid.parent_run_id} at {spec.mlflow.tracking_uri}")
+    echo(f"MLflow: experiment {spec.mlflow_experiment!r}, parent run {grid.parent_run_id} at {shown_uri}")
 
     trainable = tune.with_resources(
         tune.with_parameters(grid_trial, spec=spec_json, num_classes=num_classes, class_names=class_names, grid=grid),
@@ -137,33 +151,14 @@ def run_grid(spec: SearchSpec, *, num_classes: int, class_names: list[str], addr
     )
     status, reason = "KILLED", "interrupted"
     try:
-        init_ray(address)
-        if restorable:
-            tuner = tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True)
-        else:
-            label = functools.partial(_trial_label, spec.experiment)
-            tuner = tune.Tuner(
-                trainable,
-                param_space={
-                    "preset": tune.grid_search(list(spec.grid.presets)),
-                    "aug": tune.grid_search(list(spec.grid.augmentations)),
-                    "seed": tune.grid_search(list(spec.grid.seeds)),
-                },
-                tune_config=tune.TuneConfig(
-                    scheduler=build_scheduler(spec), max_concurrent_trials=spec.resources.max_concurrent_trials,
-                    trial_name_creator=label, trial_dirname_creator=label,
-                ),
-                run_config=tune.RunConfig(
-                    name=spec.experiment, storage_path=spec.storage_path,
-                    # Worker failures are retried inside the trial (Train's FailureConfig); a trial
-                    # that still fails is reported, and `--resume` retries it.
-                    failure_config=tune.FailureConfig(max_failures=0),
-                ),
-            )
         with _sigterm_as_ctrl_c():
-            results = tuner.fit()
-        trials, stopped_ids = _summaries(spec, results)
-        outcome = GridOutcome(path, spec.mlflow.tracking_uri, grid.parent_run_id, trials)
+            if restorable:
+                tuner = tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True)
+            else:
+                tuner = _new_tuner(spec, trainable)
+            tuner.fit()
+        trials, stopped_ids = _summaries(spec, tune.ExperimentAnalysis(path))
+        outcome = GridOutcome(path, shown_uri, grid.parent_run_id, trials)
         stopped = dict.fromkeys(stopped_ids, "stopped early by ASHA")
         mlflow_log.close_open_trials(grid, reason_by_trial_id=stopped, default_reason="interrupted")
         if outcome.interrupted:
@@ -180,19 +175,75 @@ def run_grid(spec: SearchSpec, *, num_classes: int, class_names: list[str], addr
         mlflow_log.finish_grid_run(grid, status, reason)
 
 
+def check_cluster_fits(spec: SearchSpec) -> None:
+    """Refuse (:class:`GridError`) a trial the connected cluster can never hold, instead of
+    leaving it PENDING forever: GPUs or CPUs per trial above what the cluster has now or, on
+    an autoscaling cluster (``ray up``), could have at its configured maximum."""
+    import ray
+
+    res = spec.resources
+    need = {"GPU": res.workers_per_trial * res.gpus_per_worker,
+            "CPU": DRIVER_CPUS + res.workers_per_trial * res.cpus_per_worker}
+    have = dict(ray.cluster_resources())
+    try:
+        from ray._private.state import state  # the autoscaler's node-type maxima (private API)
+
+        for key, value in (state.get_max_resources_from_cluster_config() or {}).items():
+            have[key] = max(have.get(key, 0), value)
+    except Exception:  # noqa: BLE001 - no autoscaler config: what is there now is all there is
+        pass
+    for key, field_name in (("GPU", "gpus_per_worker"), ("CPU", "cpus_per_worker")):
+        if need[key] > have.get(key, 0) + 1e-9:
+            raise GridError(
+                f"resources.{field_name}: a trial needs {need[key]:g} {key}s "
+                f"({res.workers_per_trial} workers x {getattr(res, field_name):g}), the Ray cluster has "
+                f"{have.get(key, 0):g}"
+            )
+
+
+def _new_tuner(spec: SearchSpec, trainable):
+    from ray import tune
+
+    from k400ray.tune.scheduler import build_scheduler
+
+    label = functools.partial(_trial_label, spec.experiment)
+    return tune.Tuner(
+        trainable,
+        param_space={
+            "preset": tune.grid_search(list(spec.grid.presets)),
+            "aug": tune.grid_search(list(spec.grid.augmentations)),
+            "seed": tune.grid_search(list(spec.grid.seeds)),
+        },
+        tune_config=tune.TuneConfig(
+            scheduler=build_scheduler(spec), max_concurrent_trials=spec.resources.max_concurrent_trials,
+            trial_name_creator=label, trial_dirname_creator=label,
+        ),
+        run_config=tune.RunConfig(
+            name=spec.experiment, storage_path=spec.storage_path,
+            # Worker failures are retried inside the trial (Train's FailureConfig); a trial that
+            # still fails is reported, and `--resume` retries it.
+            failure_config=tune.FailureConfig(max_failures=0),
+        ),
+    )
+
+
 def _spec_identity(spec_json: dict) -> dict:
     """What must not change between a run and its --resume (resources and scheduler may)."""
     return {k: spec_json[k] for k in ("experiment", "scale", "data", "grid", "augmentation", "training")}
 
 
-def _summaries(spec: SearchSpec, results) -> tuple[list[TrialSummary], list[str]]:
-    """One summary per grid point, from Tune's trial states (fresh and restored trials alike);
-    also the Tune ids of trials ASHA stopped."""
+def _summaries(spec: SearchSpec, analysis) -> tuple[list[TrialSummary], list[str]]:
+    """One summary per grid point, from the trial states Tune saved when it stopped; also the
+    Tune ids of trials ASHA stopped.
+
+    Read back from storage on purpose: after Ctrl+C, Tune saves the state (interrupted trials
+    RUNNING, so a restore resumes them) and only then stops the actors, which marks the
+    in-memory trials TERMINATED, like a trial ASHA stopped.
+    """
     from ray.tune.experiment import Trial
 
     by_key, stopped = {}, []
-    # ResultGrid's own num_terminated / num_errors read the same trial list.
-    for trial in results._experiment_analysis.trials:
+    for trial in analysis.trials:
         config = trial.config or {}
         if "preset" not in config:
             continue
@@ -203,7 +254,7 @@ def _summaries(spec: SearchSpec, results) -> tuple[list[TrialSummary], list[str]
             text = str(trial.get_pickled_error() or trial.get_error() or "").strip().splitlines()
             error = next((ln.strip() for ln in reversed(text) if ln.strip()), "failed")
         elif trial.status == Trial.TERMINATED:
-            status = "done" if metrics.get("done") else "stopped early"
+            status = "done" if metrics.get(FINISHED_KEY) else "stopped early"
             if status == "stopped early":
                 stopped.append(trial.trial_id)
         else:
@@ -229,6 +280,3 @@ def format_summary(trials: list[TrialSummary]) -> str:
         if t.error:
             lines.append(f"{trial_name('', t.preset, t.aug, t.seed).lstrip('-')}: {t.error}")
     return "\n".join(lines)
-
-
-__all__ = ["FINAL_METRICS", "GridError", "GridOutcome", "TrialSummary", "format_summary", "run_grid", "resolve_spec"]

@@ -2,7 +2,8 @@
 
 Ray 2.60 / Train V2: a Tune trial is a plain function that builds and fits its own trainer.
 Two Ray Train callbacks run on the Train controller after each epoch's report:
-``TuneReportCallback`` forwards rank 0's metrics to Tune (what ASHA sees), and
+``TuneReportCallback`` forwards rank 0's metrics to Tune (what ASHA sees; ``done`` renamed,
+see :data:`FINISHED_KEY`), and
 :class:`~k400ray.tracking.epoch_callback.MlflowEpochLogger` logs them to MLflow. The final
 metrics, the artifacts and ``ray.tune.report`` of the final result happen here, after the fit.
 
@@ -13,6 +14,8 @@ continues from the last epoch; one that had finished training only redoes what i
 
 from __future__ import annotations
 
+from ray.tune.integration.ray_train import TuneReportCallback
+
 from k400ray.tracking.mlflow_log import GridRun, TrialRun
 from k400ray.tune.spec import SearchSpec, trial_config
 
@@ -21,9 +24,22 @@ class TrialFailed(RuntimeError):
     """The trainer returned without a finished result (the message says why)."""
 
 
+# Tune reads a truthy ``done`` in a result as "this trial is over" and stops its actor at
+# once; the worker's final report carries ``done=1``, so forwarded as is, it would kill the
+# trial function before the final metrics and artifacts reach MLflow. Forwarded as ``trained``;
+# the trial function's own last report says ``finished``.
+FINISHED_KEY = "finished"
+
+
+class ForwardToTune(TuneReportCallback):
+    def after_report(self, run_context, metrics, checkpoint):
+        renamed = [{("trained" if k == "done" else k): v for k, v in m.items()} for m in metrics]
+        super().after_report(run_context, renamed, checkpoint)
+
+
 def grid_trial(params: dict, *, spec: dict, num_classes: int, class_names: list[str], grid: GridRun) -> None:
+    import ray
     import ray.tune
-    from ray.tune.integration.ray_train import TuneReportCallback
 
     from k400ray.engine.trial import FINAL_METRICS, run_trial
     from k400ray.tracking.epoch_callback import MlflowEpochLogger
@@ -32,8 +48,10 @@ def grid_trial(params: dict, *, spec: dict, num_classes: int, class_names: list[
                        num_classes=num_classes)
     run = TrialRun.open(grid, cfg, family=cfg.resolved_preset().arch.family,
                         tune_trial_id=ray.tune.get_context().get_trial_id())
+    # Which node drove the trial: on a cluster, where to look for its logs.
+    run.client.set_tag(run.run_id, "ray_node_id", ray.get_runtime_context().get_node_id())
     try:
-        outcome = run_trial(cfg, callbacks=[TuneReportCallback(), MlflowEpochLogger(grid.tracking_uri, run.run_id)])
+        outcome = run_trial(cfg, callbacks=[ForwardToTune(), MlflowEpochLogger(grid.tracking_uri, run.run_id)])
         if outcome.error:
             raise TrialFailed(f"{cfg.name}: {outcome.error}")
         run.log_final(outcome.metrics, step=int(outcome.metrics["epoch"]))
@@ -46,4 +64,4 @@ def grid_trial(params: dict, *, spec: dict, num_classes: int, class_names: list[
         raise
     run.end("FINISHED", reason="done")
     final = {k: outcome.metrics[k] for k in ("epoch", *FINAL_METRICS) if k in outcome.metrics}
-    ray.tune.report({**final, "done": 1, "mlflow_run_id": run.run_id})
+    ray.tune.report({**final, FINISHED_KEY: 1, "mlflow_run_id": run.run_id})

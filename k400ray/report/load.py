@@ -1,0 +1,66 @@
+"""Read a grid back from MLflow: the newest parent run of the experiment and its FINISHED
+child runs, with their final metrics, params and per-video predictions artifacts."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from k400ray.report.tables import MODES, TrialRecord
+
+
+class ReportError(RuntimeError):
+    """Nothing to report (one line, for the CLI)."""
+
+
+@dataclass
+class GridRecords:
+    experiment: str
+    tracking_uri: str
+    parent_run_id: str
+    grid: str
+    records: list[TrialRecord]
+    unfinished: dict[str, int]  # status -> count of child runs left out
+
+
+def load_grid(experiment: str, tracking_uri: str) -> GridRecords:
+    import pyarrow.parquet as pq
+
+    from k400ray.engine.metrics import Predictions
+    from k400ray.tracking.artifacts import predictions_artifact
+    from k400ray.tracking.mlflow_log import GRID_TAG, child_runs, client_for, find_grid_runs, GridRun
+
+    client = client_for(tracking_uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        raise ReportError(f"no MLflow experiment {experiment!r} at {tracking_uri}")
+    parents = find_grid_runs(client, found.experiment_id)
+    if not parents:
+        raise ReportError(f"experiment {experiment!r} at {tracking_uri} has no `k400ray tune` runs")
+    parent = parents[0]
+    grid = GridRun(tracking_uri, found.experiment_id, parent.info.run_id, parent.data.tags.get(GRID_TAG, ""))
+    records, unfinished = [], {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for run in child_runs(client, grid):
+            if run.info.status != "FINISHED":
+                unfinished[run.info.status] = unfinished.get(run.info.status, 0) + 1
+                continue
+            tags = run.data.tags
+            available = {a.path for a in client.list_artifacts(run.info.run_id)}
+            predictions = {}
+            for mode in MODES:
+                name = predictions_artifact(mode)
+                if name in available:
+                    local = client.download_artifacts(run.info.run_id, name, str(Path(tmp) / run.info.run_id))
+                    predictions[mode] = Predictions.from_table(pq.read_table(local))
+            records.append(TrialRecord(
+                preset=tags.get("model", "?"), aug=tags.get("aug", "?"), seed=int(tags.get("seed", 0)),
+                metrics=dict(run.data.metrics), predictions=predictions, params=dict(run.data.params),
+                family=tags.get("family", ""), run_id=run.info.run_id,
+            ))
+    if not records:
+        left = ", ".join(f"{n} {s}" for s, n in unfinished.items()) or "none"
+        raise ReportError(f"experiment {experiment!r} (parent run {parent.info.run_id}) has no finished trial runs "
+                          f"(others: {left})")
+    return GridRecords(experiment, tracking_uri, parent.info.run_id, grid.grid, records, unfinished)

@@ -1,0 +1,94 @@
+"""Tables from synthetic prediction tables: formats, seeds as mean ± std, paired comparisons."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import numpy as np
+import pytest
+
+from k400ray.engine.metrics import Predictions
+from k400ray.report.tables import TrialRecord, build_tables, format_csv, format_json, format_markdown
+
+N = 400  # val videos
+
+
+def _preds(accuracy: float, seed: int, classes: int = 10) -> Predictions:
+    """N videos; the first ``accuracy`` fraction (shuffled by seed) right at top-1, all right at top-5."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(N) % classes
+    right = np.zeros(N, bool)
+    right[rng.permutation(N)[: round(accuracy * N)]] = True
+    top1 = np.where(right, labels, (labels + 1) % classes)
+    top = np.stack([top1, *[(top1 + j) % classes for j in (1, 2, 3)], labels], axis=1)
+    top[right, 4] = (labels[right] + 4) % classes
+    return Predictions([f"vid{i:04d}" for i in range(N)], labels, top, np.ones((N, 5), np.float32))
+
+
+def _record(preset, aug, seed, eff, acc, family) -> TrialRecord:
+    preds = {"efficient": _preds(eff, seed), "accurate": _preds(acc, seed + 100)}
+    metrics = {f"{m}_acc{k}": (100.0 * v if k == 1 else 100.0) for m, v in (("efficient", eff), ("accurate", acc))
+               for k in (1, 5)}
+    return TrialRecord(preset, aug, seed, metrics, preds, {"mixup_alpha": "1.0", "cutmix_alpha": "1.0"}, family)
+
+
+@pytest.fixture(scope="module")
+def tables():
+    records = [
+        _record("tsn_r50_1x1x8", "default", 0, 0.60, 0.65, "tsn"),
+        _record("tsn_r50_1x1x8", "default", 1, 0.70, 0.75, "tsn"),
+        _record("tsn_r50_1x1x8", "mixup", 0, 0.60, 0.65, "tsn"),
+        _record("tsn_r50_1x1x8", "mixup", 1, 0.70, 0.75, "tsn"),
+        _record("tsm_r50_1x1x8", "default", 0, 0.50, 0.50, "tsm"),
+        _record("tsm_r50_1x1x8", "cutmix", 0, 0.90, 0.95, "tsm"),
+        _record("i3d_r50_32x2x1", "randaugment", 0, 0.40, 0.45, "i3d"),
+    ]
+    return build_tables(records, resamples=200)
+
+
+def test_seeds_pool_into_mean_and_std(tables):
+    cells, _ = tables
+    default = next(c for c in cells if (c.preset, c.aug) == ("tsn_r50_1x1x8", "default"))
+    s = default.stats["efficient_acc1"]
+    assert default.seeds == [0, 1] and s.seeds == 2
+    assert s.mean == pytest.approx(65.0) and s.std == pytest.approx(7.0711, abs=1e-3)
+    assert s.ci_low <= s.mean <= s.ci_high and s.videos == N
+    md = format_markdown(cells, [])
+    assert "| tsn_r50_1x1x8 | default config (2 seeds) | 65.00 ± 7.07 / 100.00 ± 0.00 |" in md
+
+
+def test_paired_comparisons(tables):
+    cells, comparisons = tables
+    same = [x for x in comparisons if (x.preset, x.aug) == ("tsn_r50_1x1x8", "mixup")]
+    assert {x.mode for x in same} == {"efficient", "accurate"}
+    for x in same:  # identical predictions, seed by seed
+        assert x.delta == 0 and x.p_value == 1.0 and x.pairs == 2 * N
+    big = next(x for x in comparisons if (x.preset, x.aug, x.mode) == ("tsm_r50_1x1x8", "cutmix", "efficient"))
+    assert big.delta == pytest.approx(40.0) and big.p_value < 1e-10 and big.ci_low > 30
+    assert all(x.preset != "i3d_r50_32x2x1" for x in comparisons)  # no default cell to compare with
+
+
+def test_markdown_has_one_table_per_family_like_the_sheet(tables):
+    cells, comparisons = tables
+    md = format_markdown(cells, comparisons, title="demo")
+    assert md.index("## TSN") < md.index("## TSM") < md.index("## I3D")
+    assert "| model | configs | acc1/acc5 efficient | acc1/acc5 accurate | 95% CI efficient | 95% CI accurate |" in md
+    assert "| tsn_r50_1x1x8 | mixup alpha=1.0 (2 seeds) |" in md
+    assert "| tsm_r50_1x1x8 | cutmix alpha=1.0 | +40.00 [" in md
+    assert "| i3d_r50_32x2x1 | randaugment | 40.00 / 100.00 | 45.00 / 100.00 |" in md
+
+
+def test_csv_and_json(tables):
+    cells, comparisons = tables
+    rows = list(csv.DictReader(io.StringIO(format_csv(cells, comparisons))))
+    assert len(rows) == len(cells) == 5
+    cut = next(r for r in rows if r["aug"] == "cutmix")
+    assert float(cut["efficient_acc1"]) == 90.0 and float(cut["efficient_delta_acc1"]) == pytest.approx(40.0)
+    assert cut["configs"] == "cutmix alpha=1.0" and float(cut["efficient_p_value"]) < 1e-10
+    assert next(r for r in rows if r["aug"] == "default")["efficient_delta_acc1"] == ""
+    data = json.loads(format_json(cells, comparisons, meta={"experiment": "x"}))
+    assert data["experiment"] == "x" and len(data["cells"]) == 5
+    assert data["cells"][-1]["stats"]["efficient_acc1"]["std"] is None  # one seed: no std (NaN -> null)
+    assert len(data["comparisons_vs_default"]) == 4

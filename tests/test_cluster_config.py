@@ -1,0 +1,254 @@
+"""``cluster.yaml`` and the on-premises config of docs/cluster.md pass Ray's own cluster-config
+validation (what ``ray up`` runs before it touches a cloud), and keep the promises the docs make
+about them: node types that fit the grid, MLflow and the dashboard on localhost only, token auth,
+the project installed, shared storage, no credentials. A broken copy must fail validation.
+
+Nothing here calls AWS: the AWS provider's own bootstrap (boto3, credentials) is the one step of
+``ray up`` left out; the local provider goes through the whole of ``ray up``'s config path.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import shlex
+import subprocess
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+import yaml
+
+from tests.test_docs_commands import BadCommandLine, _is, find_tool_commands, parse_cli
+
+ROOT = Path(__file__).resolve().parents[1]
+CLUSTER_YAML = ROOT / "cluster.yaml"
+CLUSTER_DOC = ROOT / "docs" / "cluster.md"
+GRID_SPEC = ROOT / "search_spaces" / "aug_grid.yaml"
+COMMAND_FIELDS = ("initialization_commands", "setup_commands", "head_setup_commands", "worker_setup_commands",
+                  "head_start_ray_commands", "worker_start_ray_commands")
+
+
+def aws_config() -> dict:
+    return yaml.safe_load(CLUSTER_YAML.read_text(encoding="utf-8"))
+
+
+def onprem_config() -> dict:
+    """The ```yaml block of docs/cluster.md whose provider is ``local``."""
+    blocks = re.findall(r"^```yaml\n(.*?)^```", CLUSTER_DOC.read_text(encoding="utf-8"), re.S | re.M)
+    configs = [c for c in map(yaml.safe_load, blocks) if isinstance(c, dict) and c.get("provider", {}).get("type") == "local"]
+    assert len(configs) == 1, "docs/cluster.md must hold exactly one ```yaml block with provider type local"
+    return configs[0]
+
+
+def ray_validate(config: dict) -> dict:
+    """What ``ray up`` does with the file before any cloud call: the provider must be known, then
+    ``prepare_config`` (defaults merged, node types filled in) and ``validate_config`` (the JSON
+    schema + head/min/max checks). The local provider's bootstrap makes no remote call, so for it
+    the whole ``_bootstrap_config`` runs."""
+    from ray.autoscaler._private.commands import _bootstrap_config
+    from ray.autoscaler._private.providers import _NODE_PROVIDERS
+    from ray.autoscaler._private.util import prepare_config, validate_config
+
+    config = copy.deepcopy(config)
+    assert config["provider"]["type"] in _NODE_PROVIDERS, f"unknown provider {config['provider']['type']!r}"
+    if config["provider"]["type"] == "local":
+        return _bootstrap_config(config, no_config_cache=True)
+    prepared = prepare_config(config)
+    validate_config(prepared)
+    return prepared
+
+
+def commands(config: dict) -> list[str]:
+    return [cmd for field in COMMAND_FIELDS for cmd in config.get(field) or []]
+
+
+def spec() -> dict:
+    return yaml.safe_load(GRID_SPEC.read_text(encoding="utf-8"))
+
+
+CONFIGS = {"cluster.yaml": aws_config, "docs/cluster.md on-prem block": onprem_config}
+
+
+# --- Ray's validation -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_ray_accepts_the_config(name):
+    prepared = ray_validate(CONFIGS[name]())
+    assert prepared["head_node_type"] in prepared["available_node_types"]
+
+
+def _rename_top_level(config):
+    config["max_worker"] = config.pop("max_workers")
+
+
+def _unknown_head_type(config):
+    config["head_node_type"] = "ray.head.gpu"
+
+
+def _misspelled_node_field(config):
+    node = config["available_node_types"]["ray.worker.gpu"]
+    node["max_worker"] = node.pop("max_workers")
+
+
+def _fractional_gpus(config):
+    config["available_node_types"]["ray.worker.gpu"]["resources"]["GPU"] = 0.5
+
+
+def _no_node_config(config):
+    del config["available_node_types"]["ray.worker.cpu"]["node_config"]
+
+
+def _min_above_max(config):
+    config["available_node_types"]["ray.worker.cpu"]["min_workers"] = config["max_workers"] + 1
+
+
+def _command_not_a_string(config):
+    config["setup_commands"].append({"pip": "install"})
+
+
+BREAKAGES = [  # (how the copy is broken, what Ray says)
+    (_rename_top_level, "'max_worker' was unexpected"),
+    (_unknown_head_type, "`head_node_type` must be one of `available_node_types`"),
+    (_misspelled_node_field, "'max_worker' was unexpected"),
+    (_fractional_gpus, "is not of type 'integer'"),
+    (_no_node_config, "'node_config' is a required property"),
+    (_min_above_max, "smaller than the sum of `min_workers`"),
+    (_command_not_a_string, "is not of type 'string'"),
+]
+
+
+@pytest.mark.parametrize("breakage, message", BREAKAGES, ids=[b.__name__.strip("_") for b, _ in BREAKAGES])
+def test_ray_rejects_a_broken_copy(breakage, message):
+    import jsonschema
+
+    config = aws_config()
+    breakage(config)
+    with pytest.raises((jsonschema.ValidationError, ValueError), match=re.escape(message)):
+        ray_validate(config)
+
+
+def test_ray_rejects_an_onprem_copy_without_head_ip():
+    config = onprem_config()
+    del config["provider"]["head_ip"]
+    with pytest.raises(Exception) as info:
+        ray_validate(config)
+    assert _is(info.value, "ClickException"), info.value  # Ray's cli_logger.abort
+
+
+# --- what docs/cluster.md promises ------------------------------------------------------------
+
+def _node_types(config: dict):
+    prepared = ray_validate(config)
+    types = prepared["available_node_types"]
+    head = types[prepared["head_node_type"]]
+    workers = {k: v for k, v in types.items() if k != prepared["head_node_type"]}
+    gpu = [v for v in workers.values() if v["resources"].get("GPU", 0) > 0]
+    cpu = [v for v in workers.values() if not v["resources"].get("GPU", 0)]
+    return prepared, head, gpu, cpu
+
+
+def test_node_types_head_gpu_and_decode():
+    prepared, head, gpu, cpu = _node_types(aws_config())
+    assert head["resources"] == {"CPU": 0}, "the head schedules no decode or trial task"
+    assert len(gpu) == 1 and gpu[0]["resources"]["GPU"] == 8
+    assert len(cpu) == 1 and cpu[0]["resources"]["CPU"] >= 32, "a CPU-only decode node type"
+    for node in (*gpu, *cpu):
+        assert 0 <= node["min_workers"] <= node["max_workers"]
+    assert prepared["max_workers"] == gpu[0]["max_workers"] + cpu[0]["max_workers"]
+
+
+def test_the_grid_fits_the_gpu_nodes():
+    _, _, (gpu,), _ = _node_types(aws_config())
+    r = spec()["resources"]
+    trial_gpus = r["workers_per_trial"] * r["gpus_per_worker"]
+    assert trial_gpus <= gpu["resources"]["GPU"], "a trial must fit on one GPU node"
+    assert r["workers_per_trial"] * r["cpus_per_worker"] <= gpu["resources"]["CPU"]
+    nodes_per_trial = -(-trial_gpus // gpu["resources"]["GPU"])
+    assert r["max_concurrent_trials"] * nodes_per_trial <= gpu["max_workers"], \
+        "max_concurrent_trials needs more GPU nodes than ray.worker.gpu may start"
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_nothing_listens_publicly(name):
+    config = CONFIGS[name]()
+    text = yaml.safe_dump(config)
+    assert "0.0.0.0" not in text
+    ray_heads = [argv for cmd in config["head_start_ray_commands"] for tool, argv in find_tool_commands(cmd, ("ray",))
+                 if argv[:1] == ["start"]]
+    assert ray_heads and all("--dashboard-host=127.0.0.1" in argv for argv in ray_heads)
+    servers = [argv for cmd in commands(config) for tool, argv in find_tool_commands(cmd, ("mlflow",))
+               if argv[:1] == ["server"]]
+    assert len(servers) == 1
+    server = servers[0]
+    assert server[server.index("--host") + 1] == "127.0.0.1"
+    uri = urlparse(spec()["mlflow"]["tracking_uri"])
+    assert (uri.hostname, str(uri.port)) == ("127.0.0.1", server[server.index("--port") + 1]), \
+        "the spec's tracking URI must be the MLflow server's address"
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_token_auth_and_project_install(name):
+    config = CONFIGS[name]()
+    assert config["file_mounts"]["~/k400ray"] == "."
+    assert config["file_mounts"]["~/.ray/auth_token"] == "~/.ray/auth_token"
+    starts = [c for c in config["head_start_ray_commands"] + config["worker_start_ray_commands"] if "ray start" in c]
+    assert len(starts) == 2 and all("RAY_AUTH_MODE=token" in c for c in starts)
+    assert any(re.search(r"pip install .*-e ~/k400ray", c) for c in commands(config))
+
+
+def test_shared_storage():
+    config, grid = aws_config(), spec()
+    assert grid["storage_path"].startswith("s3://")
+    server = next(c for c in commands(config) if "mlflow server" in c)
+    assert "--artifacts-destination s3://" in server
+    mounts = [m for c in config["setup_commands"] for m in re.findall(r":/ (/mnt/[\w/-]+)", c)]
+    assert mounts == ["/mnt/k400"], "the dataset file system is mounted on every node"
+    for path in (grid["data"]["train_index"], grid["data"]["data_root"]):
+        assert path.startswith(mounts[0] + "/") or path == mounts[0]
+
+
+SECRETS = [
+    re.compile(r"AKIA[0-9A-Z]{16}"),  # AWS access key id
+    re.compile(r"aws_(secret_)?access_key|secret_access_key|aws_session_token", re.I),
+    re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
+    re.compile(r"password|passwd", re.I),
+    re.compile(r"arn:aws:iam::\d{12}:"),  # an account id
+]
+
+
+def test_no_credentials_in_cluster_yaml():
+    text = CLUSTER_YAML.read_text(encoding="utf-8")
+    assert not [p.pattern for p in SECRETS if p.search(text)]
+    assert "ssh_private_key" not in aws_config()["auth"], "ray up creates and uses its own key pair"
+
+
+# --- the commands themselves ------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_every_command_is_valid_shell(name):
+    bad = []
+    for cmd in commands(CONFIGS[name]()):
+        r = subprocess.run(["bash", "-n", "-c", cmd], capture_output=True, text=True)
+        if r.returncode:
+            bad.append(f"{cmd}\n  {r.stderr.strip()}")
+    assert not bad, "\n".join(bad)
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_ray_and_mlflow_command_lines_parse(name):
+    """`ray start ...` with Ray's CLI and `mlflow server ...` with MLflow's: a wrong flag fails here,
+    not on a freshly booted head node."""
+    from mlflow.cli import cli as mlflow_cli
+    from ray.scripts.scripts import cli as ray_cli
+
+    clis = {"ray": ray_cli, "mlflow": mlflow_cli}
+    seen = set()
+    for cmd in commands(CONFIGS[name]()):
+        for tool, argv in find_tool_commands(cmd, tuple(clis)):
+            seen.add(f"{tool} {argv[0]}")
+            try:
+                parse_cli(clis[tool], tool, argv)
+            except BadCommandLine as exc:
+                pytest.fail(f"{tool} {shlex.join(argv)}\n  -> {exc}")
+    assert {"ray start", "ray stop", "mlflow server"} <= seen

@@ -1,0 +1,56 @@
+"""ASHA per preset: trials of different models are never ranked against each other."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler, TrialScheduler
+
+from k400ray.tune.scheduler import PerPresetASHA, build_scheduler
+from k400ray.tune.spec import SearchSpec
+
+
+def _trial(trial_id: str, preset: str):
+    return SimpleNamespace(trial_id=trial_id, config={"preset": preset, "aug": "default", "seed": 0})
+
+
+def _result(epoch: int, acc: float) -> dict:
+    return {"epoch": epoch, "efficient_acc1": acc}
+
+
+def test_a_weak_model_is_not_stopped_by_a_strong_other_model():
+    tsn, i3d = _trial("a", "tsn_r50_1x1x8"), _trial("b", "i3d_r50_32x2x1")
+    single = AsyncHyperBandScheduler(time_attr="epoch", metric="efficient_acc1", mode="max", max_t=8,
+                                     grace_period=1, reduction_factor=2, stop_last_trials=False)
+    for t in (i3d, tsn):
+        single.on_trial_add(None, t)
+    assert single.on_trial_result(None, i3d, _result(1, 90.0)) == TrialScheduler.CONTINUE
+    assert single.on_trial_result(None, tsn, _result(1, 10.0)) == TrialScheduler.STOP  # the problem
+
+    per = PerPresetASHA({"tsn_r50_1x1x8": 8, "i3d_r50_32x2x1": 8}, grace_period=1, reduction_factor=2)
+    for t in (i3d, tsn):
+        per.on_trial_add(None, t)
+    assert per.on_trial_result(None, i3d, _result(1, 90.0)) == TrialScheduler.CONTINUE
+    assert per.on_trial_result(None, tsn, _result(1, 10.0)) == TrialScheduler.CONTINUE
+
+
+def test_within_a_preset_the_worse_trial_is_stopped_and_the_last_epoch_never_is():
+    per = PerPresetASHA({"tsn_r50_1x1x8": 4}, grace_period=1, reduction_factor=2)
+    good, bad = _trial("g", "tsn_r50_1x1x8"), _trial("w", "tsn_r50_1x1x8")
+    per.on_trial_add(None, good)
+    assert per.on_trial_result(None, good, _result(1, 80.0)) == TrialScheduler.CONTINUE
+    # A trial restored by --resume reaches the scheduler without on_trial_add.
+    assert per.on_trial_result(None, bad, _result(1, 20.0)) == TrialScheduler.STOP
+    # The last epoch is reported and continues: the accurate-mode test runs after it.
+    assert per.on_trial_result(None, good, _result(4, 85.0)) == TrialScheduler.CONTINUE
+    assert per.set_search_properties(None, None) and not per.set_search_properties("train_loss", "min")
+
+
+def test_build_scheduler_from_the_spec():
+    base = dict(experiment="x", data={"train_index": "i"}, grid={"presets": ["tsn_r50_1x1x8", "tsm_r50_1x1x8"]},
+                training={"epochs": 6})
+    assert isinstance(build_scheduler(SearchSpec.model_validate(base)), FIFOScheduler)
+    asha = build_scheduler(SearchSpec.model_validate({**base, "scheduler": {"kind": "asha", "grace_period": 2}}))
+    assert isinstance(asha, PerPresetASHA)
+    assert set(asha._asha) == {"tsn_r50_1x1x8", "tsm_r50_1x1x8"}
+    assert all(a._max_t == 6 for a in asha._asha.values())

@@ -1,0 +1,144 @@
+"""``k400ray tune`` end to end on a tiny synthetic set: a 2-trial grid is interrupted (SIGINT,
+as Ctrl+C) after its first trial finished, then ``--resume`` runs only the unfinished trial.
+MLflow ends with exactly one child run per trial, each with the final metrics and the parent
+tag; the finished trial's run was not touched again."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from k400ray.engine.trial import FINAL_METRICS
+from k400ray.tracking import mlflow_log as ml
+
+pytestmark = pytest.mark.slow
+
+CLI = "from k400ray.cli import app; app()"
+
+
+def _spec(tmp_path, index) -> str:
+    spec = {
+        "experiment": "e2e", "scale": "toy",
+        "data": {"train_index": str(index)},
+        "grid": {"presets": ["tsn_r50_1x1x8"], "augmentations": ["default", "cutmix"], "seeds": [0]},
+        "training": {"epochs": 1, "batch_per_worker": 4, "lr": 0.01, "limit_videos": 8},
+        "resources": {"max_concurrent_trials": 1, "decode_tasks": 1, "max_failures": 0},
+        "mlflow": {"tracking_uri": "sqlite:///mlflow.db", "experiment": "e2e-mlflow"},
+        "storage_path": "runs",
+    }
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
+    return "spec.yaml"
+
+
+def _children(uri: str) -> list:
+    client = ml.client_for(uri)
+    exp = client.get_experiment_by_name("e2e-mlflow")
+    if exp is None:
+        return []
+    return list(client.search_runs([exp.experiment_id], f"tags.`{ml.ROLE_TAG}` = 'trial'"))
+
+
+def _wait_for_first_finished_and_second_running(proc, uri: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "tune exited before it could be interrupted"
+        try:
+            statuses = sorted(r.info.status for r in _children(uri))
+        except Exception:  # noqa: BLE001 - the database may be being created
+            statuses = []
+        if statuses == ["FINISHED", "RUNNING"]:
+            return
+        time.sleep(2)
+    raise AssertionError(f"timed out waiting for one finished and one running trial: {statuses}")
+
+
+def test_interrupted_grid_resumes_only_unfinished_trials(cli_app, tiny_index, tmp_path, monkeypatch):
+    spec = _spec(tmp_path, tiny_index)
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    log = (tmp_path / "first.log").open("w")
+    proc = subprocess.Popen([sys.executable, "-c", CLI, "tune", spec], cwd=tmp_path, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        _wait_for_first_finished_and_second_running(proc, uri, timeout=420)
+        proc.send_signal(signal.SIGINT)  # Ctrl+C: Tune saves its state and stops the running trial
+        assert proc.wait(timeout=180) == 130, (tmp_path / "first.log").read_text()[-3000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    first = {r.data.tags["aug"]: r for r in _children(uri)}
+    assert first["default"].info.status == "FINISHED" or first["cutmix"].info.status == "FINISHED"
+    done_aug = "default" if first["default"].info.status == "FINISHED" else "cutmix"
+    other = "cutmix" if done_aug == "default" else "default"
+    assert first[other].info.status == "KILLED" and first[other].data.tags[ml.END_TAG] == "interrupted"
+    client = ml.client_for(uri)
+    done_history = len(client.get_metric_history(first[done_aug].info.run_id, "train_loss"))
+    assert "resume with `k400ray tune spec.yaml --resume`" in (tmp_path / "first.log").read_text()
+
+    monkeypatch.chdir(tmp_path)
+    resumed = CliRunner().invoke(cli_app, ["tune", spec, "--resume"])
+    assert resumed.exit_code == 0, resumed.output[-3000:]
+
+    final = {r.data.tags["aug"]: r for r in _children(uri)}
+    assert len(_children(uri)) == 2 and set(final) == {"default", "cutmix"}
+    parent_id = final["default"].data.tags[ml.PARENT_TAG]
+    assert final["cutmix"].data.tags[ml.PARENT_TAG] == parent_id
+    assert client.get_run(parent_id).info.status == "FINISHED"
+    for aug, run in final.items():
+        assert run.info.status == "FINISHED", aug
+        assert set(FINAL_METRICS) <= set(run.data.metrics), aug
+        assert run.info.run_id == first[aug].info.run_id  # one child run per trial, reopened not duplicated
+    # The finished trial was not run again; the interrupted one was, in its own run.
+    done_before, done_after = first[done_aug].info, final[done_aug].info
+    assert (done_after.start_time, done_after.end_time) == (done_before.start_time, done_before.end_time)
+    assert len(client.get_metric_history(done_after.run_id, "train_loss")) == done_history
+    assert final[other].data.tags["k400ray.attempt"] == "2"
+    rows = [ln.split() for ln in resumed.stdout.splitlines() if ln.startswith("tsn_r50_1x1x8")]
+    assert sorted((r[1], r[-1]) for r in rows) == [("cutmix", "done"), ("default", "done")]
+
+    again = CliRunner().invoke(cli_app, ["tune", spec])
+    assert again.exit_code == 2 and "--resume" in again.stderr
+    report = CliRunner().invoke(cli_app, ["report", "--spec", spec])
+    assert report.exit_code == 0, report.output
+    assert "| tsn_r50_1x1x8 | default config |" in report.stdout
+    assert "| tsn_r50_1x1x8 | cutmix alpha=1.0 |" in report.stdout
+
+
+def test_sigterm_stops_the_grid_and_marks_runs_killed(tiny_index, tmp_path):
+    """SIGTERM (a batch scheduler, `kill`) is handled like Ctrl+C: Tune saves its state, the
+    running trial's run ends KILLED and the parent KILLED, never RUNNING; the grid can resume."""
+    from ray import tune
+
+    spec = _spec(tmp_path, tiny_index)
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    log = (tmp_path / "term.log").open("w")
+    proc = subprocess.Popen([sys.executable, "-c", CLI, "tune", spec], cwd=tmp_path, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not any(r.info.status == "RUNNING" for r in _safe_children(uri)):
+            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "term.log").read_text()[-3000:]
+            time.sleep(2)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=180) == 130, (tmp_path / "term.log").read_text()[-3000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    children = _children(uri)
+    assert children and all(r.info.status in ("KILLED", "FINISHED") for r in children)
+    assert any(r.info.status == "KILLED" and r.data.tags[ml.END_TAG] == "interrupted" for r in children)
+    parent = ml.client_for(uri).get_run(children[0].data.tags[ml.PARENT_TAG])
+    assert parent.info.status == "KILLED"
+    assert tune.Tuner.can_restore(str(tmp_path / "runs" / "e2e"))
+
+
+def _safe_children(uri: str) -> list:
+    try:
+        return _children(uri)
+    except Exception:  # noqa: BLE001 - the database may not exist yet
+        return []
