@@ -26,6 +26,24 @@ def local_logical_cpus() -> int:
     return max(8, 4 * (os.cpu_count() or 1))
 
 
+def enable_token_auth_if_available() -> None:
+    """Join a token-protected cluster (``ray start --head``, Ray >= 2.60) with the token in
+    ``~/.ray/auth_token`` unless ``RAY_AUTH_MODE`` says otherwise. Ray reads its auth mode when
+    it is imported, so the environment variable alone comes too late here; Ray's own helper
+    also refreshes the loaded config."""
+    if "RAY_AUTH_MODE" in os.environ or not (Path.home() / ".ray" / "auth_token").is_file():
+        return
+    os.environ["RAY_AUTH_MODE"] = "token"  # for processes this one starts
+    try:
+        from ray._private.authentication.authentication_token_setup import (
+            maybe_enable_token_auth_if_token_available,
+        )
+    except ImportError:  # another Ray version: the environment variable is what remains
+        return
+    os.environ.pop("RAY_AUTH_MODE")
+    maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+
+
 def init_ray(address: str | None = None, *, num_cpus: int | None = None, quiet: bool = True) -> None:
     """Start or join Ray once per process. Ray >= 2.60 protects ``ray start`` clusters with a
     token: joining one from another process needs ``RAY_AUTH_MODE=token`` (token file in
@@ -37,12 +55,13 @@ def init_ray(address: str | None = None, *, num_cpus: int | None = None, quiet: 
     address = address or os.environ.get("RAY_ADDRESS")
     log_level = "ERROR" if quiet else "INFO"
     if address:
-        if (Path.home() / ".ray" / "auth_token").is_file():
-            os.environ.setdefault("RAY_AUTH_MODE", "token")
+        enable_token_auth_if_available()
         ray.init(address=address, logging_level=log_level, log_to_driver=not quiet)
     else:
         cpus = num_cpus or local_logical_cpus()
         ray.init(
-            num_cpus=cpus, include_dashboard=False, logging_level=log_level, log_to_driver=not quiet,
+            # "local": always a new instance; a bare ray.init() would join the last `ray start`
+            # cluster of this machine (/tmp/ray/ray_current_cluster), even a dead one.
+            address="local", num_cpus=cpus, include_dashboard=False, logging_level=log_level, log_to_driver=not quiet,
             _system_config=keep_workers_alive(cpus),
         )

@@ -81,6 +81,10 @@ def safe_relative(root: Path, rel: str) -> str | None:
     return str(pure)
 
 
+def _short(exc: Exception) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0][:160]
+
+
 def _video_id(rel: str) -> str:
     return PurePosixPath(rel).stem
 
@@ -102,12 +106,16 @@ def _from_csv(root: Path) -> Discovery:
         path = root / "annotations" / f"{split}.csv"
         if not path.is_file():
             continue
-        with path.open(newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh)
-            missing = [c for c in ("label", "youtube_id", "time_start", "time_end") if c not in (reader.fieldnames or [])]
-            if missing:
-                raise AnnotationError(f"{path}: missing column(s) {', '.join(missing)} (header must be {','.join(CSV_COLUMNS)})")
-            rows_by_split[split] = list(reader)
+        # utf-8-sig: a CSV saved by a spreadsheet starts with a BOM that would hide the `label` column.
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            try:
+                reader = csv.DictReader(fh)
+                missing = [c for c in ("label", "youtube_id", "time_start", "time_end") if c not in (reader.fieldnames or [])]
+                if missing:
+                    raise AnnotationError(f"{path}: missing column(s) {', '.join(missing)} (header must be {','.join(CSV_COLUMNS)})")
+                rows_by_split[split] = list(reader)
+            except (UnicodeDecodeError, csv.Error) as exc:
+                raise AnnotationError(f"{path}: unreadable CSV ({_short(exc)})") from None
     if "train" not in rows_by_split:
         raise AnnotationError(f"{root / 'annotations' / 'train.csv'}: the train split defines the classes and is required")
     index = _file_index(root)
@@ -120,6 +128,9 @@ def _from_csv(root: Path) -> Discovery:
                 out.exclude(split, f"annotations/{split}.csv:{line}", "bad time_start/time_end")
                 continue
             label = (row.get("label") or "").strip()
+            if not label:  # an empty label would become a class of its own and shift every index
+                out.exclude(split, f"annotations/{split}.csv:{line}", "bad row: empty label")
+                continue
             rel = index.get((split, name)) or index.get((None, name))
             if rel is None:
                 out.exclude(split, f"{split}/{name}.mp4", "missing file")
@@ -156,22 +167,27 @@ def _from_lists(root: Path) -> Discovery:
     seen: set[str] = set()
     for split, list_path in lists.items():
         prefix_candidates = [root / split, root]
-        for number, raw in enumerate(list_path.read_text(encoding="utf-8").splitlines(), start=1):
+        try:
+            lines = list_path.read_text(encoding="utf-8-sig").splitlines()
+        except UnicodeDecodeError as exc:
+            raise AnnotationError(f"{list_path}: unreadable list file ({_short(exc)})") from None
+        for number, raw in enumerate(lines, start=1):
             if not raw.strip():
                 continue
             rel_raw, _, label = raw.strip().rpartition(" ")
-            if not rel_raw or not label.lstrip("-").isdigit():
+            if not rel_raw or not (label.isascii() and label.isdigit()):  # "-1" would sort first, shift every class
                 out.exclude(split, f"{list_path.name}:{number}", "malformed line (want 'path label_index')")
                 continue
-            rel = None
+            rel, escapes = None, safe_relative(root, rel_raw) is None
             for prefix in prefix_candidates:
                 candidate = safe_relative(root, str(PurePosixPath(prefix.relative_to(root).as_posix()) / rel_raw))
-                if candidate is None:
+                if candidate is None:  # `..`, absolute, or a symlink resolving outside the root
+                    escapes = True
                     break
                 if (root / candidate).is_file():
                     rel = candidate
                     break
-            if safe_relative(root, rel_raw) is None and rel is None:
+            if rel is None and escapes:
                 out.exclude(split, rel_raw, "path escapes the data root")
                 continue
             if rel is None:

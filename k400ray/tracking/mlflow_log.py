@@ -73,26 +73,32 @@ def redact_uri(uri: str) -> str:
     return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
 
 
-def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
+def check_reachable(uri: str, timeout_s: float = 30.0) -> None:
     """Fail fast (:class:`TrackingError`, one line) when an MLflow server does not answer.
 
     MLflow's own client retries an unreachable server with backoff for minutes; a grid must
-    not start trials that could not record anything. ``/health`` is the server's liveness route.
+    not start trials that could not record anything. ``/health`` is the server's liveness
+    route. A refused connection fails at once; a slow answer is retried for ``timeout_s``.
     """
+    import time
     import urllib.error
     import urllib.request
 
     if not uri.startswith(("http://", "https://")):
         return
-    try:
-        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout_s):  # noqa: S310 - http(s) only
-            return
-    except urllib.error.HTTPError:
-        return  # it answered: a proxy or an auth layer in front of it, not an outage
-    except (OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise TrackingError(f"MLflow tracking server {redact_uri(uri)} is unreachable ({reason}); "
-                            "start it or fix mlflow.tracking_uri") from None
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=5):  # noqa: S310 - http(s) only
+                return
+        except urllib.error.HTTPError:
+            return  # it answered: a proxy or an auth layer in front of it, not an outage
+        except (OSError, ValueError) as exc:
+            reason = getattr(exc, "reason", exc)
+            slow = isinstance(reason, TimeoutError) or "timed out" in str(reason)
+            if not slow or time.monotonic() >= deadline:
+                raise TrackingError(f"MLflow tracking server {redact_uri(uri)} is unreachable ({reason}); "
+                                    "start it or fix mlflow.tracking_uri") from None
 
 
 def _artifact_location(uri: str) -> str | None:

@@ -76,19 +76,23 @@ def two_node_cluster(tmp_path):
     procs = [head]
     try:
         _wait_until(lambda: _port_open(port), 90, "the Ray head", procs)
-        worker = _spawn([str(BIN / "ray"), "start", f"--address=127.0.0.1:{port}", "--num-cpus=8", "--num-gpus=0",
-                         "--resources={\"decode_node\": 1}", "--block"], tmp_path / "worker.log", env)
-        procs.append(worker)
+        worker_args = [str(BIN / "ray"), "start", f"--address=127.0.0.1:{port}", "--num-cpus=8", "--num-gpus=0",
+                       "--resources={\"decode_node\": 1}", "--block"]
+        procs.append(_spawn(worker_args, tmp_path / "worker.log", env))
         probe = ("import ray; ray.init(address='127.0.0.1:%d', logging_level='ERROR'); "
                  "n = [x for x in ray.nodes() if x['Alive']]; "
                  "print(len(n), [x['NodeID'] for x in n if x['Resources'].get('CPU', 0) == 0][0])" % port)
+        retries = [1]
 
         def two_alive() -> bool:
+            if procs[-1].poll() is not None and retries:  # Ray gives a raylet 30 s to register:
+                retries.pop()  # a busy machine can miss that once
+                procs[-1] = _spawn(worker_args, tmp_path / "worker-retry.log", env)
             out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=60)
             two_alive.head_id = out.stdout.split()[-1] if out.stdout.startswith("2 ") else None
             return two_alive.head_id is not None
 
-        _wait_until(two_alive, 120, "the worker node to join", procs)
+        _wait_until(two_alive, 180, "the worker node to join", procs[:1])
         yield f"127.0.0.1:{port}", two_alive.head_id
     finally:
         for p in reversed(procs):
@@ -104,8 +108,17 @@ def mlflow_server(tmp_path):
                    "--backend-store-uri", f"sqlite:///{store}/mlflow.db", "--artifacts-destination", str(store / "artifacts"),
                    "--workers", "1"], tmp_path / "mlflow.log", dict(os.environ))
     try:
-        _wait_until(lambda: _port_open(port), 120, "the MLflow server", [proc])
-        yield f"http://127.0.0.1:{port}"
+        uri = f"http://127.0.0.1:{port}"
+
+        def healthy() -> bool:
+            try:
+                ml.check_reachable(uri, timeout_s=0)
+                return True
+            except ml.TrackingError:
+                return False
+
+        _wait_until(healthy, 180, "the MLflow server", [proc])
+        yield uri
     finally:
         _stop(proc)
 

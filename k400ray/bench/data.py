@@ -1,0 +1,328 @@
+"""``k400ray bench data``: the Ray Data clip pipeline against the decoder alone and a torch DataLoader.
+
+Three ways to turn the same index rows into the same train clips, with the same number of
+processes, measured side by side in one run (issue #7):
+
+- **decode limit**: ``load_clip`` (decord ``get_batch`` of the sampled frames + the preset's
+  train transforms) in a tight loop, one process per core, each on an equal share of the rows.
+  Nothing can deliver clips faster on these cores with this decoder.
+- **ray data**: ``clip_dataset`` as a Ray Train worker receives it: ``streaming_split(1,
+  equal=True)`` (what ``DataConfig`` does) then ``iter_batches(prefetch_batches=2)`` (what
+  ``engine.worker`` does), decode capped at P concurrent tasks.
+- **dataloader**: ``torch.utils.data.DataLoader`` over a map-style dataset calling the same
+  ``load_clip``, ``num_workers=P``, shuffled, the same batch size: the MMAction2 / PySlowFast way.
+
+Every method is warmed up once (worker processes start and import torch) before the measured
+passes; passes are interleaved in rotating order so that load from other users of the machine
+hits all methods alike, and the median of the repeats is reported. Worker processes are spawned,
+never forked: forking a driver that runs Ray's threads can deadlock.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from k400ray.bench.common import Stopwatch, Table, median, tree_cpu_seconds
+from k400ray.bench.inputs import BENCH_SPLIT, index_rows, sized_index
+from k400ray.data.clip import ClipSpec, load_clip
+from k400ray.data.decode import DecodeError
+from k400ray.data.index import load_manifest
+
+DEFAULT_PRESETS = ("tsn_r50_1x1x8", "i3d_r50_32x2x1")
+METHODS = ("decode limit", "ray data", "dataloader")
+# Issue #7: one H100 consumes about 1000 8-frame TSN-R50 clips per second. Other presets are
+# scaled by their forward cost relative to that one (a GPU spends its time on FLOPs).
+H100_TSN_CLIPS_PER_S = 1000.0
+REFERENCE_PRESET = "tsn_r50_1x1x8"
+
+Row = dict  # one index row (video_id, path, label, num_frames, width, height, decoder, ...)
+
+
+def _load(row: Row, data_root: str, spec: ClipSpec, rng: np.random.Generator) -> np.ndarray | None:
+    """Exactly what ``pipeline.decode_batch`` does for one row (None where it marks ``valid=False``)."""
+    try:
+        return load_clip(
+            os.path.join(data_root, row["path"]), num_frames=int(row["num_frames"]), width=int(row["width"]),
+            height=int(row["height"]), spec=spec, rng=rng, decoder="pyav" if row["decoder"] == "pyav" else "auto",
+        )
+    except DecodeError:
+        return None
+
+
+# --- decode limit ----------------------------------------------------------------------------
+
+
+def _one_thread() -> None:
+    import torch
+
+    torch.set_num_threads(1)  # as in the decode tasks: parallelism comes from processes
+
+
+def _decode_share(args: tuple[list[Row], str, ClipSpec]) -> int:
+    rows, data_root, spec = args
+    rng = np.random.default_rng()
+    return sum(_load(r, data_root, spec, rng) is not None for r in rows)
+
+
+class DecodeLimit:
+    """P spawned processes decoding equal shares of the rows, nothing else."""
+
+    name = "decode limit"
+
+    def __init__(self, processes: int, data_root: str) -> None:
+        self.processes, self.data_root = processes, data_root
+        self.pool = mp.get_context("spawn").Pool(processes, initializer=_one_thread)
+
+    def run(self, rows: list[Row], spec: ClipSpec) -> tuple[int, float, float]:
+        """(clips, seconds, seconds to the first clip: not defined here, NaN)."""
+        shares = [(rows[i :: self.processes], self.data_root, spec) for i in range(self.processes)]
+        with Stopwatch() as sw:
+            clips = sum(self.pool.map(_decode_share, shares, chunksize=1))
+        return clips, sw.seconds, float("nan")
+
+    def close(self) -> None:
+        self.pool.terminate()
+        self.pool.join()
+
+
+# --- torch DataLoader ------------------------------------------------------------------------
+
+
+class ClipRows:
+    """Map-style dataset: index row i -> {clips (V, C, T, S, S) uint8, label, valid}."""
+
+    def __init__(self, rows: list[Row], data_root: str, spec: ClipSpec) -> None:
+        self.rows, self.data_root, self.spec = rows, data_root, spec
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> dict:
+        import torch
+
+        clip = _load(self.rows[i], self.data_root, self.spec, np.random.default_rng())
+        valid = clip is not None
+        if clip is None:
+            clip = np.zeros(self.spec.output_shape, dtype=np.uint8)
+        return {"clips": torch.from_numpy(clip), "label": int(self.rows[i]["label"]), "valid": valid}
+
+
+class TorchLoader:
+    name = "dataloader"
+
+    def __init__(self, rows: list[Row], data_root: str, spec: ClipSpec, *, processes: int, batch_size: int) -> None:
+        from torch.utils.data import DataLoader
+
+        self.loader = DataLoader(
+            ClipRows(rows, data_root, spec), batch_size=batch_size, shuffle=True, num_workers=processes,
+            persistent_workers=True, prefetch_factor=2, multiprocessing_context="spawn",
+        )
+
+    def run(self, rows: list[Row], spec: ClipSpec) -> tuple[int, float, float]:
+        clips, first = 0, float("nan")
+        with Stopwatch() as sw:
+            for batch in self.loader:
+                if clips == 0:
+                    first = time.perf_counter() - sw.start
+                clips += int(batch["valid"].sum())
+        return clips, sw.seconds, first
+
+    def close(self) -> None:
+        it = getattr(self.loader, "_iterator", None)
+        if it is not None:
+            it._shutdown_workers()
+
+
+# --- Ray Data --------------------------------------------------------------------------------
+
+
+class RayLoader:
+    name = "ray data"
+
+    def __init__(self, index_dir: Path, spec: ClipSpec, *, processes: int, batch_size: int, seed: int = 0) -> None:
+        from k400ray.data.pipeline import clip_dataset
+
+        self.batch_size = batch_size
+        ds = clip_dataset(index_dir, BENCH_SPLIT, spec, shuffle=True, seed=seed, decode_tasks=processes,
+                          batch_size=batch_size)
+        self.shard = ds.streaming_split(1, equal=True)[0]
+
+    def run(self, rows: list[Row], spec: ClipSpec) -> tuple[int, float, float]:
+        clips, first = 0, float("nan")
+        with Stopwatch() as sw:
+            for batch in self.shard.iter_batches(batch_size=self.batch_size, batch_format="numpy", prefetch_batches=2):
+                if clips == 0:
+                    first = time.perf_counter() - sw.start
+                clips += int(np.asarray(batch["valid"]).sum())
+        return clips, sw.seconds, first
+
+    def close(self) -> None:
+        self.shard = None
+
+
+# --- the benchmark ---------------------------------------------------------------------------
+
+
+@dataclass
+class MethodResult:
+    preset: str
+    method: str
+    clips: int
+    seconds: list[float] = field(default_factory=list)
+    first_batch_s: list[float] = field(default_factory=list)
+    cpu_s: list[float] = field(default_factory=list)  # CPU time of the whole process tree per pass
+    warmup_s: float = float("nan")
+
+    @property
+    def clips_per_s(self) -> float:
+        return median([self.clips / s for s in self.seconds])
+
+    @property
+    def cpu_ms_per_clip(self) -> float:
+        return 1000 * median(self.cpu_s) / self.clips
+
+
+@dataclass
+class DataBench:
+    processes: int
+    clips: int
+    repeats: int
+    batch_sizes: dict[str, int]
+    distinct_videos: int
+    results: list[MethodResult]
+    gflops: dict[str, float]
+
+    def get(self, preset: str, method: str) -> MethodResult:
+        return next(r for r in self.results if r.preset == preset and r.method == method)
+
+    def ratios(self, preset: str) -> dict[str, float]:
+        limit, ray, torch_ = (self.get(preset, m).clips_per_s for m in METHODS)
+        return {"ray/limit": ray / limit, "ray/dataloader": ray / torch_, "dataloader/limit": torch_ / limit}
+
+    def per_core(self, preset: str) -> float:
+        return self.get(preset, "decode limit").clips_per_s / self.processes
+
+    def gpu_demand(self, preset: str) -> float:
+        """Clips/s one H100 would consume: the issue's TSN figure scaled by forward GFLOPs."""
+        return H100_TSN_CLIPS_PER_S * self.gflops[REFERENCE_PRESET] / self.gflops[preset]
+
+    def presets(self) -> list[str]:
+        return list(dict.fromkeys(r.preset for r in self.results))
+
+    def table(self) -> Table:
+        rows = []
+        for p in self.presets():
+            limit, loader = self.get(p, "decode limit"), self.get(p, "dataloader")
+            for m in METHODS:
+                r = self.get(p, m)
+                rows.append([
+                    p, m, round(r.clips_per_s, 2), round(r.clips_per_s / limit.clips_per_s, 3),
+                    round(r.clips_per_s / loader.clips_per_s, 3), round(r.cpu_ms_per_clip, 1),
+                    round(limit.cpu_ms_per_clip / r.cpu_ms_per_clip, 3), median(r.first_batch_s), round(r.warmup_s, 1),
+                ])
+        return Table(["preset", "method", "clips/s", "x decode limit", "x dataloader", "CPU ms/clip",
+                      "CPU efficiency", "first batch s", "warm-up s"], rows)
+
+    def cluster_table(self) -> Table:
+        rows = []
+        for p in self.presets():
+            demand = self.gpu_demand(p)
+            rows.append([p, round(self.gflops[p], 1), round(self.per_core(p), 2), round(demand), round(demand / self.per_core(p), 1)])
+        return Table(["preset", "GFLOPs/clip", "decode clips/s per core", "H100 clips/s (est.)", "decode cores per H100"], rows)
+
+    def targets(self) -> list[str]:
+        lines = []
+        for p in self.presets():
+            r = self.ratios(p)
+            lines.append(
+                f"{p}: ray data {r['ray/limit']:.2f}x decode limit (target >= 0.9: {'met' if r['ray/limit'] >= 0.9 else 'MISSED'}), "
+                f"{r['ray/dataloader']:.2f}x dataloader (target >= 1.0: {'met' if r['ray/dataloader'] >= 1.0 else 'MISSED'})"
+            )
+        return lines
+
+
+def preset_gflops(names: list[str]) -> dict[str, float]:
+    """Forward multiply-adds (1e9) of one train clip of each preset (meta-device models)."""
+    from dataclasses import replace
+
+    import torch
+
+    from k400ray.models.build import build_model
+    from k400ray.models.summary import count_gflops
+    from k400ray.presets import get_preset
+
+    out = {}
+    for name in dict.fromkeys([REFERENCE_PRESET, *names]):
+        preset = get_preset(name)
+        with torch.device("meta"):
+            model = build_model(replace(preset.arch, pretrained=None), 400)
+        _, c, t, s, _ = preset.clip_spec("train").output_shape
+        out[name] = count_gflops(model, (1, c, t, s, s))
+    return out
+
+
+def run_data_bench(
+    index_dir: str | Path,
+    *,
+    split: str = "train",
+    presets: list[str] = list(DEFAULT_PRESETS),
+    clips: int = 128,
+    processes: int | None = None,
+    repeats: int = 3,
+    batch_size: int | None = None,
+    work_dir: str | Path,
+    log=print,
+) -> DataBench:
+    """Measure the three methods for each preset; Ray must be initialised (``init_ray``)."""
+    from k400ray.presets import get_preset
+
+    processes = processes or os.cpu_count() or 1
+    sized = sized_index(index_dir, split, clips, work_dir)
+    rows = index_rows(sized, BENCH_SPLIT)
+    manifest = load_manifest(sized)
+    data_root = manifest["data_root"]
+    results: list[MethodResult] = []
+    batch_sizes = {}
+    limit = DecodeLimit(processes, data_root)
+    try:
+        for name in presets:
+            preset = get_preset(name)
+            spec = preset.clip_spec("train")
+            batch = batch_size or preset.recipe.batch_per_gpu
+            batch_sizes[name] = batch
+            loaders = [limit, RayLoader(sized, spec, processes=processes, batch_size=batch),
+                       TorchLoader(rows, data_root, spec, processes=processes, batch_size=batch)]
+            mine = {ld.name: MethodResult(name, ld.name, clips) for ld in loaders}
+            try:
+                for ld in loaders:  # warm-up: processes start, import torch, open the first files
+                    with Stopwatch() as sw:
+                        ld.run(rows, spec)
+                    mine[ld.name].warmup_s = sw.seconds
+                    log(f"  {name} {ld.name}: warm-up {sw.seconds:.1f} s")
+                for rep in range(repeats):
+                    for ld in loaders[rep % 3 :] + loaders[: rep % 3]:
+                        cpu = tree_cpu_seconds()
+                        got, seconds, first = ld.run(rows, spec)
+                        mine[ld.name].cpu_s.append(tree_cpu_seconds() - cpu)
+                        if got != clips:
+                            raise RuntimeError(f"{ld.name} delivered {got} valid clips, expected {clips}")
+                        mine[ld.name].seconds.append(seconds)
+                        mine[ld.name].first_batch_s.append(first)
+                        log(f"  {name} {ld.name}: pass {rep + 1}/{repeats} {clips / seconds:.2f} clips/s")
+            finally:
+                for ld in loaders[1:]:
+                    ld.close()
+            results.extend(mine[m] for m in METHODS)
+    finally:
+        limit.close()
+    return DataBench(
+        processes=processes, clips=clips, repeats=repeats, batch_sizes=batch_sizes,
+        distinct_videos=int(manifest.get("bench_source", {}).get("distinct_videos", clips)),
+        results=results, gflops=preset_gflops(presets),
+    )

@@ -1,0 +1,328 @@
+"""``k400ray bench train``: where a training step's time goes, and how far it is from the hardware.
+
+The engine's own ``train_one_epoch`` runs unchanged; the batch iterator it receives is wrapped so
+that every step is split into **data wait** (blocked in ``next()`` for the next batch) and
+**compute** (from receiving a batch to asking for the next one: transfer, forward, backward,
+optimiser step; ``train_one_epoch`` reads the loss back every step, which synchronises a GPU).
+For each preset:
+
+- **compute only**: the same steps on batches already in memory: the rate the device sustains
+  when data is free;
+- **ray data**: the Ray Data pipeline as a train worker receives it (``streaming_split`` +
+  ``iter_batches(prefetch_batches=2)``); stall fraction = wait / step time over the steady-state
+  steps (the first batch, which includes starting the pipeline, is reported on its own);
+- **decode capacity**: the decoder alone on the decode processes (``bench.data.DecodeLimit``).
+  The stall target (<= 5%) applies when it is at least the compute-only rate.
+
+On a CPU-only machine compute and decode share the cores, so compute is pinned to
+``compute_threads`` torch threads and decode gets the other cores, the way a GPU box splits them.
+On a GPU the model runs in bf16 autocast with channels_last, and the compute-only rate is compared
+with the compute-bound limit: peak dense bf16 FLOP/s / (3 x 2 x forward multiply-adds per clip),
+the 3 counting forward + backward (about twice the forward).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from k400ray.bench.common import PeakMemory, Table, gib, median
+from k400ray.bench.data import DecodeLimit
+from k400ray.bench.inputs import BENCH_SPLIT, index_rows, sized_index
+from k400ray.data.index import load_manifest
+
+# Dense bf16 tensor-core peaks (TFLOP/s) from the vendors' data sheets; matched against the
+# device name, first match wins (so "H100 PCIe" precedes "H100").
+PEAK_BF16_TFLOPS = (
+    ("H200", 989.4),
+    ("H100 PCIe", 756.0),
+    ("H100", 989.4),
+    ("GH200", 989.4),
+    ("B200", 2250.0),
+    ("A100", 312.0),
+    ("L40S", 362.1),
+    ("L4", 121.0),
+    ("A10", 125.0),
+)
+
+
+def peak_bf16_tflops(device_name: str | None) -> float | None:
+    if not device_name:
+        return None
+    for key, tflops in PEAK_BF16_TFLOPS:
+        if key in device_name:
+            return tflops
+    return None
+
+
+def compute_bound_clips_per_s(peak_tflops: float, gmacs_per_clip: float) -> float:
+    """Training clips/s if every FLOP ran at peak: a step costs ~3 forward passes of 2 FLOPs per MAC."""
+    return peak_tflops * 1e12 / (3 * 2 * gmacs_per_clip * 1e9)
+
+
+class TimedBatches:
+    """Wraps a batch iterable; records, per step, the wait in ``next()`` and the time until the
+    consumer asks again (the step's compute)."""
+
+    def __init__(self, batches: Iterable[dict]) -> None:
+        self.batches = batches
+        self.wait: list[float] = []
+        self.compute: list[float] = []
+
+    def __iter__(self) -> Iterator[dict]:
+        it = iter(self.batches)
+        handed = None
+        while True:
+            asked = time.perf_counter()
+            if handed is not None:
+                self.compute.append(asked - handed)
+            try:
+                batch = next(it)
+            except StopIteration:
+                return
+            self.wait.append(time.perf_counter() - asked)
+            handed = time.perf_counter()
+            yield batch
+
+
+@dataclass
+class StepStats:
+    """Per-step wait and compute of the measured epochs (steady state: first step of each left out)."""
+
+    wait: list[float] = field(default_factory=list)
+    compute: list[float] = field(default_factory=list)
+    first_wait: list[float] = field(default_factory=list)
+    clips: int = 0
+    seconds: float = 0.0
+
+    def add(self, timed: TimedBatches, clips: int, seconds: float) -> None:
+        self.first_wait.append(timed.wait[0] if timed.wait else float("nan"))
+        self.wait += timed.wait[1:]
+        self.compute += timed.compute[1:]
+        self.clips += clips
+        self.seconds += seconds
+
+    @property
+    def stall_fraction(self) -> float:
+        total = sum(self.wait) + sum(self.compute)
+        return sum(self.wait) / total if total else float("nan")
+
+    @property
+    def clips_per_s(self) -> float:
+        return self.clips / self.seconds if self.seconds else float("nan")
+
+
+@dataclass
+class PresetTrainBench:
+    preset: str
+    scale: str
+    batch_size: int
+    steps: int
+    compute_only: StepStats
+    pipeline: StepStats
+    decode_limit_clips_per_s: float
+    peak_host_gib: float
+    peak_driver_gib: float
+    peak_device_gib: float | None = None
+    gmacs_per_clip: float = float("nan")
+    limit_clips_per_s: float | None = None
+
+    @property
+    def decode_suffices(self) -> bool:
+        return self.decode_limit_clips_per_s >= self.compute_only.clips_per_s
+
+    @property
+    def ratio_to_limit(self) -> float | None:
+        if not self.limit_clips_per_s:
+            return None
+        return self.compute_only.clips_per_s / self.limit_clips_per_s
+
+
+@dataclass
+class TrainBench:
+    device: str
+    amp: bool
+    compute_threads: int
+    decode_tasks: int
+    results: list[PresetTrainBench]
+
+    def table(self) -> Table:
+        rows = []
+        for r in self.results:
+            for label, s in (("compute only", r.compute_only), ("ray data", r.pipeline)):
+                rows.append([
+                    r.preset, label, r.batch_size, 1000 * median(s.wait) if s.wait else 0.0, 1000 * median(s.compute),
+                    round(s.clips_per_s, 2), round(100 * s.stall_fraction, 1) if label == "ray data" else None,
+                    median(s.first_wait) if label == "ray data" else None,
+                ])
+        return Table(["preset", "source", "batch", "wait ms/step", "compute ms/step", "clips/s", "stall %",
+                      "first batch s"], rows)
+
+    def capacity_table(self) -> Table:
+        rows = []
+        for r in self.results:
+            rows.append([
+                r.preset, round(r.decode_limit_clips_per_s, 2), round(r.compute_only.clips_per_s, 2), r.decode_suffices,
+                round(r.peak_host_gib, 2), round(r.peak_driver_gib, 2),
+                None if r.peak_device_gib is None else round(r.peak_device_gib, 2),
+                round(r.gmacs_per_clip, 3), None if r.limit_clips_per_s is None else round(r.limit_clips_per_s),
+                None if r.ratio_to_limit is None else round(r.ratio_to_limit, 3),
+            ])
+        return Table(["preset", "decode limit clips/s", "compute clips/s", "decode suffices", "peak host GiB",
+                      "peak driver GiB", "peak device GiB", "GMACs/clip", "limit clips/s", "x limit"], rows)
+
+    def targets(self) -> list[str]:
+        lines = []
+        for r in self.results:
+            stall = r.pipeline.stall_fraction
+            if r.decode_suffices:
+                verdict = "met" if stall <= 0.05 else "MISSED"
+                lines.append(f"{r.preset}: stall {100 * stall:.1f}% with decode capacity to spare (target <= 5%: {verdict})")
+            else:
+                lines.append(
+                    f"{r.preset}: stall {100 * stall:.1f}%: decode-bound ({r.decode_limit_clips_per_s:.1f} clips/s of "
+                    f"decode for {r.compute_only.clips_per_s:.1f} clips/s of compute), the 5% target does not apply"
+                )
+        return lines
+
+
+def _memory_format(family: str, device):
+    import torch
+
+    if device.type != "cuda":
+        return None
+    return torch.channels_last_3d if family == "i3d" else None
+
+
+def _setup(preset_name: str, scale: str, device, num_classes: int):
+    import torch
+
+    from k400ray.engine.optim import build_optimizer
+    from k400ray.models.build import build_model
+    from k400ray.presets import get_preset
+
+    preset = get_preset(preset_name, scale=scale)
+    model = build_model(replace(preset.arch, pretrained=None), num_classes).to(device)
+    if device.type == "cuda" and preset.arch.family != "i3d":
+        model = model.to(memory_format=torch.channels_last)
+    optimizer, _ = build_optimizer(model, preset.recipe, lr=preset.recipe.lr, weight_decay=preset.recipe.weight_decay,
+                                   milestones=preset.recipe.milestones, warmup_epochs=0)
+    return preset, model, optimizer
+
+
+def _gmacs(preset, num_classes: int) -> float:
+    import torch
+
+    from k400ray.models.build import build_model
+    from k400ray.models.summary import count_gflops
+
+    with torch.device("meta"):
+        model = build_model(replace(preset.arch, pretrained=None), num_classes)
+    _, c, t, s, _ = preset.clip_spec("train").output_shape
+    return count_gflops(model, (1, c, t, s, s))
+
+
+def _epoch(model, optimizer, batches: Iterable[dict], *, device, amp: bool, clip_grad_norm, memory_format) -> tuple[TimedBatches, int, float]:
+    from k400ray.engine.augment import BatchMix
+    from k400ray.engine.loops import train_one_epoch
+
+    timed = TimedBatches(batches)
+    mix = BatchMix(None, alpha=1.0, num_classes=model_num_classes(model))
+    stats = train_one_epoch(model, timed, optimizer, device=device, mix=mix, clip_grad_norm=clip_grad_norm, amp=amp,
+                            memory_format=memory_format)
+    return timed, stats.clips, stats.seconds
+
+
+def model_num_classes(model) -> int:
+    from k400ray.engine.optim import classifier
+
+    return classifier(model).out_features
+
+
+def run_train_bench(
+    index_dir: str | Path,
+    *,
+    split: str = "train",
+    presets: list[str],
+    scale: str = "toy",
+    steps: int = 20,
+    batch_size: int | None = None,
+    repeats: int = 2,
+    decode_tasks: int | None = None,
+    compute_threads: int = 1,
+    num_classes: int = 400,
+    work_dir: str | Path,
+    log=print,
+) -> TrainBench:
+    """Measure each preset; Ray must be initialised (``init_ray``)."""
+    import torch
+
+    from k400ray.data.pipeline import clip_dataset
+
+    cuda = torch.cuda.is_available()
+    device = torch.device("cuda" if cuda else "cpu")
+    if not cuda:
+        torch.set_num_threads(compute_threads)
+    cores = os.cpu_count() or 1
+    decode_tasks = decode_tasks or max(1, cores - (0 if cuda else compute_threads))
+    amp = cuda
+    peak = peak_bf16_tflops(torch.cuda.get_device_name(0)) if cuda else None
+    results = []
+    limit = DecodeLimit(decode_tasks, "")
+    try:
+        for name in presets:
+            preset, model, optimizer = _setup(name, scale, device, num_classes)
+            batch = batch_size or preset.recipe.batch_per_gpu
+            sized = sized_index(index_dir, split, steps * batch, work_dir)
+            rows = index_rows(sized, BENCH_SPLIT)
+            limit.data_root = load_manifest(sized)["data_root"]
+            spec = preset.clip_spec("train")
+            memory_format = _memory_format(preset.arch.family, device)
+            kw = dict(device=device, amp=amp, clip_grad_norm=preset.recipe.clip_grad_norm, memory_format=memory_format)
+            rng = np.random.default_rng(0)
+            fake = [
+                {"clips": rng.integers(0, 256, size=(batch, *spec.output_shape), dtype=np.uint8),
+                 "label": rng.integers(0, num_classes, size=batch), "video_id": np.array([""] * batch),
+                 "valid": np.ones(batch, dtype=bool)}
+                for _ in range(min(steps, 4))
+            ]
+            in_memory = [fake[i % len(fake)] for i in range(steps)]
+            ds = clip_dataset(sized, BENCH_SPLIT, spec, shuffle=True, seed=0, decode_tasks=decode_tasks, batch_size=batch)
+            shard = ds.streaming_split(1, equal=True)[0]
+
+            def pipeline_batches():
+                return shard.iter_batches(batch_size=batch, batch_format="numpy", prefetch_batches=2)
+
+            compute_only, pipeline = StepStats(), StepStats()
+            if cuda:
+                torch.cuda.reset_peak_memory_stats()
+            # Warm-up (excluded): first steps allocate and pick kernels, decode processes start.
+            _epoch(model, optimizer, in_memory[:2], **kw)
+            _epoch(model, optimizer, pipeline_batches(), **kw)
+            limit.run(rows[: 2 * decode_tasks], spec)
+            decode_rates = []
+            with PeakMemory() as mem:
+                for rep in range(repeats):
+                    compute_only.add(*_epoch(model, optimizer, in_memory, **kw))
+                    pipeline.add(*_epoch(model, optimizer, pipeline_batches(), **kw))
+                    got, seconds, _ = limit.run(rows, spec)
+                    decode_rates.append(got / seconds)
+                    log(f"  {name}: pass {rep + 1}/{repeats}: compute {compute_only.clips_per_s:.1f} clips/s, "
+                        f"ray data {pipeline.clips_per_s:.1f} clips/s, decode limit {decode_rates[-1]:.1f} clips/s")
+            gmacs = _gmacs(preset, num_classes)
+            results.append(PresetTrainBench(
+                preset=name, scale=scale, batch_size=batch, steps=steps, compute_only=compute_only, pipeline=pipeline,
+                decode_limit_clips_per_s=median(decode_rates), peak_host_gib=gib(mem.tree), peak_driver_gib=gib(mem.own),
+                peak_device_gib=gib(torch.cuda.max_memory_allocated()) if cuda else None, gmacs_per_clip=gmacs,
+                limit_clips_per_s=compute_bound_clips_per_s(peak, gmacs) if peak else None,
+            ))
+            del model, optimizer, shard, ds
+    finally:
+        limit.close()
+    return TrainBench(device=torch.cuda.get_device_name(0) if cuda else "cpu", amp=amp,
+                      compute_threads=torch.get_num_threads(), decode_tasks=decode_tasks, results=results)

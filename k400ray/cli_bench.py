@@ -1,0 +1,228 @@
+"""The ``k400ray bench`` commands (``data``, ``train``, ``index``): parse, run one benchmark, print.
+
+Defaults finish in a few minutes on a 2-core machine. Without ``--index`` / ``--data-root`` the
+input is a generated set of Kinetics-shaped videos (10 s, 340x256, 30 fps, H.264), cached in
+``--work-dir``. ``--out FILE`` appends a Markdown record (command, machine, date, tables) to FILE.
+How to read the numbers: ``docs/benchmarks.md``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+bench_app = typer.Typer(add_completion=False, no_args_is_help=True,
+                        help="Benchmarks: data path, training step and indexing against their hardware limits.")
+
+_PRESETS_HELP = "comma-separated preset names"
+
+
+def _fail(message: str) -> None:
+    from k400ray.cli import fail
+
+    fail(message)
+
+
+def _parse_size(text: str) -> tuple[int, int]:
+    from k400ray.cli import _parse_size as parse
+
+    return parse(text)
+
+
+def _presets(text: str) -> list[str]:
+    from k400ray.presets import PRESETS
+
+    names = [p.strip() for p in text.split(",") if p.strip()]
+    unknown = [p for p in names if p not in PRESETS]
+    if not names or unknown:
+        _fail(f"--presets: unknown preset(s) {', '.join(unknown) or '(none given)'} (known: {', '.join(sorted(PRESETS))})")
+    return names
+
+
+def _work_dir(path: Optional[Path]) -> Path:
+    from k400ray.bench.inputs import default_work_dir
+
+    out = path or default_work_dir()
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _start_ray(address: Optional[str]) -> float:
+    """Start or join Ray; seconds it took (reported apart from throughput)."""
+    from k400ray.runtime import init_ray
+
+    start = time.perf_counter()
+    init_ray(address)
+    return time.perf_counter() - start
+
+
+def _check_index(index: Path, split: str) -> None:
+    from k400ray.data.index import load_manifest
+
+    try:
+        manifest = load_manifest(index)
+    except FileNotFoundError as exc:
+        _fail(str(exc))
+    if split not in manifest["splits"] or not manifest["splits"][split]["videos"]:
+        _fail(f"{index}: split {split!r} has no indexed videos")
+
+
+def _input_index(index: Optional[Path], split: str, work: Path, *, videos: int, seconds: float, size: str, fps: int) -> Path:
+    from k400ray.bench.inputs import generated_index
+
+    if index is not None:
+        return index
+    typer.echo(f"input: {videos} generated videos of {seconds:g} s, {size}, {fps} fps in {work} (made once, then reused)")
+    return generated_index(work, videos=videos, seconds=seconds, fps=fps, size=_parse_size(size))
+
+
+def _emit(title: str, tables, notes: list[str], out: Optional[Path]) -> None:
+    from k400ray.bench.common import write_record
+
+    for table in tables:
+        typer.echo(table.text())
+        typer.echo("")
+    for note in notes:
+        typer.echo(note)
+    if out is not None:
+        write_record(out, title, tables, notes)
+        typer.echo(f"record appended to {out}")
+
+
+def _log(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+@bench_app.command()
+def data(
+    index: Optional[Path] = typer.Option(None, "--index", help="index to read (default: a generated set)"),
+    split: str = typer.Option("train", "--split"),
+    presets: str = typer.Option("tsn_r50_1x1x8,i3d_r50_32x2x1", "--presets", help=_PRESETS_HELP),
+    clips: int = typer.Option(128, "--clips", min=1, help="clips per measured pass (index rows cycled or cut to this)"),
+    repeats: int = typer.Option(3, "--repeats", min=1, help="measured passes per method; the median is reported"),
+    processes: Optional[int] = typer.Option(None, "--processes", min=1, help="decode processes for every method (default: cores)"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="default: the preset's batch per GPU"),
+    videos: int = typer.Option(16, "--videos", min=1, help="generated videos (without --index)"),
+    seconds: float = typer.Option(10.0, "--seconds", min=0.1, help="generated video length"),
+    size: str = typer.Option("340x256", "--size", help="generated WIDTHxHEIGHT"),
+    fps: int = typer.Option(30, "--fps", min=1, help="generated frame rate"),
+    work_dir: Optional[Path] = typer.Option(None, "--work-dir", help="cache for generated videos and sized indexes"),
+    out: Optional[Path] = typer.Option(None, "--out", help="append a Markdown record to this file"),
+    address: Optional[str] = typer.Option(None, help="Ray cluster address (default: RAY_ADDRESS or a local Ray)"),
+) -> None:
+    """Train clips/s of the decoder alone, the Ray Data pipeline and a torch DataLoader, side by side."""
+    from k400ray.bench.common import machine_line
+    from k400ray.bench.data import run_data_bench
+
+    names = _presets(presets)
+    if index is not None:
+        _check_index(index, split)
+    work = _work_dir(work_dir)
+    ray_s = _start_ray(address)
+    index_dir = _input_index(index, split, work, videos=videos, seconds=seconds, size=size, fps=fps)
+    processes = processes or os.cpu_count() or 1
+    result = run_data_bench(index_dir, split=split, presets=names, clips=clips, processes=processes, repeats=repeats,
+                            batch_size=batch_size, work_dir=work, log=_log)
+    typer.echo(f"bench data: {clips} clips per pass ({result.distinct_videos} distinct videos), {processes} processes, "
+               f"median of {repeats}; {machine_line()}")
+    notes = [f"target {line}" for line in result.targets()]
+    notes.append(f"ray start-up: init {ray_s:.1f} s (first pass of each method, 'warm-up s', is excluded from clips/s)")
+    notes.append(f"batch sizes: {', '.join(f'{k} {v}' for k, v in result.batch_sizes.items())}")
+    _emit("bench data", [result.table(), result.cluster_table()], notes, out)
+
+
+@bench_app.command()
+def train(
+    index: Optional[Path] = typer.Option(None, "--index", help="index to read (default: a generated set)"),
+    split: str = typer.Option("train", "--split"),
+    presets: str = typer.Option("tsn_r50_1x1x8,i3d_r50_32x2x1", "--presets", help=_PRESETS_HELP),
+    scale: Optional[str] = typer.Option(None, "--scale", help="full | toy (default: full on a GPU, toy on CPU)"),
+    steps: int = typer.Option(20, "--steps", min=2, help="steps per measured epoch"),
+    repeats: int = typer.Option(2, "--repeats", min=1, help="measured epochs per source"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="default: the preset's batch per GPU"),
+    decode_tasks: Optional[int] = typer.Option(None, "--decode-tasks", min=1, help="default: cores (minus compute threads on CPU)"),
+    compute_threads: int = typer.Option(1, "--compute-threads", min=1, help="torch threads for the model on CPU"),
+    videos: int = typer.Option(16, "--videos", min=1, help="generated videos (without --index)"),
+    seconds: Optional[float] = typer.Option(None, "--seconds", min=0.1, help="generated length (default: 10 full, 4 toy)"),
+    size: Optional[str] = typer.Option(None, "--size", help="generated WIDTHxHEIGHT (default: 340x256 full, 80x64 toy)"),
+    fps: Optional[int] = typer.Option(None, "--fps", min=1, help="generated frame rate (default: 30 full, 12 toy)"),
+    work_dir: Optional[Path] = typer.Option(None, "--work-dir", help="cache for generated videos and sized indexes"),
+    out: Optional[Path] = typer.Option(None, "--out", help="append a Markdown record to this file"),
+    address: Optional[str] = typer.Option(None, help="Ray cluster address (default: RAY_ADDRESS or a local Ray)"),
+) -> None:
+    """Training step time split into data wait and compute, stall fraction, memory (GPU: x compute bound)."""
+    import torch
+
+    from k400ray.bench.common import machine_line
+    from k400ray.bench.train import run_train_bench
+
+    names = _presets(presets)
+    scale = scale or ("full" if torch.cuda.is_available() else "toy")
+    if scale not in ("full", "toy"):
+        _fail(f"--scale must be 'full' or 'toy', got {scale!r}")
+    toy = scale == "toy"
+    if index is not None:
+        _check_index(index, split)
+    work = _work_dir(work_dir)
+    ray_s = _start_ray(address)
+    index_dir = _input_index(
+        index, split, work, videos=videos, seconds=seconds or (4.0 if toy else 10.0),
+        size=size or ("80x64" if toy else "340x256"), fps=fps or (12 if toy else 30),
+    )
+    result = run_train_bench(index_dir, split=split, presets=names, scale=scale, steps=steps, batch_size=batch_size,
+                             repeats=repeats, decode_tasks=decode_tasks, compute_threads=compute_threads,
+                             work_dir=work, log=_log)
+    typer.echo(f"bench train: {scale} scale on {result.device}{' (bf16, channels_last)' if result.amp else ''}, "
+               f"{steps} steps x {repeats} epochs per source, {result.compute_threads} compute thread(s), "
+               f"{result.decode_tasks} decode task(s); {machine_line()}")
+    notes = [f"target {line}" for line in result.targets()]
+    notes.append(f"ray start-up: init {ray_s:.1f} s; 'first batch s' is the pipeline start of each epoch, left out of stall %")
+    notes.append("memory: peak PSS sampled every 0.25 s, driver alone and its whole process tree (Ray workers included)")
+    _emit("bench train", [result.table(), result.capacity_table()], notes, out)
+
+
+@bench_app.command("index")
+def index_cmd(
+    data_root: Optional[Path] = typer.Option(None, "--data-root", help="dataset root to probe (default: a generated set)"),
+    rows: int = typer.Option(240_000, "--rows", min=0, help="rows of the synthetic index built for the memory figure (0: skip)"),
+    repeats: int = typer.Option(3, "--repeats", min=1),
+    processes: Optional[int] = typer.Option(None, "--processes", min=1, help="probe processes (default: cores)"),
+    videos: int = typer.Option(16, "--videos", min=1, help="generated videos (without --data-root)"),
+    seconds: float = typer.Option(10.0, "--seconds", min=0.1),
+    size: str = typer.Option("340x256", "--size"),
+    fps: int = typer.Option(30, "--fps", min=1),
+    work_dir: Optional[Path] = typer.Option(None, "--work-dir", help="cache for generated videos and indexes"),
+    out: Optional[Path] = typer.Option(None, "--out", help="append a Markdown record to this file"),
+    address: Optional[str] = typer.Option(None, help="Ray cluster address (default: RAY_ADDRESS or a local Ray)"),
+) -> None:
+    """Videos probed per second per core, and peak memory while indexing a Kinetics-sized (240k-row) index."""
+    from k400ray.bench.common import machine_line
+    from k400ray.bench.index import run_index_bench
+
+    if data_root is not None and not data_root.is_dir():
+        _fail(f"{data_root}: data root is not a directory")
+    work = _work_dir(work_dir)
+    ray_s = _start_ray(address)
+    if data_root is None:
+        data_root = _input_index(None, "train", work, videos=videos, seconds=seconds, size=size, fps=fps).parent / "data"
+    processes = processes or os.cpu_count() or 1
+    from k400ray.data.annotations import AnnotationError
+
+    try:
+        result = run_index_bench(data_root, processes=processes, repeats=repeats, rows=rows, work_dir=work / "index-bench",
+                                 log=_log)
+    except (AnnotationError, ValueError) as exc:
+        _fail(str(exc))
+    typer.echo(f"bench index: {result.videos} videos under {data_root}, {processes} processes, median of {repeats}; "
+               f"{machine_line()}")
+    tables = [result.table()] + ([result.memory_table()] if result.memory else [])
+    notes = [f"ray start-up: init {ray_s:.1f} s (one warm-up build excluded)"]
+    if result.memory:
+        m = result.memory
+        notes.append(f"memory: {m.rows} synthetic rows through the real build_index (discovery and probe results "
+                     f"synthetic); driver PSS {m.baseline_gib:.2f} -> peak {m.peak_driver_gib:.2f} GiB")
+    _emit("bench index", tables, notes, out)

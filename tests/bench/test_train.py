@@ -1,0 +1,55 @@
+"""`k400ray bench train`: per-step wait/compute split, the compute-bound limit, and the CLI on toy input."""
+
+import re
+import time
+
+import pytest
+from typer.testing import CliRunner
+
+from k400ray.bench.train import StepStats, TimedBatches, compute_bound_clips_per_s, peak_bf16_tflops
+from k400ray.cli import app
+
+runner = CliRunner()
+
+
+def _slow_source(n, delay):
+    for i in range(n):
+        time.sleep(delay)
+        yield i
+
+
+def test_timed_batches_split_wait_from_compute():
+    timed = TimedBatches(_slow_source(3, 0.05))
+    for _ in timed:
+        time.sleep(0.02)  # the "step"
+    assert len(timed.wait) == 3 and len(timed.compute) == 3
+    assert min(timed.wait) >= 0.05 and min(timed.compute) >= 0.02
+    stats = StepStats()
+    stats.add(timed, clips=6, seconds=1.0)
+    assert len(stats.wait) == 2 and len(stats.first_wait) == 1  # the first step is the pipeline start
+    assert 0 < stats.stall_fraction < 1 and stats.clips_per_s == 6.0
+
+
+def test_compute_bound_limit_and_gpu_peaks():
+    # 989.4 TFLOP/s over 3 passes x 2 FLOPs x 32.7 GMACs
+    assert compute_bound_clips_per_s(989.4, 32.7) == pytest.approx(989.4e12 / (6 * 32.7e9))
+    assert peak_bf16_tflops("NVIDIA H100 80GB HBM3") == 989.4
+    assert peak_bf16_tflops("NVIDIA H100 PCIe") == 756.0
+    assert peak_bf16_tflops("Some GPU") is None and peak_bf16_tflops(None) is None
+
+
+@pytest.mark.slow
+def test_bench_train_cli_on_toy_models(bench_work):
+    work, index = bench_work
+    r = runner.invoke(app, ["bench", "train", "--index", str(index), "--scale", "toy", "--presets", "tsn_r50_1x1x8",
+                            "--steps", "3", "--repeats", "1", "--batch-size", "2", "--work-dir", str(work)])
+    assert r.exit_code == 0, r.output
+    assert "toy scale on cpu" in r.output
+    compute = re.search(r"tsn_r50_1x1x8\s+compute only\s+2\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)", r.output)
+    ray = re.search(r"tsn_r50_1x1x8\s+ray data\s+2\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)", r.output)
+    assert compute and ray, r.output
+    assert float(compute.group(3)) > 0 and float(ray.group(3)) > 0
+    assert 0 <= float(ray.group(4)) <= 100
+    cap = re.search(r"tsn_r50_1x1x8\s+([\d.]+)\s+([\d.]+)\s+(yes|no)\s+([\d.]+)\s+([\d.]+)", r.output)
+    assert cap and float(cap.group(1)) > 0 and float(cap.group(4)) >= float(cap.group(5)) > 0  # tree >= driver
+    assert "target tsn_r50_1x1x8: stall" in r.output
