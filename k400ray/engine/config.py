@@ -4,6 +4,8 @@ logged as the MLflow run's params, so each result says exactly how it was made."
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -55,9 +57,13 @@ class TrialConfig(BaseModel):
     limit_videos: int | None = Field(None, ge=1)  # cap train and val videos (smoke runs)
     # Start from this checkpoint (a path or URI of a trial checkpoint) when the run has none of its own.
     init_checkpoint: str | None = None
+    pretrained: str | None = None  # local ImageNet state dict of the preset's 2D backbone
 
     def resolved_preset(self) -> ModelPreset:
-        return get_preset(self.preset, scale=self.scale)
+        preset = get_preset(self.preset, scale=self.scale)
+        if self.pretrained:
+            preset = replace(preset, arch=replace(preset.arch, pretrained=self.pretrained))
+        return preset
 
     @property
     def total_epochs(self) -> int:

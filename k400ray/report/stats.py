@@ -46,10 +46,8 @@ def _bootstrap_means(values: np.ndarray, resamples: int, seed: int) -> np.ndarra
     return out
 
 
-def bootstrap_ci(correct: np.ndarray, *, resamples: int = RESAMPLES, level: float = LEVEL,
-                 seed: int = SEED) -> tuple[float, float]:
-    """Percentile CI (percent) of the accuracy, resampling videos with replacement."""
-    values = _per_video(correct)
+def _percentile_ci(values: np.ndarray, resamples: int, level: float, seed: int) -> tuple[float, float]:
+    """Percentile bootstrap interval (percent / points) of the mean of per-video ``values``."""
     if len(values) == 0:
         return (math.nan, math.nan)
     means = 100.0 * _bootstrap_means(values, resamples, seed)
@@ -58,16 +56,16 @@ def bootstrap_ci(correct: np.ndarray, *, resamples: int = RESAMPLES, level: floa
     return float(lo), float(hi)
 
 
+def bootstrap_ci(correct: np.ndarray, *, resamples: int = RESAMPLES, level: float = LEVEL,
+                 seed: int = SEED) -> tuple[float, float]:
+    """Percentile CI (percent) of the accuracy, resampling videos with replacement."""
+    return _percentile_ci(_per_video(correct), resamples, level, seed)
+
+
 def paired_bootstrap_ci(correct_a: np.ndarray, correct_b: np.ndarray, *, resamples: int = RESAMPLES,
                         level: float = LEVEL, seed: int = SEED) -> tuple[float, float]:
     """CI (points) of ``acc(a) - acc(b)``, resampling the same videos for both."""
-    diff = _per_video(correct_a) - _per_video(correct_b)
-    if len(diff) == 0:
-        return (math.nan, math.nan)
-    means = 100.0 * _bootstrap_means(diff, resamples, seed)
-    tail = 100.0 * (1 - level) / 2
-    lo, hi = np.percentile(means, [tail, 100.0 - tail])
-    return float(lo), float(hi)
+    return _percentile_ci(_per_video(correct_a) - _per_video(correct_b), resamples, level, seed)
 
 
 def mcnemar_exact(correct_a: np.ndarray, correct_b: np.ndarray) -> tuple[float, int, int]:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from k400ray.engine.config import AUGMENTATIONS, TrialConfig
 from k400ray.presets import PRESETS
@@ -98,6 +98,15 @@ class SearchSpec(_Strict):
     scheduler: SchedulerSpec = SchedulerSpec()
     mlflow: MlflowSpec = MlflowSpec()
     storage_path: str = "k400ray-runs"  # local dir, or a URI every node reaches (s3://...)
+    # ImageNet weights per 2D backbone, local files every node reads (nothing is downloaded):
+    # {resnet50: /mnt/k400/weights/resnet50-imagenet.pth, mobilenetv2: ...}. Full scale only.
+    pretrained: dict[Literal["resnet50", "mobilenetv2"], str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _pretrained_needs_full_scale(self) -> "SearchSpec":
+        if self.pretrained and self.scale == "toy":
+            raise ValueError("pretrained: ImageNet weights fit full-scale backbones only (scale: full)")
+        return self
 
     @property
     def mlflow_experiment(self) -> str:
@@ -156,6 +165,9 @@ def check_indexes(spec: SearchSpec, origin: str | Path) -> int:
         raise SpecError(f"{origin}: data.train_index: no indexed train videos")
     if not val["splits"].get("val", {}).get("videos"):
         raise SpecError(f"{origin}: data.val_index: no indexed val videos")
+    for backbone, weights in spec.pretrained.items():
+        if not Path(weights).is_file():
+            raise SpecError(f"{origin}: pretrained.{backbone}: no weights file at {weights}")
     return len(train["classes"])
 
 
@@ -181,4 +193,10 @@ def trial_config(spec: SearchSpec, preset: str, aug: str, seed: int, *, num_clas
         num_workers=r.workers_per_trial, use_gpu=r.gpus_per_worker > 0, cpus_per_worker=r.cpus_per_worker,
         decode_cpus=r.decode_cpus, decode_tasks=r.decode_tasks, eval_batch_videos=r.eval_batch_videos,
         max_failures=r.max_failures, name=trial_name(spec.experiment, preset, aug, seed), storage_path=storage,
+        pretrained=_weights_for(spec, preset),
     )
+
+
+def _weights_for(spec: SearchSpec, preset: str) -> str | None:
+    weights = spec.pretrained.get(PRESETS[preset].arch.backbone)
+    return str(Path(weights).resolve()) if weights else None
