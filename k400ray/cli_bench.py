@@ -110,6 +110,8 @@ def data(
     seconds: float = typer.Option(10.0, "--seconds", min=0.1, help="generated video length"),
     size: str = typer.Option("340x256", "--size", help="generated WIDTHxHEIGHT"),
     fps: int = typer.Option(30, "--fps", min=1, help="generated frame rate"),
+    epoch_rows: int = typer.Option(0, "--epoch-rows", min=0,
+                                   help="also time an epoch's start (first batch) over an index of N rows, e.g. 240000"),
     work_dir: Optional[Path] = typer.Option(None, "--work-dir", help="cache for generated videos and sized indexes"),
     out: Optional[Path] = typer.Option(None, "--out", help="append a Markdown record to this file"),
     address: Optional[str] = typer.Option(None, help="Ray cluster address (default: RAY_ADDRESS or a local Ray)"),
@@ -125,13 +127,26 @@ def data(
     ray_s = _start_ray(address)
     index_dir = _input_index(index, split, work, videos=videos, seconds=seconds, size=size, fps=fps)
     processes = processes or os.cpu_count() or 1
+    load = os.getloadavg()[0]
     result = run_data_bench(index_dir, split=split, presets=names, clips=clips, processes=processes, repeats=repeats,
                             batch_size=batch_size, work_dir=work, log=_log)
+    starts = None
+    if epoch_rows:
+        from k400ray.bench.data import epoch_start_seconds
+        from k400ray.presets import get_preset
+
+        preset = get_preset(names[0])
+        starts = epoch_start_seconds(index_dir, split, epoch_rows, preset.clip_spec("train"), processes=processes,
+                                     batch_size=result.batch_sizes[names[0]], work_dir=work)
     typer.echo(f"bench data: {clips} clips per pass ({result.distinct_videos} distinct videos), {processes} processes, "
                f"median of {repeats}; {machine_line()}")
     notes = [f"target {line}" for line in result.targets()]
-    notes.append(f"ray start-up: init {ray_s:.1f} s (first pass of each method, 'warm-up s', is excluded from clips/s)")
+    notes.append(f"ray start-up: init {ray_s:.1f} s ('warm-up s': unmeasured passes, see bench.data.warm_up)")
+    if starts:
+        notes.append(f"epoch start over {epoch_rows} index rows ({names[0]}, batch {result.batch_sizes[names[0]]}): "
+                     + ", ".join(f"{k} {v:.1f} s" for k, v in starts.items()) + " to the first batch")
     notes.append(f"batch sizes: {', '.join(f'{k} {v}' for k, v in result.batch_sizes.items())}")
+    notes.append(f"load average (1 min) at start / end: {load:.1f} / {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     _emit("bench data", [result.table(), result.cluster_table()], notes, out)
 
 
@@ -173,6 +188,7 @@ def train(
         index, split, work, videos=videos, seconds=seconds or (4.0 if toy else 10.0),
         size=size or ("80x64" if toy else "340x256"), fps=fps or (12 if toy else 30),
     )
+    load = os.getloadavg()[0]
     result = run_train_bench(index_dir, split=split, presets=names, scale=scale, steps=steps, batch_size=batch_size,
                              repeats=repeats, decode_tasks=decode_tasks, compute_threads=compute_threads,
                              work_dir=work, log=_log)
@@ -182,6 +198,7 @@ def train(
     notes = [f"target {line}" for line in result.targets()]
     notes.append(f"ray start-up: init {ray_s:.1f} s; 'first batch s' is the pipeline start of each epoch, left out of stall %")
     notes.append("memory: peak PSS sampled every 0.25 s, driver alone and its whole process tree (Ray workers included)")
+    notes.append(f"load average (1 min) at start / end: {load:.1f} / {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     _emit("bench train", [result.table(), result.capacity_table()], notes, out)
 
 
@@ -192,6 +209,8 @@ def index_cmd(
     repeats: int = typer.Option(3, "--repeats", min=1),
     processes: Optional[int] = typer.Option(None, "--processes", min=1, help="probe processes (default: cores)"),
     videos: int = typer.Option(16, "--videos", min=1, help="generated videos (without --data-root)"),
+    files: int = typer.Option(128, "--files", min=1,
+                              help="hard links to the generated videos to index (without --data-root)"),
     seconds: float = typer.Option(10.0, "--seconds", min=0.1),
     size: str = typer.Option("340x256", "--size"),
     fps: int = typer.Option(30, "--fps", min=1),
@@ -208,10 +227,14 @@ def index_cmd(
     work = _work_dir(work_dir)
     ray_s = _start_ray(address)
     if data_root is None:
-        data_root = _input_index(None, "train", work, videos=videos, seconds=seconds, size=size, fps=fps).parent / "data"
+        from k400ray.bench.inputs import replicated_tree
+
+        generated = _input_index(None, "train", work, videos=videos, seconds=seconds, size=size, fps=fps)
+        data_root = replicated_tree(generated, "train", files, work)
     processes = processes or os.cpu_count() or 1
     from k400ray.data.annotations import AnnotationError
 
+    load = os.getloadavg()[0]
     try:
         result = run_index_bench(data_root, processes=processes, repeats=repeats, rows=rows, work_dir=work / "index-bench",
                                  log=_log)
@@ -220,7 +243,8 @@ def index_cmd(
     typer.echo(f"bench index: {result.videos} videos under {data_root}, {processes} processes, median of {repeats}; "
                f"{machine_line()}")
     tables = [result.table()] + ([result.memory_table()] if result.memory else [])
-    notes = [f"ray start-up: init {ray_s:.1f} s (one warm-up build excluded)"]
+    notes = [f"ray start-up: init {ray_s:.1f} s (one warm-up build excluded)",
+             f"load average (1 min) at start / end: {load:.1f} / {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"]
     if result.memory:
         m = result.memory
         notes.append(f"memory: {m.rows} synthetic rows through the real build_index (discovery and probe results "

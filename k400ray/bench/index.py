@@ -110,8 +110,7 @@ def index_memory(rows: int, work_dir: Path) -> IndexMemory:
 
     out = work_dir / f"memory-index-{rows}"
     with tempfile.TemporaryDirectory(dir=work_dir) as empty_root, ExitStack() as stack:
-        found = synthetic_discovery(rows)
-        stack.enter_context(mock.patch.object(index_module, "discover", lambda root, layout="auto": found))
+        stack.enter_context(mock.patch.object(index_module, "discover", lambda root, layout="auto": synthetic_discovery(rows)))
         stack.enter_context(mock.patch.object(index_module, "_probe_chunk", _kinetics_like_probe))
         with PeakMemory(interval=0.1) as mem, Stopwatch() as sw:
             manifest = index_module.build_index(empty_root, out, progress=False)

@@ -19,6 +19,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -96,4 +98,30 @@ def sized_index(index_dir: str | Path, split: str, rows: int, work_dir: str | Pa
         "bench_source": {"index": str(Path(index_dir).resolve()), "split": split, "distinct_videos": len(source)},
     }
     (out / MANIFEST).write_text(json.dumps(sized, indent=2) + "\n", encoding="utf-8")
+    return out
+
+
+def replicated_tree(index_dir: str | Path, split: str, files: int, work_dir: str | Path) -> Path:
+    """A ``{split}/{class}/`` tree of ``files`` hard links to the videos of ``split`` (cycled), for
+    timing the indexer on more files than were generated: ``build_index`` probes 16 videos per
+    task, so it needs several times 16 x cores files to use every core."""
+    rows = index_rows(index_dir, split)
+    root = Path(load_manifest(index_dir)["data_root"])
+    stamp = (Path(index_dir) / MANIFEST).stat().st_mtime_ns
+    digest = hashlib.sha1(f"{Path(index_dir).resolve()}|{stamp}|{split}|{files}".encode()).hexdigest()[:12]
+    out = Path(work_dir) / f"tree-{digest}"
+    done = out / ".complete"
+    if done.is_file():
+        return out
+    shutil.rmtree(out, ignore_errors=True)
+    for i in range(files):
+        row = rows[i % len(rows)]
+        src = root / row["path"]
+        dst = out / split / row["label_name"] / f"{Path(row['path']).stem}-{i // len(rows)}{src.suffix}"
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(src, dst)
+        except OSError:  # another file system: a copy does the same job
+            shutil.copy(src, dst)
+    done.write_text("")
     return out

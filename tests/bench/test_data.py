@@ -12,7 +12,8 @@ runner = CliRunner()
 
 
 def _bench(rates: dict[str, float]) -> DataBench:
-    results = [MethodResult("tsn_r50_1x1x8", m, 100, seconds=[100 / r]) for m, r in rates.items()]
+    results = [MethodResult("tsn_r50_1x1x8", m, 100, seconds=[100 / r], cpu_s=[200 / rates["decode limit"]])
+               for m, r in rates.items()]
     return DataBench(processes=2, clips=100, repeats=1, batch_sizes={"tsn_r50_1x1x8": 32}, distinct_videos=10,
                      results=results, gflops={"tsn_r50_1x1x8": 32.7})
 
@@ -22,6 +23,8 @@ def test_ratios_targets_and_cores_per_gpu():
     assert b.ratios("tsn_r50_1x1x8") == pytest.approx({"ray/limit": 0.95, "ray/dataloader": 19 / 18, "dataloader/limit": 0.9})
     assert "met" in b.targets()[0] and "MISSED" not in b.targets()[0]
     assert b.per_core("tsn_r50_1x1x8") == 10.0
+    row = next(r for r in b.table().rows if r[1] == "ray data")
+    assert row[2:5] == [19.0, 0.95, round(19 / 18, 3)] and row[5] == 100.0 and row[6] == 1.0  # CPU ms/clip, efficiency
     assert b.cluster_table().rows[0][-1] == 100.0  # 1000 clips/s per H100 / 10 clips/s per core
     slow = _bench({"decode limit": 20.0, "ray data": 15.0, "dataloader": 18.0})
     assert slow.targets()[0].count("MISSED") == 2

@@ -32,12 +32,13 @@ def test_index_memory_runs_the_real_builder(ray_local, tmp_path):
 
 @pytest.mark.slow
 def test_bench_index_cli_prints_rates_and_memory(bench_work):
-    work, index = bench_work
-    r = runner.invoke(app, ["bench", "index", "--data-root", str(index.parent / "data"), "--rows", "200",
-                            "--repeats", "1", "--processes", "1", "--work-dir", str(work)])
+    work, _ = bench_work
+    # generated videos, hard-linked 5 times over (the path without --data-root)
+    r = runner.invoke(app, ["bench", "index", "--videos", "2", "--files", "5", "--seconds", "1", "--size", "64x48",
+                            "--fps", "8", "--rows", "200", "--repeats", "1", "--processes", "1", "--work-dir", str(work)])
     assert r.exit_code == 0, r.output
-    limit = re.search(r"probe limit \(processes\)\s+2\s+1\s+([\d.]+)\s+([\d.]+)\s+1\.0", r.output)
-    ray = re.search(r"k400ray index \(ray tasks\)\s+2\s+1\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)", r.output)
+    limit = re.search(r"probe limit \(processes\)\s+5\s+1\s+([\d.]+)\s+([\d.]+)\s+1\.0", r.output)
+    ray = re.search(r"k400ray index \(ray tasks\)\s+5\s+1\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)", r.output)
     assert limit and ray, r.output
     assert float(limit.group(1)) > 0 and float(ray.group(1)) > 0
     assert re.search(r"^\s*200\s+1\s+", r.output, re.M)  # rows, shards

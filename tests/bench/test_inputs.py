@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from k400ray.bench.inputs import BENCH_SPLIT, generated_index, index_rows, sized_index
+from k400ray.bench.inputs import BENCH_SPLIT, generated_index, index_rows, replicated_tree, sized_index
 from k400ray.data.index import load_manifest
 
 
@@ -32,3 +32,15 @@ def test_sized_index_cycles_rows_with_distinct_ids(bench_work):
     assert sized_index(index, "train", 5, work) == sized  # cached
     cut = index_rows(sized_index(index, "train", 1, work), BENCH_SPLIT)
     assert len(cut) == 1 and json.dumps(cut[0], default=str)
+
+
+@pytest.mark.slow
+def test_replicated_tree_links_every_video_under_its_class(bench_work):
+    from k400ray.data.annotations import discover
+
+    work, index = bench_work
+    tree = replicated_tree(index, "train", 5, work)
+    found = discover(tree)
+    assert found.layout == "tree" and len(found.entries) == 5 and len(found.classes) == 2
+    sizes = {(tree / e.path).stat().st_size for e in found.entries}
+    assert sizes == {r["bytes"] for r in index_rows(index, "train")}
