@@ -110,6 +110,8 @@ def data(
     seconds: float = typer.Option(10.0, "--seconds", min=0.1, help="generated video length"),
     size: str = typer.Option("340x256", "--size", help="generated WIDTHxHEIGHT"),
     fps: int = typer.Option(30, "--fps", min=1, help="generated frame rate"),
+    ray_tasks: Optional[int] = typer.Option(None, "--ray-tasks", min=1,
+                                            help="concurrent Ray decode tasks (default: --processes)"),
     epoch_rows: int = typer.Option(0, "--epoch-rows", min=0,
                                    help="also time an epoch's start (first batch) over an index of N rows, e.g. 240000"),
     work_dir: Optional[Path] = typer.Option(None, "--work-dir", help="cache for generated videos and sized indexes"),
@@ -129,7 +131,7 @@ def data(
     processes = processes or os.cpu_count() or 1
     load = os.getloadavg()[0]
     result = run_data_bench(index_dir, split=split, presets=names, clips=clips, processes=processes, repeats=repeats,
-                            batch_size=batch_size, work_dir=work, log=_log)
+                            batch_size=batch_size, ray_tasks=ray_tasks, work_dir=work, log=_log)
     starts = None
     if epoch_rows:
         from k400ray.bench.data import epoch_start_seconds
@@ -138,8 +140,9 @@ def data(
         preset = get_preset(names[0])
         starts = epoch_start_seconds(index_dir, split, epoch_rows, preset.clip_spec("train"), processes=processes,
                                      batch_size=result.batch_sizes[names[0]], work_dir=work)
-    typer.echo(f"bench data: {clips} clips per pass ({result.distinct_videos} distinct videos), {processes} processes, "
-               f"median of {repeats}; {machine_line()}")
+    tasks = "" if result.ray_tasks == processes else f" ({result.ray_tasks} Ray decode tasks)"
+    typer.echo(f"bench data: {clips} clips per pass ({result.distinct_videos} distinct videos), {processes} processes"
+               f"{tasks}, median of {repeats}; {machine_line()}")
     notes = [f"target {line}" for line in result.targets()]
     notes.append(f"ray start-up: init {ray_s:.1f} s ('warm-up s': unmeasured passes, see bench.data.warm_up)")
     if starts:

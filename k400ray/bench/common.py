@@ -149,11 +149,20 @@ def cpu_seconds(pid: int) -> float:
     return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
-def tree_cpu_seconds(pid: int | None = None) -> float:
-    """CPU time used so far by ``pid`` (default: this process) and every descendant, Ray's raylet,
-    object store and workers included. The difference over a pass is what the pass cost in CPU,
-    whatever else the machine was running: a measure that load from other users barely moves."""
-    return sum(cpu_seconds(p) for p in process_tree(pid or os.getpid()))
+def tree_cpu_snapshot(pid: int | None = None) -> dict[int, float]:
+    """CPU seconds so far of ``pid`` (default: this process) and of every descendant (Ray's raylet,
+    object store and workers included), by pid."""
+    return {p: cpu_seconds(p) for p in process_tree(pid or os.getpid())}
+
+
+def cpu_seconds_between(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds the process tree used between two snapshots: what a pass cost in CPU, whatever
+    else the machine was running (load from other users barely moves it, unlike wall time).
+    NaN when a process of the tree ended in between (a Ray worker killed for memory, say):
+    its last CPU seconds cannot be known, so the figure would be wrong."""
+    if any(p not in after for p in before):
+        return float("nan")
+    return sum(t - before.get(p, 0.0) for p, t in after.items())
 
 
 def gib(n_bytes: float) -> float:

@@ -56,3 +56,10 @@ def test_peak_memory_sees_an_allocation_and_child_processes():
         child.terminate()
         child.join()
     assert pss_bytes(10**9) == 0  # no such process
+
+
+def test_cpu_between_snapshots_counts_new_processes_and_refuses_lost_ones():
+    from k400ray.bench.common import cpu_seconds_between
+
+    assert cpu_seconds_between({1: 1.0, 2: 2.0}, {1: 1.5, 2: 2.5, 3: 0.25}) == 1.25
+    assert np.isnan(cpu_seconds_between({1: 1.0, 2: 2.0}, {1: 3.0}))

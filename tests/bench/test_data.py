@@ -14,7 +14,7 @@ runner = CliRunner()
 def _bench(rates: dict[str, float]) -> DataBench:
     results = [MethodResult("tsn_r50_1x1x8", m, 100, seconds=[100 / r], cpu_s=[200 / rates["decode limit"]])
                for m, r in rates.items()]
-    return DataBench(processes=2, clips=100, repeats=1, batch_sizes={"tsn_r50_1x1x8": 32}, distinct_videos=10,
+    return DataBench(processes=2, ray_tasks=2, clips=100, repeats=1, batch_sizes={"tsn_r50_1x1x8": 32}, distinct_videos=10,
                      results=results, gflops={"tsn_r50_1x1x8": 32.7})
 
 

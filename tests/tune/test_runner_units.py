@@ -63,9 +63,14 @@ def test_trials_are_classified_from_the_saved_state():
 
 def test_sigterm_becomes_ctrl_c():
     before = signal.getsignal(signal.SIGTERM)
-    with pytest.raises(KeyboardInterrupt):
-        with runner._sigterm_as_ctrl_c():
-            os.kill(os.getpid(), signal.SIGTERM)
-            for _ in range(10_000_000):  # the handler runs between bytecodes
-                pass
+    # Python's own Ctrl+C handler: an earlier test's Ray/Tune may have left its own installed.
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with runner._sigterm_as_ctrl_c():
+                os.kill(os.getpid(), signal.SIGTERM)
+                for _ in range(10_000_000):  # the handler runs between bytecodes
+                    pass
+    finally:
+        signal.signal(signal.SIGINT, previous_int)
     assert signal.getsignal(signal.SIGTERM) == before

@@ -130,7 +130,9 @@ def test_tune_on_two_node_cluster(two_node_cluster, mlflow_server, tiny_index, t
         "data": {"train_index": str(tiny_index)},
         "grid": {"presets": ["tsn_r50_1x1x8"], "augmentations": ["default", "mixup"], "seeds": [0]},
         "training": {"epochs": 1, "batch_per_worker": 4, "lr": 0.01, "limit_videos": 8},
-        "resources": {"max_concurrent_trials": 2, "decode_tasks": 1, "max_failures": 0},
+        # One trial at a time: with the session's local Ray still holding idle workers, two
+        # concurrent trials on one 24 GB machine can reach Ray's memory-monitor kill threshold.
+        "resources": {"max_concurrent_trials": 1, "decode_tasks": 1, "max_failures": 0},
         "mlflow": {"tracking_uri": mlflow_server},
         "storage_path": str(tmp_path / "shared-storage"),
     }
