@@ -1,9 +1,9 @@
 """The Ray Data clip pipeline: Parquet index shards -> decode on CPU actors -> fixed-shape uint8 clips.
 
-It streams: index rows are read shard by shard, cut into blocks of ``batch_size`` rows, and
-each block is decoded by a short task only when the consumer is ready for it, so decoded
-clips are never materialised. With ``shuffle`` the shard order and the rows (index rows
-only: a few hundred bytes each) are reshuffled at every execution, i.e. every epoch. A video that fails to decode
+It streams: index rows are read, cut into blocks of ``batch_size`` rows, and each block is
+decoded by a short task only when the consumer is ready for it, so decoded clips are never
+materialised. With ``shuffle`` all index rows (a few hundred bytes each) are permuted in one
+task at every execution, i.e. every epoch: a global shuffle without Ray's all-to-all. A video that fails to decode
 does not raise: its row comes out with ``valid=False`` and an all-zero clip, so every
 consumer can count it (``skipped_videos``) and evaluation still sees each video exactly once.
 
@@ -55,6 +55,13 @@ def decode_batch(batch: dict[str, np.ndarray], *, data_root: str, spec: ClipSpec
         }
 
 
+def permute_rows(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``map_batches`` body over the whole index block: its rows in a random order, drawn from
+    fresh OS entropy so every execution (epoch) gets a new order."""
+    order = np.random.default_rng().permutation(len(next(iter(batch.values()))))
+    return {k: np.asarray(v)[order] for k, v in batch.items()}
+
+
 def clip_dataset(
     index_dir: str | Path,
     split: str,
@@ -76,9 +83,10 @@ def clip_dataset(
     ``decode_cpus`` is the logical CPUs each decode task holds. ``shard=(rank, world)`` keeps
     rows ``i % world == rank`` of the (ordered) index: disjoint parts that together hold every
     video exactly once, which distributed evaluation needs (Ray's equal splits pad or drop).
+    ``seed`` does not fix the row order: like clip sampling, it draws fresh entropy every
+    epoch (a stateless decode task cannot know the epoch); it is kept for callers' symmetry.
     """
     import ray.data
-    from ray.data.datasource.file_based_datasource import FileShuffleConfig
 
     # Progress bars are drawn by the process that executes the dataset (a Train worker, a split
     # coordinator), where nobody sees them; redrawing them costs CPU on every block.
@@ -101,23 +109,20 @@ def clip_dataset(
         # execution (every epoch): ~10 s of process start-up on a 2-core node, vs 0.3 s for the
         # classic reader. The index is a few files of small rows: the classic reader suffices.
         ray.data.DataContext.get_current().use_datasource_v2 = False
-        # One block per shard file: left to itself Ray splits even a one-file index into ~16
-        # blocks, i.e. 16 shuffle tasks per epoch that spread decode over more (cold) workers,
-        # each paying the torch import on its first decode (issue #7: 2.5-3x slower epochs).
-        ds = ray.data.read_parquet(
-            files, shuffle=FileShuffleConfig(seed=seed, reseed_after_execution=True) if shuffle else None,
-            override_num_blocks=len(files),
-        ).select_columns(INDEX_COLUMNS)
+        # Training reads the whole index in ONE task and permutes its rows there (fresh entropy
+        # at every execution, i.e. every epoch): a global shuffle of index rows (240k rows are a
+        # few MiB) with no all-to-all. Ray's `repartition(shuffle=True)` is a barrier of map and
+        # reduce tasks before the first decode: measured 9-16 s per 256-clip pass and 43 s per
+        # 240k-row epoch on 2 cores, vs 1-4 s and ~1 s this way (issue #7, docs/benchmarks.md).
+        # Evaluation keeps one block per shard file and the index order.
+        ds = ray.data.read_parquet(files, override_num_blocks=1 if shuffle else len(files)).select_columns(INDEX_COLUMNS)
     if limit is not None:
         ds = ds.limit(limit)
-    # Small blocks of index rows (cheap) so decode runs as many short tasks in parallel and
-    # clips stream out as they are decoded; with shuffle, rows are also reshuffled across
-    # blocks at every execution (an all-to-all over index rows only, never over clips).
     if shuffle:
-        rows = min(limit or count_videos(index_dir, split), count_videos(index_dir, split))
-        ds = ds.repartition(max(1, -(-rows // batch_size)), shuffle=True)
-    else:
-        ds = ds.repartition(target_num_rows_per_block=batch_size)
+        ds = ds.map_batches(permute_rows, batch_size=None, batch_format="numpy")
+    # Small blocks of index rows (cheap, streamed out of the one big block) so decode runs as
+    # many short tasks in parallel and clips stream out as they are decoded.
+    ds = ds.repartition(target_num_rows_per_block=batch_size)
     return ds.map_batches(
         decode_batch,
         fn_kwargs={"data_root": root, "spec": spec},

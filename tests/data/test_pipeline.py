@@ -59,3 +59,25 @@ def test_file_broken_after_indexing_is_dropped_not_raised(index_dir, tmp_path):
     valid = dict(zip(got["video_id"], got["valid"]))
     assert valid == {"v0": True, "v1": False, "v2": True, "v3": True}
     assert not got["clips"][got["video_id"] == "v1"].any()
+
+
+def test_training_shuffle_is_global_across_shards_and_new_every_epoch(ray_local, tmp_path):
+    """Rows of different shard files end up in one batch, and two executions (epochs) order the
+    rows differently: the one-task permutation that replaced Ray's all-to-all shuffle."""
+    root = tmp_path / "tree"
+    for i in range(12):
+        write_video(root / "train" / ["a", "b"][i % 2] / f"v{i:02d}.mp4", frames=20)
+    out = tmp_path / "index"
+    build_index(root, out, shards=3, progress=False)
+    spec = get_preset("tsn_r50_1x1x8", scale="toy").clip_spec("efficient")
+    ds = clip_dataset(out, "train", spec, shuffle=True, batch_size=4)
+    orders = [tuple(_collect(ds)["video_id"].tolist()) for _ in range(4)]
+    assert all(sorted(o) == [f"v{i:02d}" for i in range(12)] for o in orders)  # each video once
+    assert len(set(orders)) > 1  # 4 epochs all in the same order: 1 in (12!)^3
+    import pyarrow.parquet as pq
+    from k400ray.data.index import shard_paths
+
+    shard_of = {v: s for s, f in enumerate(shard_paths(out, "train")) for v in pq.read_table(f)["video_id"].to_pylist()}
+    assert len(set(shard_of.values())) == 3
+    mixed = [len({shard_of[v] for v in o[:4]}) > 1 for o in orders]
+    assert any(mixed)  # a per-shard shuffle would keep each 4-row batch within one shard
