@@ -43,6 +43,17 @@ def _presets(text: str) -> list[str]:
     return names
 
 
+def _methods(text: str) -> tuple[str, ...]:
+    from k400ray.bench.data import METHOD_KEYS, METHODS
+
+    keys = [m.strip() for m in text.split(",") if m.strip()]
+    unknown = [k for k in keys if k not in METHOD_KEYS]
+    if not keys or unknown:
+        _fail(f"--methods: unknown method(s) {', '.join(unknown) or '(none given)'} (known: {', '.join(METHOD_KEYS)})")
+    chosen = {METHOD_KEYS[k] for k in keys}
+    return tuple(m for m in METHODS if m in chosen)
+
+
 def _work_dir(path: Optional[Path]) -> Path:
     from k400ray.bench.inputs import default_work_dir
 
@@ -112,6 +123,8 @@ def data(
     fps: int = typer.Option(30, "--fps", min=1, help="generated frame rate"),
     ray_tasks: Optional[int] = typer.Option(None, "--ray-tasks", min=1,
                                             help="concurrent Ray decode tasks (default: --processes)"),
+    methods: str = typer.Option("limit,ray,dataloader", "--methods",
+                                help="comma-separated subset of limit, ray, dataloader (without ray, Ray is not started)"),
     epoch_rows: int = typer.Option(0, "--epoch-rows", min=0,
                                    help="also time an epoch's start (first batch) over an index of N rows, e.g. 240000"),
     work_dir: Optional[Path] = typer.Option(None, "--work-dir", help="cache for generated videos and sized indexes"),
@@ -123,15 +136,19 @@ def data(
     from k400ray.bench.data import run_data_bench
 
     names = _presets(presets)
+    chosen = _methods(methods)
+    uses_ray = "ray data" in chosen
+    if epoch_rows and not uses_ray:
+        _fail("--epoch-rows times the Ray Data pipeline: keep 'ray' in --methods")
     if index is not None:
         _check_index(index, split)
     work = _work_dir(work_dir)
-    ray_s = _start_ray(address)
+    ray_s = _start_ray(address) if uses_ray else None
     index_dir = _input_index(index, split, work, videos=videos, seconds=seconds, size=size, fps=fps)
     processes = processes or os.cpu_count() or 1
     load = os.getloadavg()[0]
     result = run_data_bench(index_dir, split=split, presets=names, clips=clips, processes=processes, repeats=repeats,
-                            batch_size=batch_size, ray_tasks=ray_tasks, work_dir=work, log=_log)
+                            batch_size=batch_size, ray_tasks=ray_tasks, methods=chosen, work_dir=work, log=_log)
     starts = None
     if epoch_rows:
         from k400ray.bench.data import epoch_start_seconds
@@ -144,13 +161,14 @@ def data(
     typer.echo(f"bench data: {clips} clips per pass ({result.distinct_videos} distinct videos), {processes} processes"
                f"{tasks}, median of {repeats}; {machine_line()}")
     notes = [f"target {line}" for line in result.targets()]
-    notes.append(f"ray start-up: init {ray_s:.1f} s ('warm-up s': unmeasured passes, see bench.data.warm_up)")
+    if ray_s is not None:
+        notes.append(f"ray start-up: init {ray_s:.1f} s ('warm-up s': unmeasured passes, see bench.data.warm_up)")
     if starts:
         notes.append(f"epoch start over {epoch_rows} index rows ({names[0]}, batch {result.batch_sizes[names[0]]}): "
                      + ", ".join(f"{k} {v:.1f} s" for k, v in starts.items()) + " to the first batch")
     notes.append(f"batch sizes: {', '.join(f'{k} {v}' for k, v in result.batch_sizes.items())}")
     notes.append(f"load average (1 min) at start / end: {load:.1f} / {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-    _emit("bench data", [result.table(), result.cluster_table()], notes, out)
+    _emit("bench data", [t for t in (result.table(), result.cluster_table()) if t is not None], notes, out)
 
 
 @bench_app.command()
@@ -164,6 +182,8 @@ def train(
     batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="default: the preset's batch per GPU"),
     decode_tasks: Optional[int] = typer.Option(None, "--decode-tasks", min=1, help="default: cores (minus compute threads on CPU)"),
     compute_threads: int = typer.Option(1, "--compute-threads", min=1, help="torch threads for the model on CPU"),
+    compute_only: bool = typer.Option(False, "--compute-only",
+                                      help="model steps on in-memory batches only: no index, decoder or Ray needed"),
     videos: int = typer.Option(16, "--videos", min=1, help="generated videos (without --index)"),
     seconds: Optional[float] = typer.Option(None, "--seconds", min=0.1, help="generated length (default: 10 full, 4 toy)"),
     size: Optional[str] = typer.Option(None, "--size", help="generated WIDTHxHEIGHT (default: 340x256 full, 80x64 toy)"),
@@ -183,23 +203,26 @@ def train(
     if scale not in ("full", "toy"):
         _fail(f"--scale must be 'full' or 'toy', got {scale!r}")
     toy = scale == "toy"
-    if index is not None:
-        _check_index(index, split)
-    work = _work_dir(work_dir)
-    ray_s = _start_ray(address)
-    index_dir = _input_index(
-        index, split, work, videos=videos, seconds=seconds or (4.0 if toy else 10.0),
-        size=size or ("80x64" if toy else "340x256"), fps=fps or (12 if toy else 30),
-    )
+    ray_s = index_dir = work = None
+    if not compute_only:
+        if index is not None:
+            _check_index(index, split)
+        work = _work_dir(work_dir)
+        ray_s = _start_ray(address)
+        index_dir = _input_index(
+            index, split, work, videos=videos, seconds=seconds or (4.0 if toy else 10.0),
+            size=size or ("80x64" if toy else "340x256"), fps=fps or (12 if toy else 30),
+        )
     load = os.getloadavg()[0]
     result = run_train_bench(index_dir, split=split, presets=names, scale=scale, steps=steps, batch_size=batch_size,
                              repeats=repeats, decode_tasks=decode_tasks, compute_threads=compute_threads,
-                             work_dir=work, log=_log)
+                             compute_only=compute_only, work_dir=work, log=_log)
     typer.echo(f"bench train: {scale} scale on {result.device}{' (bf16, channels_last)' if result.amp else ''}, "
                f"{steps} steps x {repeats} epochs per source, {result.compute_threads} compute thread(s), "
-               f"{result.decode_tasks} decode task(s); {machine_line()}")
+               f"{'no decode (compute only)' if compute_only else f'{result.decode_tasks} decode task(s)'}; {machine_line()}")
     notes = [f"target {line}" for line in result.targets()]
-    notes.append(f"ray start-up: init {ray_s:.1f} s; 'first batch s' is the pipeline start of each epoch, left out of stall %")
+    if ray_s is not None:
+        notes.append(f"ray start-up: init {ray_s:.1f} s; 'first batch s' is the pipeline start of each epoch, left out of stall %")
     notes.append("memory: peak PSS sampled every 0.25 s, driver alone and its whole process tree (Ray workers included)")
     notes.append(f"load average (1 min) at start / end: {load:.1f} / {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     _emit("bench train", [result.table(), result.capacity_table()], notes, out)

@@ -16,6 +16,8 @@ For each preset:
 
 On a CPU-only machine compute and decode share the cores, so compute is pinned to
 ``compute_threads`` torch threads and decode gets the other cores, the way a GPU box splits them.
+``compute_only`` (``--compute-only``) measures the first alone: no index, no Ray, no decoder, for
+sizing a GPU node that has none of them installed yet.
 On a GPU the model runs in bf16 autocast with channels_last, and the compute-only rate is compared
 with the compute-bound limit: peak dense bf16 FLOP/s / (3 x 2 x forward multiply-adds per clip),
 the 3 counting forward + backward (about twice the forward).
@@ -124,8 +126,8 @@ class PresetTrainBench:
     batch_size: int
     steps: int
     compute_only: StepStats
-    pipeline: StepStats
-    decode_limit_clips_per_s: float
+    pipeline: StepStats | None  # None with --compute-only
+    decode_limit_clips_per_s: float | None
     peak_host_gib: float
     peak_driver_gib: float
     peak_device_gib: float | None = None
@@ -133,7 +135,9 @@ class PresetTrainBench:
     limit_clips_per_s: float | None = None
 
     @property
-    def decode_suffices(self) -> bool:
+    def decode_suffices(self) -> bool | None:
+        if self.decode_limit_clips_per_s is None:
+            return None
         return self.decode_limit_clips_per_s >= self.compute_only.clips_per_s
 
     @property
@@ -155,6 +159,8 @@ class TrainBench:
         rows = []
         for r in self.results:
             for label, s in (("compute only", r.compute_only), ("ray data", r.pipeline)):
+                if s is None:
+                    continue
                 rows.append([
                     r.preset, label, r.batch_size, 1000 * median(s.wait) if s.wait else 0.0, 1000 * median(s.compute),
                     round(s.clips_per_s, 2), round(100 * s.stall_fraction, 1) if label == "ray data" else None,
@@ -167,7 +173,8 @@ class TrainBench:
         rows = []
         for r in self.results:
             rows.append([
-                r.preset, round(r.decode_limit_clips_per_s, 2), round(r.compute_only.clips_per_s, 2), r.decode_suffices,
+                r.preset, None if r.decode_limit_clips_per_s is None else round(r.decode_limit_clips_per_s, 2),
+                round(r.compute_only.clips_per_s, 2), r.decode_suffices,
                 round(r.peak_host_gib, 2), round(r.peak_driver_gib, 2),
                 None if r.peak_device_gib is None else round(r.peak_device_gib, 2),
                 round(r.gmacs_per_clip, 3), None if r.limit_clips_per_s is None else round(r.limit_clips_per_s),
@@ -179,6 +186,9 @@ class TrainBench:
     def targets(self) -> list[str]:
         lines = []
         for r in self.results:
+            if r.pipeline is None:
+                lines.append(f"{r.preset}: stall not measured (compute only)")
+                continue
             stall = r.pipeline.stall_fraction
             if r.decode_suffices:
                 verdict = "met" if stall <= 0.05 else "MISSED"
@@ -244,8 +254,32 @@ def model_num_classes(model) -> int:
     return classifier(model).out_features
 
 
+class _PipelineSource:
+    """The Ray Data pipeline over ``steps * batch`` index rows, and the decode limit on the same rows."""
+
+    def __init__(self, index_dir, split: str, spec, *, steps: int, batch: int, decode_tasks: int, work_dir, limit: DecodeLimit) -> None:
+        from k400ray.data.pipeline import clip_dataset
+
+        sized = sized_index(index_dir, split, steps * batch, work_dir)
+        self.rows = index_rows(sized, BENCH_SPLIT)
+        self.spec, self.batch, self.limit, self.decode_tasks = spec, batch, limit, decode_tasks
+        limit.data_root = load_manifest(sized)["data_root"]
+        ds = clip_dataset(sized, BENCH_SPLIT, spec, shuffle=True, seed=0, decode_tasks=decode_tasks, batch_size=batch)
+        self.shard = ds.streaming_split(1, equal=True)[0]
+
+    def batches(self):
+        return self.shard.iter_batches(batch_size=self.batch, batch_format="numpy", prefetch_batches=2)
+
+    def warm_decode(self) -> None:
+        self.limit.run(self.rows[: 2 * self.decode_tasks], self.spec)
+
+    def decode_rate(self) -> float:
+        got, seconds, _ = self.limit.run(self.rows, self.spec)
+        return got / seconds
+
+
 def run_train_bench(
-    index_dir: str | Path,
+    index_dir: str | Path | None,
     *,
     split: str = "train",
     presets: list[str],
@@ -256,31 +290,32 @@ def run_train_bench(
     decode_tasks: int | None = None,
     compute_threads: int = 1,
     num_classes: int = 400,
-    work_dir: str | Path,
+    compute_only: bool = False,
+    work_dir: str | Path | None = None,
     log=print,
 ) -> TrainBench:
-    """Measure each preset; Ray must be initialised (``init_ray``)."""
-    import torch
+    """Measure each preset; Ray must be initialised (``init_ray``) unless ``compute_only``.
 
-    from k400ray.data.pipeline import clip_dataset
+    ``compute_only`` measures the model's steps alone, on batches in memory: no index, no decode,
+    no Ray (``index_dir`` and ``work_dir`` are unused), e.g. to size a GPU node."""
+    import torch
 
     cuda = torch.cuda.is_available()
     device = torch.device("cuda" if cuda else "cpu")
-    if not cuda:
+    if cuda:
+        torch.backends.cudnn.benchmark = True  # as the engine does: fixed clip shapes
+    else:
         torch.set_num_threads(compute_threads)
     cores = os.cpu_count() or 1
     decode_tasks = decode_tasks or max(1, cores - (0 if cuda else compute_threads))
     amp = cuda
     peak = peak_bf16_tflops(torch.cuda.get_device_name(0)) if cuda else None
     results = []
-    limit = DecodeLimit(decode_tasks, "")
+    limit = None if compute_only else DecodeLimit(decode_tasks, "")
     try:
         for name in presets:
             preset, model, optimizer = _setup(name, scale, device, num_classes)
             batch = batch_size or preset.recipe.batch_per_gpu
-            sized = sized_index(index_dir, split, steps * batch, work_dir)
-            rows = index_rows(sized, BENCH_SPLIT)
-            limit.data_root = load_manifest(sized)["data_root"]
             spec = preset.clip_spec("train")
             memory_format = _memory_format(preset.arch.family, device)
             kw = dict(device=device, amp=amp, clip_grad_norm=preset.recipe.clip_grad_norm, memory_format=memory_format)
@@ -292,42 +327,43 @@ def run_train_bench(
                 for _ in range(min(steps, 4))
             ]
             in_memory = [fake[i % len(fake)] for i in range(steps)]
-            ds = clip_dataset(sized, BENCH_SPLIT, spec, shuffle=True, seed=0, decode_tasks=decode_tasks, batch_size=batch)
-            shard = ds.streaming_split(1, equal=True)[0]
-
-            def pipeline_batches():
-                return shard.iter_batches(batch_size=batch, batch_format="numpy", prefetch_batches=2)
-
-            compute_only, pipeline = StepStats(), StepStats()
+            pipeline = None if compute_only else _PipelineSource(index_dir, split, spec, steps=steps, batch=batch,
+                                                                 decode_tasks=decode_tasks, work_dir=work_dir, limit=limit)
+            computed = StepStats()
+            piped = None if pipeline is None else StepStats()
             if cuda:
                 torch.cuda.reset_peak_memory_stats()
             # Warm-up (excluded): first steps allocate and pick kernels, decode processes start.
-            _epoch(model, optimizer, in_memory[:2], **kw)
-            last = None
-            for _ in range(3):  # until an epoch is no more than 15% faster (see bench.data.warm_up)
-                _, _, seconds = _epoch(model, optimizer, pipeline_batches(), **kw)
-                if last is not None and seconds > 0.85 * last:
-                    break
-                last = seconds
-            limit.run(rows[: 2 * decode_tasks], spec)
+            _epoch(model, optimizer, in_memory[: 2 if pipeline else 4], **kw)
+            if pipeline is not None:
+                last = None
+                for _ in range(3):  # until an epoch is no more than 15% faster (see bench.data.warm_up)
+                    _, _, seconds = _epoch(model, optimizer, pipeline.batches(), **kw)
+                    if last is not None and seconds > 0.85 * last:
+                        break
+                    last = seconds
+                pipeline.warm_decode()
             decode_rates = []
             with PeakMemory() as mem:
                 for rep in range(repeats):
-                    compute_only.add(*_epoch(model, optimizer, in_memory, **kw))
-                    pipeline.add(*_epoch(model, optimizer, pipeline_batches(), **kw))
-                    got, seconds, _ = limit.run(rows, spec)
-                    decode_rates.append(got / seconds)
-                    log(f"  {name}: pass {rep + 1}/{repeats}: compute {compute_only.clips_per_s:.1f} clips/s, "
-                        f"ray data {pipeline.clips_per_s:.1f} clips/s, decode limit {decode_rates[-1]:.1f} clips/s")
+                    computed.add(*_epoch(model, optimizer, in_memory, **kw))
+                    line = f"  {name}: pass {rep + 1}/{repeats}: compute {computed.clips_per_s:.1f} clips/s"
+                    if pipeline is not None:
+                        piped.add(*_epoch(model, optimizer, pipeline.batches(), **kw))
+                        decode_rates.append(pipeline.decode_rate())
+                        line += f", ray data {piped.clips_per_s:.1f} clips/s, decode limit {decode_rates[-1]:.1f} clips/s"
+                    log(line)
             gmacs = _gmacs(preset, num_classes)
             results.append(PresetTrainBench(
-                preset=name, scale=scale, batch_size=batch, steps=steps, compute_only=compute_only, pipeline=pipeline,
-                decode_limit_clips_per_s=median(decode_rates), peak_host_gib=gib(mem.tree), peak_driver_gib=gib(mem.own),
+                preset=name, scale=scale, batch_size=batch, steps=steps, compute_only=computed, pipeline=piped,
+                decode_limit_clips_per_s=median(decode_rates) if decode_rates else None,
+                peak_host_gib=gib(mem.tree), peak_driver_gib=gib(mem.own),
                 peak_device_gib=gib(torch.cuda.max_memory_allocated()) if cuda else None, gmacs_per_clip=gmacs,
                 limit_clips_per_s=compute_bound_clips_per_s(peak, gmacs) if peak else None,
             ))
-            del model, optimizer, shard, ds
+            del model, optimizer, pipeline
     finally:
-        limit.close()
+        if limit is not None:
+            limit.close()
     return TrainBench(device=torch.cuda.get_device_name(0) if cuda else "cpu", amp=amp,
                       compute_threads=torch.get_num_threads(), decode_tasks=decode_tasks, results=results)

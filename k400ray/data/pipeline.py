@@ -1,8 +1,11 @@
 """The Ray Data clip pipeline: Parquet index shards -> decode on CPU actors -> fixed-shape uint8 clips.
 
-It streams: index rows are read, cut into blocks of ``batch_size`` rows, and each block is
-decoded by a short task only when the consumer is ready for it, so decoded clips are never
-materialised. With ``shuffle`` all index rows (a few hundred bytes each) are permuted in one
+It streams: index rows are read, cut into blocks, and each block is decoded by a task only when
+the consumer is ready for it, so decoded clips are never materialised. A training decode task
+takes ``TRAIN_ROWS_PER_DECODE_TASK`` rows and hands each decoded batch on as soon as it is done:
+Ray Data leaves a core idle ~0.2 s between one task and the next (its scheduling loop polls
+every 0.1 s, then leases a worker), which costs 10% on a 2-s task of one TSN batch and 35% on
+one I3D batch of 8, and ~3-5% on a 64-clip task (issue #7, docs/benchmarks.md). With ``shuffle`` all index rows (a few hundred bytes each) are permuted in one
 task at every execution, i.e. every epoch: a global shuffle without Ray's all-to-all. A video that fails to decode
 does not raise: its row comes out with ``valid=False`` and an all-zero clip, so every
 consumer can count it (``skipped_videos``) and evaluation still sees each video exactly once.
@@ -23,6 +26,16 @@ from k400ray.data.decode import DecodeError
 from k400ray.data.index import load_manifest, shard_paths
 
 INDEX_COLUMNS = ["video_id", "path", "label", "num_frames", "width", "height", "decoder"]
+# Clips one training decode task decodes (rounded up to whole batches): 3-5 s on one core.
+TRAIN_ROWS_PER_DECODE_TASK = 64
+
+
+def rows_per_decode_task(batch_size: int, shuffle: bool) -> int:
+    """Training: whole batches adding up to at least ``TRAIN_ROWS_PER_DECODE_TASK`` rows.
+    Evaluation: one batch (few, heavy multi-view videos; small validation shards stay parallel)."""
+    if not shuffle:
+        return batch_size
+    return batch_size * -(-TRAIN_ROWS_PER_DECODE_TASK // batch_size)
 
 
 def decode_batch(batch: dict[str, np.ndarray], *, data_root: str, spec: ClipSpec) -> dict[str, np.ndarray]:
@@ -73,6 +86,7 @@ def clip_dataset(
     decode_tasks: int | None = None,
     decode_cpus: float = 1.0,
     batch_size: int = 8,
+    decode_rows: int | None = None,
     limit: int | None = None,
     shard: tuple[int, int] | None = None,
 ):
@@ -80,7 +94,8 @@ def clip_dataset(
 
     ``data_root`` overrides the manifest's (the same index on another mount point);
     ``decode_tasks`` caps how many decode tasks run at once (None: as many as CPUs allow);
-    ``decode_cpus`` is the logical CPUs each decode task holds. ``shard=(rank, world)`` keeps
+    ``decode_cpus`` is the logical CPUs each decode task holds; ``decode_rows`` the index rows
+    one decode task takes (default ``rows_per_decode_task``), output in blocks of ``batch_size``. ``shard=(rank, world)`` keeps
     rows ``i % world == rank`` of the (ordered) index: disjoint parts that together hold every
     video exactly once, which distributed evaluation needs (Ray's equal splits pad or drop).
     ``seed`` does not fix the row order: like clip sampling, it draws fresh entropy every
@@ -120,9 +135,13 @@ def clip_dataset(
         ds = ds.limit(limit)
     if shuffle:
         ds = ds.map_batches(permute_rows, batch_size=None, batch_format="numpy")
-    # Small blocks of index rows (cheap, streamed out of the one big block) so decode runs as
-    # many short tasks in parallel and clips stream out as they are decoded.
-    ds = ds.repartition(target_num_rows_per_block=batch_size)
+    # Blocks of index rows (cheap, streamed out of the one big block), one per decode task.
+    rows = decode_rows or rows_per_decode_task(batch_size, shuffle)
+    ds = ds.repartition(target_num_rows_per_block=rows)
+    # Each decoded batch leaves its task as a block of its own, at once (Ray Data otherwise
+    # gathers a task's output up to 128 MiB, holding the first batch back until several are done).
+    # The setting is this dataset's own copy of the DataContext.
+    ds.context.target_max_block_size = max(1, int(0.75 * batch_size * int(np.prod(spec.output_shape))))
     return ds.map_batches(
         decode_batch,
         fn_kwargs={"data_root": root, "spec": spec},

@@ -69,6 +69,8 @@ def train_loop_per_worker(config: dict) -> None:
     seed_everything(cfg.seed)  # same init on every rank; DDP also broadcasts rank 0's weights
     device = ray.train.torch.get_device()
 
+    if cfg.use_gpu:
+        torch.backends.cudnn.benchmark = True  # clip shapes are fixed: pick the fastest conv kernels once
     model = build_model(preset.arch, cfg.num_classes)
     if cfg.use_gpu and preset.arch.family != "i3d":
         model = model.to(memory_format=torch.channels_last)

@@ -56,3 +56,33 @@ def test_bench_data_rejects_unknown_preset_and_missing_index(tmp_path):
     assert r.exit_code == 2 and "unknown preset(s) nope" in r.output
     r = runner.invoke(app, ["bench", "data", "--index", str(tmp_path / "nope")])
     assert r.exit_code == 2 and "no index here" in r.output
+
+
+def test_partial_methods_have_no_ratio_to_what_was_not_measured():
+    b = _bench({"decode limit": 20.0, "dataloader": 18.0})
+    assert [r[1] for r in b.table().rows] == ["decode limit", "dataloader"]
+    assert b.ratios("tsn_r50_1x1x8")["ray/limit"] is None
+    assert b.ratios("tsn_r50_1x1x8")["dataloader/limit"] == pytest.approx(0.9)
+    assert "not checked" in b.targets()[0]
+    assert b.cluster_table().rows[0][-1] == 100.0  # the decode limit alone sizes the cluster
+    only_loader = _bench({"decode limit": 20.0, "dataloader": 18.0})
+    only_loader.results = [r for r in only_loader.results if r.method == "dataloader"]
+    assert only_loader.cluster_table() is None and only_loader.per_core("tsn_r50_1x1x8") is None
+
+
+def test_bench_data_without_ray_measures_decoder_and_dataloader(bench_work):
+    work, index = bench_work
+    r = runner.invoke(app, ["bench", "data", "--index", str(index), "--presets", "tsn_r50_1x1x8", "--clips", "4",
+                            "--repeats", "1", "--processes", "1", "--batch-size", "2", "--methods", "limit,dataloader",
+                            "--work-dir", str(work)])
+    assert r.exit_code == 0, r.output
+    methods = re.findall(r"^tsn_r50_1x1x8\s+(decode limit|ray data|dataloader)\s+[\d.]+", r.output, flags=re.M)
+    assert methods == ["decode limit", "dataloader"]
+    assert "ray start-up" not in r.output and "not checked" in r.output
+
+
+def test_bench_data_rejects_unknown_methods_and_epoch_rows_without_ray():
+    r = runner.invoke(app, ["bench", "data", "--methods", "limit,gpu"])
+    assert r.exit_code == 2 and "--methods: unknown method(s) gpu" in r.output
+    r = runner.invoke(app, ["bench", "data", "--methods", "limit", "--epoch-rows", "100"])
+    assert r.exit_code == 2 and "keep 'ray' in --methods" in r.output

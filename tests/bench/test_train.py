@@ -53,3 +53,13 @@ def test_bench_train_cli_on_toy_models(bench_work):
     cap = re.search(r"tsn_r50_1x1x8\s+([\d.]+)\s+([\d.]+)\s+(yes|no)\s+([\d.]+)\s+([\d.]+)", r.output)
     assert cap and float(cap.group(1)) > 0 and float(cap.group(4)) >= float(cap.group(5)) > 0  # tree >= driver
     assert "target tsn_r50_1x1x8: stall" in r.output
+
+
+def test_bench_train_compute_only_needs_no_index_or_ray():
+    r = runner.invoke(app, ["bench", "train", "--compute-only", "--scale", "toy", "--presets", "i3d_r50_32x2x1",
+                            "--steps", "3", "--repeats", "1", "--batch-size", "2"])
+    assert r.exit_code == 0, r.output
+    assert "no decode (compute only)" in r.output and "ray data" not in r.output and "ray start-up" not in r.output
+    compute = re.search(r"i3d_r50_32x2x1\s+compute only\s+2\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)", r.output)
+    assert compute and float(compute.group(3)) > 0, r.output
+    assert "target i3d_r50_32x2x1: stall not measured (compute only)" in r.output

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from k400ray.data.index import build_index
-from k400ray.data.pipeline import clip_dataset
+from k400ray.data.pipeline import TRAIN_ROWS_PER_DECODE_TASK, clip_dataset, rows_per_decode_task
 from k400ray.presets import get_preset
 from tests.conftest import write_video
 
@@ -81,3 +81,16 @@ def test_training_shuffle_is_global_across_shards_and_new_every_epoch(ray_local,
     assert len(set(shard_of.values())) == 3
     mixed = [len({shard_of[v] for v in o[:4]}) > 1 for o in orders]
     assert any(mixed)  # a per-shard shuffle would keep each 4-row batch within one shard
+    # All 12 rows go to one decode task (64 rows per training task), which still hands its
+    # clips on one batch per block: a block of 12 would hold the first batch back.
+    blocks = [len(b["video_id"]) for b in ds.iter_batches(batch_size=None, batch_format="numpy")]
+    assert blocks == [4, 4, 4]
+
+
+def test_decode_task_rows_are_whole_batches():
+    assert TRAIN_ROWS_PER_DECODE_TASK == 64
+    assert rows_per_decode_task(32, shuffle=True) == 64  # TSN: two batches per task
+    assert rows_per_decode_task(8, shuffle=True) == 64  # I3D: eight
+    assert rows_per_decode_task(24, shuffle=True) == 72  # rounded up to whole batches
+    assert rows_per_decode_task(100, shuffle=True) == 100
+    assert rows_per_decode_task(8, shuffle=False) == 8  # evaluation: one batch per task
