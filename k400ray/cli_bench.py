@@ -33,24 +33,25 @@ def _parse_size(text: str) -> tuple[int, int]:
     return parse(text)
 
 
+def _comma_list(text: str, known, option: str, what: str) -> list[str]:
+    """The names in a comma-separated option, or a one-line error naming the unknown ones."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in known]
+    if not names or unknown:
+        _fail(f"{option}: unknown {what}(s) {', '.join(unknown) or '(none given)'} (known: {', '.join(known)})")
+    return names
+
+
 def _presets(text: str) -> list[str]:
     from k400ray.presets import PRESETS
 
-    names = [p.strip() for p in text.split(",") if p.strip()]
-    unknown = [p for p in names if p not in PRESETS]
-    if not names or unknown:
-        _fail(f"--presets: unknown preset(s) {', '.join(unknown) or '(none given)'} (known: {', '.join(sorted(PRESETS))})")
-    return names
+    return _comma_list(text, sorted(PRESETS), "--presets", "preset")
 
 
 def _methods(text: str) -> tuple[str, ...]:
     from k400ray.bench.data import METHOD_KEYS, METHODS
 
-    keys = [m.strip() for m in text.split(",") if m.strip()]
-    unknown = [k for k in keys if k not in METHOD_KEYS]
-    if not keys or unknown:
-        _fail(f"--methods: unknown method(s) {', '.join(unknown) or '(none given)'} (known: {', '.join(METHOD_KEYS)})")
-    chosen = {METHOD_KEYS[k] for k in keys}
+    chosen = {METHOD_KEYS[k] for k in _comma_list(text, list(METHOD_KEYS), "--methods", "method")}
     return tuple(m for m in METHODS if m in chosen)
 
 

@@ -334,6 +334,7 @@ def run_train_bench(
             if cuda:
                 torch.cuda.reset_peak_memory_stats()
             # Warm-up (excluded): first steps allocate and pick kernels, decode processes start.
+            # (4 steps when no pipeline epochs follow: they are the only warm-up of cuDNN's autotuning)
             _epoch(model, optimizer, in_memory[: 2 if pipeline else 4], **kw)
             if pipeline is not None:
                 last = None
