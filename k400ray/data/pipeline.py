@@ -5,7 +5,8 @@ the consumer is ready for it, so decoded clips are never materialised. A trainin
 takes ``TRAIN_ROWS_PER_DECODE_TASK`` rows and hands each decoded batch on as soon as it is done:
 Ray Data leaves a core idle ~0.2 s between one task and the next (its scheduling loop polls
 every 0.1 s, then leases a worker), which costs 10% on a 2-s task of one TSN batch and 35% on
-one I3D batch of 8, and ~3-5% on a 64-clip task (issue #7, docs/benchmarks.md). With ``shuffle`` all index rows (a few hundred bytes each) are permuted in one
+one I3D batch of 8, and ~3-5% on a 64-clip task (issue #7, docs/benchmarks.md). With
+``shuffle`` all index rows (a few hundred bytes each) are permuted in one
 task at every execution, i.e. every epoch: a global shuffle without Ray's all-to-all. A video that fails to decode
 does not raise: its row comes out with ``valid=False`` and an all-zero clip, so every
 consumer can count it (``skipped_videos``) and evaluation still sees each video exactly once.
@@ -95,7 +96,8 @@ def clip_dataset(
     ``data_root`` overrides the manifest's (the same index on another mount point);
     ``decode_tasks`` caps how many decode tasks run at once (None: as many as CPUs allow);
     ``decode_cpus`` is the logical CPUs each decode task holds; ``decode_rows`` the index rows
-    one decode task takes (default ``rows_per_decode_task``), output in blocks of ``batch_size``. ``shard=(rank, world)`` keeps
+    one decode task takes (default ``rows_per_decode_task``), output in blocks of
+    ``batch_size``. ``shard=(rank, world)`` keeps
     rows ``i % world == rank`` of the (ordered) index: disjoint parts that together hold every
     video exactly once, which distributed evaluation needs (Ray's equal splits pad or drop).
     ``seed`` does not fix the row order: like clip sampling, it draws fresh entropy every
@@ -140,7 +142,9 @@ def clip_dataset(
     ds = ds.repartition(target_num_rows_per_block=rows)
     # Each decoded batch leaves its task as a block of its own, at once (Ray Data otherwise
     # gathers a task's output up to 128 MiB, holding the first batch back until several are done).
-    # The setting is this dataset's own copy of the DataContext.
+    # 0.75 of a batch's bytes: one batch exceeds it, so it is emitted; Ray slices only blocks of
+    # 1.5x the target or more, so a batch is never split. The setting is this dataset's own copy
+    # of the DataContext.
     ds.context.target_max_block_size = max(1, int(0.75 * batch_size * int(np.prod(spec.output_shape))))
     return ds.map_batches(
         decode_batch,
