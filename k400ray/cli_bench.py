@@ -49,10 +49,10 @@ def _presets(text: str) -> list[str]:
 
 
 def _methods(text: str) -> tuple[str, ...]:
-    from k400ray.bench.data import METHOD_KEYS, METHODS
+    from k400ray.bench.data import ALL_METHODS, METHOD_KEYS
 
     chosen = {METHOD_KEYS[k] for k in _comma_list(text, list(METHOD_KEYS), "--methods", "method")}
-    return tuple(m for m in METHODS if m in chosen)
+    return tuple(m for m in ALL_METHODS if m in chosen)
 
 
 def _work_dir(path: Optional[Path]) -> Path:
@@ -125,7 +125,8 @@ def data(
     ray_tasks: Optional[int] = typer.Option(None, "--ray-tasks", min=1,
                                             help="concurrent Ray decode tasks (default: --processes)"),
     methods: str = typer.Option("limit,ray,dataloader", "--methods",
-                                help="comma-separated subset of limit, ray, dataloader (without ray, Ray is not started)"),
+                                help="comma-separated subset of limit, ray, dataloader, limit-glibc "
+                                     "(without ray, Ray is not started)"),
     epoch_rows: int = typer.Option(0, "--epoch-rows", min=0,
                                    help="also time an epoch's start (first batch) over an index of N rows, e.g. 240000"),
     work_dir: Optional[Path] = typer.Option(None, "--work-dir", help="cache for generated videos and sized indexes"),

@@ -6,11 +6,15 @@ processes, measured side by side in one run (issue #7):
 - **decode limit**: ``load_clip`` (decord ``get_batch`` of the sampled frames + the preset's
   train transforms) in a tight loop, one process per core, rows handed out in small chunks.
   Nothing can deliver clips faster on these cores with this decoder.
+- **decode limit (glibc malloc)** (only with ``--methods limit-glibc``): the same with glibc's
+  default allocator settings, i.e. without ``allocator.keep_freed_memory``, which every other
+  method's decode processes apply: what that setting is worth.
 - **ray data**: ``clip_dataset`` as a Ray Train worker receives it: ``streaming_split(1,
   equal=True)`` (what ``DataConfig`` does) then ``iter_batches(prefetch_batches=2)`` (what
   ``engine.worker`` does), decode capped at P concurrent tasks.
 - **dataloader**: ``torch.utils.data.DataLoader`` over a map-style dataset calling the same
   ``load_clip``, ``num_workers=P``, shuffled, the same batch size: the MMAction2 / PySlowFast way.
+  Its workers keep freed memory as the decode tasks do (same decode, not glibc's defaults).
 
 Every method is warmed up once (worker processes start and import torch) before the measured
 passes; passes are interleaved in rotating order so that load from other users of the machine
@@ -30,14 +34,18 @@ import numpy as np
 
 from k400ray.bench.common import Stopwatch, Table, cpu_seconds_between, median, tree_cpu_snapshot
 from k400ray.bench.inputs import BENCH_SPLIT, index_rows, sized_index
+from k400ray.data.allocator import keep_freed_memory
 from k400ray.data.clip import ClipSpec, load_clip
 from k400ray.data.decode import DecodeError
 from k400ray.data.index import load_manifest
 
 DEFAULT_PRESETS = ("tsn_r50_1x1x8", "i3d_r50_32x2x1")
 METHODS = ("decode limit", "ray data", "dataloader")
-# `--methods` names for them: a node without Ray (a GPU box being sized) can still measure the other two.
-METHOD_KEYS = {"limit": "decode limit", "ray": "ray data", "dataloader": "dataloader"}
+GLIBC_LIMIT = "decode limit (glibc malloc)"
+# `--methods` names for them: a node without Ray (a GPU box being sized) can still measure the
+# other two. The glibc-default limit is measured only when asked for.
+METHOD_KEYS = {"limit": "decode limit", "ray": "ray data", "dataloader": "dataloader", "limit-glibc": GLIBC_LIMIT}
+ALL_METHODS = (*METHODS, GLIBC_LIMIT)
 # Issue #7: one H100 consumes about 1000 8-frame TSN-R50 clips per second. Other presets are
 # scaled by their forward cost relative to that one (a GPU spends its time on FLOPs).
 H100_TSN_CLIPS_PER_S = 1000.0
@@ -60,10 +68,17 @@ def _load(row: Row, data_root: str, spec: ClipSpec, rng: np.random.Generator) ->
 # --- decode limit ----------------------------------------------------------------------------
 
 
-def _one_thread() -> None:
+def _decode_process(keep_freed: bool = True) -> None:
+    """What a Ray decode task does to its process (``pipeline.decode_batch``)."""
     import torch
 
-    torch.set_num_threads(1)  # as in the decode tasks: parallelism comes from processes
+    torch.set_num_threads(1)  # parallelism comes from processes
+    if keep_freed:
+        keep_freed_memory()
+
+
+def _dataloader_worker(_worker_id: int) -> None:
+    _decode_process()
 
 
 def _decode_share(args: tuple[list[Row], str, ClipSpec]) -> int:
@@ -77,11 +92,10 @@ class DecodeLimit:
     per process) rather than one equal share each: with equal shares a process slowed down by
     another user of the machine leaves the others idle at the end, and the "limit" would drop."""
 
-    name = "decode limit"
-
-    def __init__(self, processes: int, data_root: str) -> None:
+    def __init__(self, processes: int, data_root: str, *, keep_freed: bool = True) -> None:
+        self.name = "decode limit" if keep_freed else GLIBC_LIMIT
         self.processes, self.data_root = processes, data_root
-        self.pool = mp.get_context("spawn").Pool(processes, initializer=_one_thread)
+        self.pool = mp.get_context("spawn").Pool(processes, initializer=_decode_process, initargs=(keep_freed,))
 
     def run(self, rows: list[Row], spec: ClipSpec) -> tuple[int, float, float]:
         """(clips, seconds, seconds to the first clip: not defined here, NaN)."""
@@ -129,6 +143,7 @@ class TorchLoader:
         self.loader = DataLoader(
             ClipRows(rows, data_root, spec), batch_size=batch_size, shuffle=True, num_workers=processes,
             persistent_workers=True, prefetch_factor=2, multiprocessing_context="spawn",
+            worker_init_fn=_dataloader_worker,
         )
 
     def run(self, rows: list[Row], spec: ClipSpec) -> tuple[int, float, float]:
@@ -234,7 +249,7 @@ class DataBench:
         rows = []
         for p in self.presets():
             limit, loader = self.get(p, "decode limit"), self.get(p, "dataloader")
-            for m in METHODS:
+            for m in ALL_METHODS:
                 r = self.get(p, m)
                 if r is None:
                     continue
@@ -378,7 +393,8 @@ def run_data_bench(
     data_root = manifest["data_root"]
     results: list[MethodResult] = []
     batch_sizes = {}
-    limit = DecodeLimit(processes, data_root) if "decode limit" in methods else None
+    limits = [DecodeLimit(processes, data_root, keep_freed=name == "decode limit")
+              for name in ("decode limit", GLIBC_LIMIT) if name in methods]
     try:
         for name in presets:
             preset = get_preset(name)
@@ -386,7 +402,7 @@ def run_data_bench(
             batch = batch_size or preset.recipe.batch_per_gpu
             batch_sizes[name] = batch
             loaders = [
-                limit,
+                *limits,
                 RayLoader(sized, spec, processes=ray_tasks or processes, batch_size=batch) if "ray data" in methods else None,
                 TorchLoader(rows, data_root, spec, processes=processes, batch_size=batch) if "dataloader" in methods else None,
             ]
@@ -408,11 +424,11 @@ def run_data_bench(
                         log(f"  {name} {ld.name}: pass {rep + 1}/{repeats} {clips / seconds:.2f} clips/s")
             finally:
                 for ld in loaders:
-                    if ld is not limit:
+                    if ld not in limits:
                         ld.close()
-            results.extend(mine[m] for m in METHODS if m in mine)
+            results.extend(mine[m] for m in ALL_METHODS if m in mine)
     finally:
-        if limit is not None:
+        for limit in limits:
             limit.close()
     return DataBench(
         processes=processes, ray_tasks=ray_tasks or processes, clips=clips, repeats=repeats, batch_sizes=batch_sizes,
