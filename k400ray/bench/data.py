@@ -34,10 +34,10 @@ import numpy as np
 
 from k400ray.bench.common import Stopwatch, Table, cpu_seconds_between, median, tree_cpu_snapshot
 from k400ray.bench.inputs import BENCH_SPLIT, index_rows, sized_index
-from k400ray.data.allocator import keep_freed_memory
 from k400ray.data.clip import ClipSpec, load_clip
 from k400ray.data.decode import DecodeError
 from k400ray.data.index import load_manifest
+from k400ray.data.pipeline import setup_decode_process
 
 DEFAULT_PRESETS = ("tsn_r50_1x1x8", "i3d_r50_32x2x1")
 METHODS = ("decode limit", "ray data", "dataloader")
@@ -68,17 +68,8 @@ def _load(row: Row, data_root: str, spec: ClipSpec, rng: np.random.Generator) ->
 # --- decode limit ----------------------------------------------------------------------------
 
 
-def _decode_process(keep_freed: bool = True) -> None:
-    """What a Ray decode task does to its process (``pipeline.decode_batch``)."""
-    import torch
-
-    torch.set_num_threads(1)  # parallelism comes from processes
-    if keep_freed:
-        keep_freed_memory()
-
-
 def _dataloader_worker(_worker_id: int) -> None:
-    _decode_process()
+    setup_decode_process()  # as a Ray decode task does (pipeline.decode_batch)
 
 
 def _decode_share(args: tuple[list[Row], str, ClipSpec]) -> int:
@@ -95,7 +86,7 @@ class DecodeLimit:
     def __init__(self, processes: int, data_root: str, *, keep_freed: bool = True) -> None:
         self.name = "decode limit" if keep_freed else GLIBC_LIMIT
         self.processes, self.data_root = processes, data_root
-        self.pool = mp.get_context("spawn").Pool(processes, initializer=_decode_process, initargs=(keep_freed,))
+        self.pool = mp.get_context("spawn").Pool(processes, initializer=setup_decode_process, initargs=(keep_freed,))
 
     def run(self, rows: list[Row], spec: ClipSpec) -> tuple[int, float, float]:
         """(clips, seconds, seconds to the first clip: not defined here, NaN)."""
