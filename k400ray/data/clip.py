@@ -28,7 +28,8 @@ class ClipSpec:
     crop: Literal["train", "center", "three"]
     crop_size: int
     train_crop: TrainCrop | None = None
-    randaugment: tuple[int, int] | None = None  # (num_ops, magnitude), train only
+    # MMAction2 0.x randaugment (ops drawn per clip, level out of 10), train only
+    randaugment: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         if self.crop == "train" and self.train_crop is None:
@@ -67,7 +68,9 @@ def load_clip(
         if spec.crop == "train":
             clip = train_crop(clip, spec.train_crop, rng=rng)
             if spec.randaugment is not None:
-                gen = torch.Generator().manual_seed(int(rng.integers(2**31 - 1)))
+                # a child generator per clip: one draw from rng, so later views' draws do not
+                # depend on how many numbers the augmentation consumed
+                gen = np.random.default_rng(int(rng.integers(2**31 - 1)))
                 clip = rand_augment(clip, num_ops=spec.randaugment[0], magnitude=spec.randaugment[1], generator=gen)
             out.append(clip.unsqueeze(0))
         elif spec.crop == "center":

@@ -2,8 +2,9 @@
 
 Shapes: a clip is a uint8 tensor ``(T, C, H, W)`` (torchvision's video layout, so
 ``torchvision.transforms.v2`` ops apply per clip). Crop geometry follows the reference
-pipelines (MMAction2 ``MultiScaleCrop``, ``CenterCrop``, ``ThreeCrop``); resizing and
-RandAugment are torchvision's. Normalisation is left to the device (see ``engine``).
+pipelines (MMAction2 ``MultiScaleCrop``, ``CenterCrop``, ``ThreeCrop``); resizing is
+torchvision's; RandAugment is MMAction2 0.x's imgaug op list (``k400ray.data.randaugment``).
+Normalisation is left to the device (see ``engine``).
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from typing import Literal
 
 import numpy as np
 import torch
-from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
+
+from k400ray.data.randaugment import mmaction_randaugment
 
 
 @dataclass(frozen=True)
@@ -112,18 +114,18 @@ def three_crop(clip: torch.Tensor, size: int) -> torch.Tensor:
     return torch.stack([clip[..., y : y + size, x : x + size] for x, y in boxes]).contiguous()
 
 
-def rand_augment(clip: torch.Tensor, *, num_ops: int, magnitude: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """torchvision RandAugment with one draw of ops and magnitudes for the whole clip.
+def rand_augment(
+    clip: torch.Tensor,
+    *,
+    num_ops: int,
+    magnitude: int,
+    generator: np.random.Generator | torch.Generator | None = None,
+) -> torch.Tensor:
+    """MMAction2 0.x randaugment: ``num_ops`` of its 15 ops at level ``magnitude``/10, one draw
+    for the whole clip so every frame gets the same ops (the reference's temporal consistency).
 
-    ``v2.RandAugment`` samples once per call and treats leading dims as a batch, so calling
-    it on ``(T, C, H, W)`` gives the temporal consistency the reference requires.
+    All randomness comes from ``generator`` (the caller's per-clip generator); see
+    ``k400ray.data.randaugment`` for the op table and where it departs from the reference.
     """
     _check_clip(clip)
-    if generator is not None:  # v2 transforms draw from torch's global RNG
-        state = torch.random.get_rng_state()
-        torch.random.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))
-    try:
-        return v2.RandAugment(num_ops=num_ops, magnitude=magnitude)(clip)
-    finally:
-        if generator is not None:
-            torch.random.set_rng_state(state)
+    return mmaction_randaugment(clip, num_ops=num_ops, magnitude=magnitude, generator=generator)

@@ -26,8 +26,9 @@ class TrialConfig(BaseModel):
     # augmentation parameters
     mixup_alpha: float = Field(1.0, gt=0)
     cutmix_alpha: float = Field(1.0, gt=0)
-    randaugment_ops: int = Field(2, ge=1)
-    randaugment_magnitude: int = Field(9, ge=0, le=30)
+    # MMAction2 0.x randaugment: ops drawn per clip out of its 15, and level out of 10 (9 -> 0.9)
+    randaugment_ops: int = Field(2, ge=1, le=15)
+    randaugment_magnitude: int = Field(9, ge=0, le=10)
     # data
     train_index: str
     val_index: str
