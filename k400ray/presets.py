@@ -2,7 +2,9 @@
 
 A preset is plain data: architecture, how frames are sampled in each mode, the views of the
 efficient (val) and accurate (test) modes and how their scores are averaged, the train crop,
-and the optimisation recipe of the published config (``shared/reference/k400-facts.md``).
+and the optimisation recipe of the published config. ``docs/reference.md`` lists, for every
+value, the reference file it comes from (open-mmlab/mmaction2 branch ``0.x``, the toolbox the
+result sheet was produced with, and dmlc/gluon-cv for the sheet's GluonCV rows).
 An ablation cell is a ``dataclasses.replace`` of one of these, never a subclass.
 
 ``toy(preset)`` shrinks a preset to run on 2 CPU cores against the synthetic set: same
@@ -45,7 +47,15 @@ class EvalViews:
 
 @dataclass(frozen=True)
 class Recipe:
-    """SGD recipe of the reference config, for ``reference_gpus`` GPUs x ``batch_per_gpu`` clips."""
+    """SGD recipe of the reference config, for ``reference_gpus`` GPUs x ``batch_per_gpu`` clips.
+
+    Parameter groups (``k400ray.engine.optim.param_groups``): by default every parameter gets the
+    base lr and weight decay (MMAction2's default optimizer constructor). The TSM configs use
+    ``TSMOptimizerConstructor`` with ``fc_lr5=True``, expressed here by ``TSM_PARAM_GROUPS``:
+    classifier weight lr x ``fc_weight_lr_mult`` (decayed), classifier bias lr x
+    ``fc_bias_lr_mult``, every other conv/linear bias lr x ``bias_lr_mult``, and with
+    ``no_decay_bias_norm`` no weight decay on any bias or norm-layer parameter.
+    """
 
     batch_per_gpu: int
     lr: float
@@ -59,6 +69,7 @@ class Recipe:
     clip_grad_norm: float = 40.0
     fc_weight_lr_mult: float = 1.0
     fc_bias_lr_mult: float = 1.0
+    bias_lr_mult: float = 1.0
     no_decay_bias_norm: bool = False
     reference_gpus: int = 8
 
@@ -108,6 +119,11 @@ def _segments(k: int) -> ClipSampling:
     return ClipSampling(clip_len=1, frame_interval=1, num_clips=k)
 
 
+# MMAction2 0.x ``TSMOptimizerConstructor`` (mmaction/core/optimizer/tsm_optimizer_constructor.py)
+# with ``paramwise_cfg=dict(fc_lr5=True)``: fc weight lr x5 (base weight decay), fc bias lr x10,
+# other conv/linear biases lr x2, biases and BN/GN parameters without weight decay.
+TSM_PARAM_GROUPS = dict(fc_weight_lr_mult=5.0, fc_bias_lr_mult=10.0, bias_lr_mult=2.0, no_decay_bias_norm=True)
+
 _TSN_CROP = TrainCrop(fixed_positions=5)
 _TSM_CROP = TrainCrop(fixed_positions=13)
 _I3D_CROP = TrainCrop(scales=(1.0, 0.8), random_crop=False, max_wh_scale_gap=0)
@@ -121,13 +137,19 @@ def _tsn(k: int, name: str, note: str = "") -> ModelPreset:
         train_crop=_TSN_CROP,
         efficient=EvalViews(_segments(k), "center", 224, "score", "CenterCrop 224"),
         accurate=EvalViews(_segments(25), "three", 256, "score", "25 clips + ThreeCrop 256"),
+        # open-mmlab/mmaction2 0.x: configs/recognition/tsn/tsn_r50_video_1x1x8_100e_kinetics400_rgb.py
+        # (videos_per_gpu=32) + configs/_base_/schedules/sgd_100e.py (SGD lr 0.01 for 8 GPUs,
+        # momentum 0.9, wd 1e-4, grad clip 40, step at 40 and 80, 100 epochs).
         recipe=Recipe(batch_per_gpu=32, lr=0.01, milestones=(40, 80), clip_grad_norm=40.0),
         note=note,
     )
 
 
 TSN_R50_1X1X8 = _tsn(8, "tsn_r50_1x1x8")
-TSN_R50_1X1X7 = _tsn(7, "tsn_r50_1x1x7", note="GluonCV row of the sheet: 7 segments, otherwise the TSN recipe")
+TSN_R50_1X1X7 = _tsn(
+    7, "tsn_r50_1x1x7",
+    note="GluonCV row of the sheet: 7 segments with the MMAction2 TSN recipe, not GluonCV's own (docs/reference.md)",
+)
 
 TSM_R50_1X1X8 = ModelPreset(
     name="tsm_r50_1x1x8",
@@ -139,10 +161,12 @@ TSM_R50_1X1X8 = ModelPreset(
         ClipSampling(1, 1, 8, twice_sample=True, frames_per_view=8), "three", 256, "prob",
         "twice_sample + ThreeCrop 256",
     ),
-    recipe=Recipe(
-        batch_per_gpu=16, lr=0.02, milestones=(50, 90), warmup_epochs=10, warmup_start_factor=0.1,
-        clip_grad_norm=20.0, fc_weight_lr_mult=5.0, fc_bias_lr_mult=10.0, no_decay_bias_norm=True,
-    ),
+    # open-mmlab/mmaction2 0.x: configs/recognition/tsm/tsm_r50_1x1x8_100e_kinetics400_rgb.py, which
+    # inherits tsm_r50_1x1x8_50e_kinetics400_rgb.py (videos_per_gpu=8, schedule
+    # configs/_base_/schedules/sgd_tsm_50e.py: SGD lr 0.01 for 8 GPUs, momentum 0.9, wd 1e-4,
+    # TSMOptimizerConstructor fc_lr5=True) and sets grad clip 20, step at 40 and 80, 100 epochs,
+    # i.e. configs/_base_/schedules/sgd_tsm_100e.py. No warmup (that is the 1.x config).
+    recipe=Recipe(batch_per_gpu=8, lr=0.01, milestones=(40, 80), clip_grad_norm=20.0, **TSM_PARAM_GROUPS),
 )
 
 _DENSE = ClipSampling(1, 1, 8, dense=True, sample_range=64, num_sample_positions=10, frames_per_view=8)
@@ -153,7 +177,13 @@ TSM_MOBILENETV2_DENSE_1X1X8 = ModelPreset(
     train_crop=_TSM_CROP,
     efficient=EvalViews(_DENSE, "center", 224, "prob", "10 clips + CenterCrop 224"),
     accurate=EvalViews(_DENSE, "three", 256, "prob", "10 clips + ThreeCrop 256"),
-    recipe=Recipe(batch_per_gpu=16, lr=0.02, milestones=(40, 80), weight_decay=2e-5, clip_grad_norm=20.0),
+    # open-mmlab/mmaction2 0.x: configs/recognition/tsm/tsm_mobilenetv2_video_dense_1x1x8_100e_kinetics400_rgb.py
+    # (videos_per_gpu=8, dense sampling in train, val and test) + configs/_base_/schedules/
+    # sgd_tsm_mobilenet_v2_100e.py (SGD lr 0.01 for 8 GPUs, momentum 0.9, wd 2e-5, grad clip 20,
+    # step at 40 and 80, 100 epochs, TSMOptimizerConstructor fc_lr5=True).
+    recipe=Recipe(
+        batch_per_gpu=8, lr=0.01, milestones=(40, 80), weight_decay=2e-5, clip_grad_norm=20.0, **TSM_PARAM_GROUPS,
+    ),
 )
 
 _I3D_TEST = ClipSampling(32, 2, 10, frames_per_view=32)
@@ -165,6 +195,9 @@ I3D_R50_32X2X1 = ModelPreset(
     # The sheet's efficient mode is one CenterCrop 224 view of one clip.
     efficient=EvalViews(ClipSampling(32, 2, 1, frames_per_view=32), "center", 224, "prob", "CenterCrop 224"),
     accurate=EvalViews(_I3D_TEST, "three", 256, "prob", "10 clips + ThreeCrop 256"),
+    # open-mmlab/mmaction2 0.x: configs/recognition/i3d/i3d_r50_32x2x1_100e_kinetics400_rgb.py
+    # (videos_per_gpu=8) + configs/_base_/schedules/sgd_100e.py (SGD lr 0.01 for 8 GPUs,
+    # momentum 0.9, wd 1e-4, grad clip 40, step at 40 and 80, 100 epochs).
     recipe=Recipe(batch_per_gpu=8, lr=0.01, milestones=(40, 80), clip_grad_norm=40.0),
 )
 

@@ -1,8 +1,9 @@
 """Frame sampling in the ``clip_len x frame_interval x num_clips`` convention.
 
-Pure NumPy so it can be checked line by line against the reference semantics in
-``shared/reference/k400-facts.md`` (MMAction2 0.x ``SampleFrames`` / ``DenseSampleFrames``, the
-protocol the result sheet was produced with). Indices are 0-based and out-of-bound indices loop
+Pure NumPy so it can be checked line by line against the reference semantics written out in
+``docs/reference.md`` (MMAction2 0.x ``SampleFrames`` / ``DenseSampleFrames`` in
+open-mmlab/mmaction2 branch 0.x, ``mmaction/datasets/pipelines/loading.py``: the protocol the
+result sheet was produced with). Indices are 0-based and out-of-bound indices loop
 (index mod num_frames), so any video with at least one frame yields a full clip.
 """
 

@@ -5,7 +5,7 @@ without the real 450 GB, and the data must make the one claim of the result shee
 2 CPU cores: a temporal model (TSM, I3D) beats a per-frame-average model (TSN) when the label is
 the direction of motion.
 
-Layout (``shared/reference/k400-facts.md``, "Kinetics-400 on disk")::
+Layout (``docs/reference.md``, "Kinetics-400 on disk")::
 
     OUT_DIR/train/{youtube_id}_{start:06d}_{end:06d}.mp4     H.264, yuv420p, constant fps
     OUT_DIR/val/...

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn.modules.conv import _ConvNd
 
 from k400ray.presets import Recipe
 
@@ -19,24 +20,39 @@ def classifier(model: nn.Module) -> nn.Linear:
 
 
 def param_groups(model: nn.Module, recipe: Recipe, *, lr: float, weight_decay: float) -> list[dict]:
-    """TSM-style groups when the recipe asks for them: fc weight lr x ``fc_weight_lr_mult``, fc
-    bias lr x ``fc_bias_lr_mult``, no weight decay on biases and norm layers. Each group keeps
-    its multiplier in ``lr_mult`` so schedules scale every group alike."""
+    """Parameter groups of the recipe; each group keeps its multiplier in ``lr_mult`` so that
+    schedules scale every group alike.
+
+    With the default recipe fields every parameter gets ``lr`` and ``weight_decay`` (one group),
+    as MMAction2's default optimizer constructor does for TSN and I3D. The TSM recipes
+    (``presets.TSM_PARAM_GROUPS``) reproduce MMAction2 0.x ``TSMOptimizerConstructor`` with
+    ``fc_lr5=True`` (open-mmlab/mmaction2, branch 0.x,
+    ``mmaction/core/optimizer/tsm_optimizer_constructor.py``; docs/reference.md):
+
+    - conv and linear weights, the first conv included: lr x1, weight decay;
+    - conv and linear biases: lr x ``bias_lr_mult`` (2), no weight decay;
+    - batch-norm / group-norm weights and biases: lr x1, no weight decay;
+    - the classifier (the last ``nn.Linear``): weight lr x ``fc_weight_lr_mult`` (5) *with*
+      weight decay, bias lr x ``fc_bias_lr_mult`` (10) without.
+    """
     head = classifier(model)
-    head_ids = {id(head.weight): recipe.fc_weight_lr_mult, id(head.bias): recipe.fc_bias_lr_mult}
-    no_decay: set[int] = set()
-    if recipe.no_decay_bias_norm:
-        for module in model.modules():
-            if isinstance(module, _NORM_TYPES):
-                no_decay.update(id(p) for p in module.parameters(recurse=False))
-            elif getattr(module, "bias", None) is not None and isinstance(module.bias, torch.Tensor):
-                no_decay.add(id(module.bias))
+    decay_off = 0.0 if recipe.no_decay_bias_norm else weight_decay
+    settings: dict[int, tuple[float, float]] = {id(head.weight): (recipe.fc_weight_lr_mult, weight_decay)}
+    if head.bias is not None:
+        settings[id(head.bias)] = (recipe.fc_bias_lr_mult, decay_off)
+    for module in model.modules():
+        if module is head:
+            continue
+        if isinstance(module, _NORM_TYPES):
+            for p in module.parameters(recurse=False):
+                settings[id(p)] = (1.0, decay_off)
+        elif isinstance(module, (_ConvNd, nn.Linear)) and module.bias is not None:
+            settings[id(module.bias)] = (recipe.bias_lr_mult, decay_off)
     groups: dict[tuple[float, float], list[nn.Parameter]] = {}
     for p in model.parameters():
         if not p.requires_grad:
             continue
-        mult = head_ids.get(id(p), 1.0)
-        wd = 0.0 if id(p) in no_decay else weight_decay
+        mult, wd = settings.get(id(p), (1.0, weight_decay))
         groups.setdefault((mult, wd), []).append(p)
     return [
         {"params": params, "lr": lr * mult, "lr_mult": mult, "weight_decay": wd}

@@ -1,6 +1,6 @@
 """Full-scale parameter and GFLOP counts against the reference tables.
 
-Reference sheet (shared/reference/k400-facts.md, "Models") and the exact MMAction2 model-zoo
+Reference sheet (docs/reference.md, "Models") and the exact MMAction2 model-zoo
 numbers it rounds (configs/recognition/{tsm,i3d}/metafile.yml). Those were measured with mmcv's
 counter, which also counts BN/activation/pooling elements, and at 256x256 for the MobileNetV2
 and I3D rows; both facts are checked here, not papered over with a tolerance.
