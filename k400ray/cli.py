@@ -141,16 +141,26 @@ def eval_checkpoint(
     mode: str = typer.Option("efficient", "--mode", help="efficient | accurate"),
     split: str = typer.Option("val", "--split"),
     out: Optional[Path] = typer.Option(None, "--out", help="write per-video predictions (Parquet)"),
+    device: str = typer.Option("auto", "--device", help="auto (cuda when visible) | cpu | cuda | cuda:N; bf16 on CUDA"),
+    batch_videos: int = typer.Option(4, "--batch-videos", min=1, help="videos per batch (fewer for large views)"),
+    decode_tasks: Optional[int] = typer.Option(None, "--decode-tasks", min=1, help="cap on parallel decode tasks"),
 ) -> None:
     """Evaluate a saved model in efficient or accurate mode; print acc1/acc5 and mean class accuracy."""
     if mode not in ("efficient", "accurate"):
         fail(f"--mode must be 'efficient' or 'accurate', got {mode!r}")
+    if device != "auto" and device != "cpu" and not (device == "cuda" or device.startswith("cuda:")):
+        fail(f"--device must be auto, cpu, cuda or cuda:N, got {device!r}")
     from k400ray.engine.offline_eval import evaluate_checkpoint
     from k400ray.runtime import init_ray
 
     init_ray()
     try:
-        metrics, preds = evaluate_checkpoint(checkpoint, index_dir, mode=mode, split=split)
+        import torch
+
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        metrics, preds = evaluate_checkpoint(checkpoint, index_dir, mode=mode, split=split, device=device,
+                                             batch_videos=batch_videos, decode_tasks=decode_tasks)
     except (FileNotFoundError, ValueError) as exc:
         fail(str(exc))
     if out is not None:
@@ -158,7 +168,8 @@ def eval_checkpoint(
 
         pq.write_table(preds.to_table(), out)
     typer.echo(
-        f"{metrics['preset']} {mode} on {index_dir} ({metrics['videos']} videos, {metrics['skipped_videos']} skipped): "
+        f"{metrics['preset']} {mode} on {index_dir} ({metrics['videos']} videos, {metrics['skipped_videos']} skipped, "
+        f"{metrics['device']}): "
         f"acc1 {metrics['acc1']:.2f}  acc5 {metrics['acc5']:.2f}  mean class acc {metrics['mean_class_acc']:.2f}"
     )
 

@@ -52,7 +52,7 @@ def test_train_then_eval(spec_file):
     r = runner.invoke(app, ["eval", checkpoint, "--index", str(index), "--mode", "accurate",
                             "--out", str(spec_file.parent / "p.parquet")])
     assert r.exit_code == 0, r.output
-    assert "tsn_r50_1x1x8 accurate" in r.output and "(8 videos, 0 skipped)" in r.output
+    assert "tsn_r50_1x1x8 accurate" in r.output and "(8 videos, 0 skipped, cpu)" in r.output
     assert (spec_file.parent / "p.parquet").is_file()
 
 

@@ -153,6 +153,7 @@ def test_node_types_head_gpu_and_decode():
     assert head["resources"] == {"CPU": 0}, "the head schedules no decode or trial task"
     assert len(gpu) == 1 and gpu[0]["resources"]["GPU"] == 8
     assert len(cpu) == 1 and cpu[0]["resources"]["CPU"] >= 32, "a CPU-only decode node type"
+    assert cpu[0]["resources"]["decode_cpu"] == cpu[0]["resources"]["CPU"], "its cores decode (and index)"
     for node in (*gpu, *cpu):
         assert 0 <= node["min_workers"] <= node["max_workers"]
     assert prepared["max_workers"] == gpu[0]["max_workers"] + cpu[0]["max_workers"]
@@ -164,6 +165,9 @@ def test_the_grid_fits_the_gpu_nodes():
     trial_gpus = r["workers_per_trial"] * r["gpus_per_worker"]
     assert trial_gpus <= gpu["resources"]["GPU"], "a trial must fit on one GPU node"
     assert r["workers_per_trial"] * r["cpus_per_worker"] <= gpu["resources"]["CPU"]
+    # Decoding holds `decode_cpu`, never the CPUs a (restarting) trial's placement group needs.
+    assert gpu["resources"]["CPU"] - r["workers_per_trial"] * r["cpus_per_worker"] <= 1
+    assert gpu["resources"]["decode_cpu"] >= 32
     nodes_per_trial = -(-trial_gpus // gpu["resources"]["GPU"])
     assert r["max_concurrent_trials"] * nodes_per_trial <= gpu["max_workers"], \
         "max_concurrent_trials needs more GPU nodes than ray.worker.gpu may start"

@@ -30,6 +30,28 @@ from k400ray.data.index import load_manifest, shard_paths
 INDEX_COLUMNS = ["video_id", "path", "label", "num_frames", "width", "height", "decoder"]
 # Clips one training decode task decodes (rounded up to whole batches): 3-5 s on one core.
 TRAIN_ROWS_PER_DECODE_TASK = 64
+# A Ray resource that nodes advertise for the cores they give to decoding (cluster.yaml). Decode
+# tasks that hold it hold no ``CPU``, so they can never take the CPUs that a trial's placement
+# group needs for its workers, e.g. while Ray Train restarts a failed worker group.
+DECODE_RESOURCE = "decode_cpu"
+# Largest evaluation batch, in bytes of decoded clips: an I3D accurate-mode video (10 clips x 3
+# crops x 32 frames of 256 px) is 189 MB, so four of them made 755 MB blocks in the object store.
+EVAL_BLOCK_BYTES = 256 * 2**20
+
+
+def decode_task_resources(cluster_resources: dict, decode_cpus: float) -> dict:
+    """Ray resources of one decode task: ``decode_cpu`` (and no CPU) where the cluster advertises
+    it, otherwise ``decode_cpus`` CPUs, which the trial's ``decode_tasks`` should then cap."""
+    if cluster_resources.get(DECODE_RESOURCE, 0) > 0:
+        return {"num_cpus": 0, "resources": {DECODE_RESOURCE: decode_cpus}}
+    return {"num_cpus": decode_cpus}
+
+
+def eval_batch_videos(spec: ClipSpec, requested: int) -> int:
+    """Videos per evaluation batch: ``requested``, fewer when their views exceed
+    ``EVAL_BLOCK_BYTES`` (never under one)."""
+    per_video = int(np.prod(spec.output_shape))
+    return max(1, min(requested, EVAL_BLOCK_BYTES // per_video))
 
 
 def rows_per_decode_task(batch_size: int, shuffle: bool) -> int:
@@ -105,7 +127,8 @@ def clip_dataset(
 
     ``data_root`` overrides the manifest's (the same index on another mount point);
     ``decode_tasks`` caps how many decode tasks run at once (None: as many as CPUs allow);
-    ``decode_cpus`` is the logical CPUs each decode task holds; ``decode_rows`` the index rows
+    ``decode_cpus`` is the logical CPUs (or ``decode_cpu`` resources, see
+    ``decode_task_resources``) each decode task holds; ``decode_rows`` the index rows
     one decode task takes (default ``rows_per_decode_task``), output in blocks of
     ``batch_size``. ``shard=(rank, world)`` keeps
     rows ``i % world == rank`` of the (ordered) index: disjoint parts that together hold every
@@ -128,7 +151,11 @@ def clip_dataset(
         table = pq.read_table(files, columns=INDEX_COLUMNS)
         if limit is not None:
             table = table.slice(0, limit)
-        table = table.take(list(range(rank, table.num_rows, world)))
+        # int64 even when empty: a rank with no val video (fewer videos than workers) gets an
+        # empty shard, and an untyped empty list has no take kernel.
+        import pyarrow as pa
+
+        table = table.take(pa.array(range(rank, table.num_rows, world), type=pa.int64()))
         ds = ray.data.from_arrow(table)
         limit = None
     else:
@@ -162,7 +189,7 @@ def clip_dataset(
         batch_size=batch_size,
         batch_format="numpy",
         compute=ray.data.TaskPoolStrategy(size=decode_tasks),
-        num_cpus=decode_cpus,
+        **decode_task_resources(ray.cluster_resources(), decode_cpus),
     )
 
 

@@ -32,10 +32,14 @@ class BatchMix:
         self.num_classes = num_classes
         self.op = {"mixup": v2.MixUp, "cutmix": v2.CutMix}[kind](alpha=alpha, num_classes=num_classes) if kind else None
 
+    def one_hot(self, labels: torch.Tensor) -> torch.Tensor:
+        """int64 ``(B,)`` -> float ``(B, K)`` targets, no mixing."""
+        return F.one_hot(labels, self.num_classes).float()
+
     def __call__(self, clips: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``clips`` float ``(B, C, T, H, W)``, ``labels`` int64 ``(B,)`` -> mixed clips, targets ``(B, K)`` summing to 1."""
         if self.op is None or clips.shape[0] < 2:
-            return clips, F.one_hot(labels, self.num_classes).float()
+            return clips, self.one_hot(labels)
         b, c, t, h, w = clips.shape
         mixed, targets = self.op(clips.reshape(b, c * t, h, w), labels)
         return mixed.reshape(b, c, t, h, w), targets

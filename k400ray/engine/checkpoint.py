@@ -33,12 +33,13 @@ def set_rng_state(state: dict) -> None:
 
 
 def save(directory: Path, *, model, optimizer, scheduler, epoch: int, config: dict, metrics: dict,
-         predictions: dict[str, Predictions]) -> None:
-    """``epoch`` is the number of finished training epochs."""
+         predictions: dict[str, Predictions], world_size: int = 1, base_lr: float | None = None) -> None:
+    """``epoch`` is the number of finished training epochs; ``world_size`` and ``base_lr`` (the lr
+    before group multipliers and schedule) say what a resume on another world size must rescale."""
     directory.mkdir(parents=True, exist_ok=True)
     torch.save({
         "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-        "epoch": epoch, "rng": rng_state(), "config": config,
+        "epoch": epoch, "rng": rng_state(), "config": config, "world_size": world_size, "base_lr": base_lr,
     }, directory / STATE)
     (directory / CONFIG).write_text(json.dumps(config, indent=2, sort_keys=True))
     (directory / METRICS).write_text(json.dumps(metrics, indent=2, sort_keys=True))

@@ -49,7 +49,10 @@ class TrialConfig(BaseModel):
     cpus_per_worker: float = Field(1.0, gt=0)
     decode_cpus: float = Field(1.0, gt=0)
     decode_tasks: int | None = Field(None, ge=1)
-    eval_batch_videos: int = Field(4, ge=1)
+    eval_batch_videos: int = Field(4, ge=1)  # at most; fewer when a video's views are large (I3D accurate)
+    # Decode tasks of one trial's evaluation, split over its workers (each runs its own val
+    # pipeline). None: ``decode_tasks``, or 2 per worker when that is unset too.
+    eval_decode_tasks: int | None = Field(None, ge=1)
     amp: bool | None = None  # bf16 autocast; default: on with GPUs
     # bookkeeping
     name: str = "trial"
@@ -73,6 +76,13 @@ class TrialConfig(BaseModel):
     @property
     def batch_size(self) -> int:
         return self.batch_per_worker or self.resolved_preset().recipe.batch_per_gpu
+
+    @property
+    def eval_decode_tasks_per_worker(self) -> int:
+        """Evaluation's decode tasks per worker: the trial's bound split over its workers, so a
+        trial of 8 workers does not run 8 uncapped validation pipelines at once."""
+        total = self.eval_decode_tasks or self.decode_tasks or 2 * self.num_workers
+        return max(1, total // self.num_workers)
 
     @property
     def use_amp(self) -> bool:

@@ -17,7 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from k400ray.engine.augment import BatchMix, normalize, soft_cross_entropy
+from k400ray.engine.augment import BatchMix, soft_cross_entropy
+from k400ray.engine.input_path import DeviceFeed
 from k400ray.engine.metrics import Predictions, combine_views
 
 
@@ -28,17 +29,6 @@ def autocast(device: torch.device, enabled: bool):
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
-def _valid_rows(batch: dict) -> tuple[np.ndarray, int]:
-    valid = np.asarray(batch["valid"], dtype=bool)
-    return valid, int((~valid).sum())
-
-
-def _to_device(clips, device: torch.device, memory_format) -> torch.Tensor:
-    t = torch.as_tensor(clips).to(device, non_blocking=True)
-    x = normalize(t)
-    return x.contiguous(memory_format=memory_format) if memory_format is not None else x
-
-
 @dataclass
 class EpochStats:
     loss: float
@@ -46,6 +36,7 @@ class EpochStats:
     skipped_videos: int
     seconds: float
     data_wait_s: float
+    loss_sum: float = 0.0  # summed over clips, for exact means across ranks
 
     @property
     def clips_per_s(self) -> float:
@@ -67,31 +58,46 @@ def train_one_epoch(
     amp: bool = False,
     memory_format=None,
 ) -> EpochStats:
-    """One pass over ``batches``; returns mean loss, clips seen, and the time spent waiting for data."""
+    """One pass over ``batches``; returns mean loss, clips seen, and the time spent waiting for data.
+
+    Collectives: under DDP each backward all-reduces gradients, so every rank runs forward,
+    backward and step for every batch it receives, and ranks must receive equally many batches
+    (Ray Train's equal split does). A batch with no decodable row is run with its loss weighted
+    zero: its gradients are zeros that DDP averages with the other ranks'. (Its all-zero clips
+    still move BatchNorm's running statistics once; one such batch in an epoch is noise.)
+    The loss is summed on the device and read once, at the end: no host sync per step.
+    """
     model.train()
-    total_loss, clips, skipped, wait = 0.0, 0, 0, 0.0
-    start = tick = time.perf_counter()
-    for batch in batches:
-        wait += time.perf_counter() - tick
-        valid, bad = _valid_rows(batch)
-        skipped += bad
-        if valid.any():
-            x = _to_device(batch["clips"][valid][:, 0], device, memory_format)  # train: one view
-            y = torch.as_tensor(np.asarray(batch["label"])[valid], dtype=torch.long, device=device)
-            x, targets = mix(x, y)
-            with autocast(device, amp):
-                logits = model(x)
-            loss = soft_cross_entropy(logits, targets)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if clip_grad_norm:
-                nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
-            optimizer.step()
-            total_loss += float(loss.detach()) * len(y)
-            clips += len(y)
-        tick = time.perf_counter()
+    feed = DeviceFeed(batches, device=device, train=True, memory_format=memory_format)
+    total_loss = torch.zeros((), device=device)
+    clips, skipped = 0, 0
+    start = time.perf_counter()
+    for batch in feed:
+        skipped += batch.skipped
+        if batch.rows:
+            x, targets = mix(batch.clips, batch.labels)
+        else:
+            x, targets = batch.clips, mix.one_hot(batch.labels)
+        with autocast(device, amp):
+            logits = model(x)
+        loss = soft_cross_entropy(logits, targets)
+        if not batch.rows:
+            loss = loss * 0.0
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if clip_grad_norm:
+            nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
+        optimizer.step()
+        total_loss += loss.detach() * batch.rows
+        clips += batch.rows
+    loss_sum = float(total_loss)  # the epoch's one host sync: every queued step has finished
     elapsed = time.perf_counter() - start
-    return EpochStats(total_loss / max(clips, 1), clips, skipped, elapsed, wait)
+    return EpochStats(loss_sum / max(clips, 1), clips, skipped, elapsed, feed.wait_s, loss_sum)
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The module inside a DDP wrapper (or the model itself)."""
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
 
 
 @torch.no_grad()
@@ -104,22 +110,25 @@ def evaluate(
     amp: bool = False,
     memory_format=None,
 ) -> tuple[Predictions, int]:
-    """Scores of every valid video (all its views combined by ``average``) and the number skipped."""
+    """Scores of every valid video (all its views combined by ``average``) and the number skipped.
+
+    Runs the plain module even when given a DDP wrapper: DDP's forward may broadcast buffers, a
+    collective that a rank with fewer (or no) val batches would never join. Scores stay on the
+    device until the end (one host sync per evaluation).
+    """
+    model = unwrap(model)
     model.eval()
-    parts, skipped = [], 0
-    for batch in batches:
-        valid, bad = _valid_rows(batch)
-        skipped += bad
-        if not valid.any():
+    feed = DeviceFeed(batches, device=device, train=False, memory_format=memory_format)
+    scores, ids, labels, skipped = [], [], [], 0
+    for batch in feed:
+        skipped += batch.skipped
+        if not batch.rows:
             continue
-        clips = batch["clips"][valid]
-        b, v = clips.shape[:2]
-        x = _to_device(clips, device, None).flatten(0, 1)  # (B*V, C, T, S, S)
-        if memory_format is not None:
-            x = x.contiguous(memory_format=memory_format)
         with autocast(device, amp):
-            logits = model(x)
-        scores = combine_views(logits.reshape(b, v, -1), average)
-        ids = [str(i) for i in np.asarray(batch["video_id"])[valid]]
-        parts.append(Predictions.from_scores(ids, np.asarray(batch["label"])[valid], scores))
-    return Predictions.concat(parts), skipped
+            logits = model(batch.clips)
+        scores.append(combine_views(logits.reshape(batch.rows, batch.views, -1), average))
+        ids += [str(i) for i in batch.video_ids]
+        labels.append(batch.label_values)
+    if not scores:
+        return Predictions.empty(), skipped
+    return Predictions.from_scores(ids, np.concatenate(labels), torch.cat(scores)), skipped

@@ -1,4 +1,7 @@
-"""Evaluate a saved checkpoint on an index, in this process (no Train workers): ``k400ray eval``."""
+"""Evaluate a saved checkpoint on an index, in this process (no Train workers): ``k400ray eval``.
+
+On a GPU (``device="cuda"``) the model runs in bf16 autocast in its GPU layout, as in training;
+decoding runs on Ray Data tasks either way."""
 
 from __future__ import annotations
 
@@ -7,9 +10,10 @@ from pathlib import Path
 import torch
 
 from k400ray.data.index import load_manifest
-from k400ray.data.pipeline import clip_dataset
+from k400ray.data.pipeline import clip_dataset, eval_batch_videos
 from k400ray.engine import checkpoint as ckpt
 from k400ray.engine.config import TrialConfig
+from k400ray.engine.layout import input_memory_format, to_device_layout
 from k400ray.engine.loops import evaluate
 from k400ray.engine.metrics import Predictions, summarize
 from k400ray.models.build import build_model
@@ -17,8 +21,13 @@ from k400ray.models.build import build_model
 
 def evaluate_checkpoint(
     checkpoint_dir: str | Path, index_dir: str | Path, *, mode: str, split: str = "val",
-    data_root: str | None = None, batch_videos: int = 4,
+    data_root: str | None = None, batch_videos: int = 4, device: str = "cpu", decode_tasks: int | None = None,
 ) -> tuple[dict, Predictions]:
+    """``device``: ``cpu``, ``cuda`` or ``cuda:N``; bf16 autocast on CUDA. ``decode_tasks`` caps the
+    decode tasks (None: as many as the cluster's CPUs allow)."""
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {device}: no CUDA device visible to this process")
     state_path = Path(checkpoint_dir) / ckpt.STATE
     if not state_path.is_file():
         raise FileNotFoundError(f"{checkpoint_dir}: not a k400ray checkpoint (no {ckpt.STATE})")
@@ -30,11 +39,17 @@ def evaluate_checkpoint(
         raise ValueError(f"{index_dir}: {len(classes)} classes, but the checkpoint was trained on {cfg.num_classes}")
     model = build_model(preset.arch, cfg.num_classes)
     model.load_state_dict(state["model"])
-    ds = clip_dataset(index_dir, split, preset.clip_spec(mode), data_root=data_root, batch_size=batch_videos)
+    family = preset.arch.family
+    model = to_device_layout(model, family, dev)
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed clip shapes
+    spec = preset.clip_spec(mode)
+    batch = eval_batch_videos(spec, batch_videos)
+    ds = clip_dataset(index_dir, split, spec, data_root=data_root, batch_size=batch, decode_tasks=decode_tasks)
     preds, skipped = evaluate(
-        model, ds.iter_batches(batch_size=batch_videos, batch_format="numpy"), device=torch.device("cpu"),
-        average=preset.views(mode).average,
+        model, ds.iter_batches(batch_size=batch, batch_format="numpy", prefetch_batches=2), device=dev,
+        average=preset.views(mode).average, amp=dev.type == "cuda", memory_format=input_memory_format(family, dev),
     )
     metrics = summarize(preds.sorted(), cfg.num_classes)
-    metrics.update(skipped_videos=skipped, epoch=state["epoch"], preset=cfg.preset, mode=mode)
+    metrics.update(skipped_videos=skipped, epoch=state["epoch"], preset=cfg.preset, mode=mode, device=str(dev))
     return metrics, preds.sorted()

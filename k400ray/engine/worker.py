@@ -16,15 +16,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.distributed as dist
 
-from k400ray.data.pipeline import clip_dataset
+from k400ray.data.pipeline import clip_dataset, eval_batch_videos
 from k400ray.engine import checkpoint as ckpt
 from k400ray.engine.augment import BatchMix
+from k400ray.engine.collectives import Collectives
 from k400ray.engine.config import TrialConfig
-from k400ray.engine.loops import evaluate, train_one_epoch
+from k400ray.engine.layout import input_memory_format, to_device_layout
+from k400ray.engine.loops import evaluate, train_one_epoch, unwrap
 from k400ray.engine.metrics import Predictions, summarize
 from k400ray.engine.optim import build_optimizer, scaled_milestones
+from k400ray.engine.resume import restore
 from k400ray.models.build import build_model
 
 
@@ -34,31 +36,11 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def gather_predictions(preds: Predictions) -> Predictions:
-    """All workers' predictions on every rank (each video was evaluated by exactly one worker)."""
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return preds.sorted()
-    parts: list = [None] * dist.get_world_size()
-    dist.all_gather_object(parts, preds)
-    return Predictions.concat(parts).sorted()
-
-
-def all_reduce_sum(value: float) -> float:
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return value
-    t = torch.tensor([value], dtype=torch.float64)
-    dist.all_reduce(t)  # gloo reduces CPU tensors; NCCL runs also have gloo-free CPU scalars
-    return float(t.item())
-
-
-def memory_format_for(cfg: TrialConfig):
-    """channels_last on GPU: the fast layout for cuDNN convolutions under bf16."""
-    if not cfg.use_gpu:
-        return None
-    return torch.channels_last_3d if cfg.resolved_preset().arch.family == "i3d" else None
-
-
 def train_loop_per_worker(config: dict) -> None:
+    """Collectives: every rank makes the same sequence of them (DDP's gradient all-reduce per
+    training batch, metric sums and prediction gathers on ``Collectives``, ``ray.train.report``),
+    whatever data it gets: a rank whose batch has no decodable row still steps, and a rank with
+    no val video still gathers. Evaluation runs the unwrapped model (no DDP collectives)."""
     import ray.train
     import ray.train.torch
 
@@ -71,10 +53,10 @@ def train_loop_per_worker(config: dict) -> None:
 
     if cfg.use_gpu:
         torch.backends.cudnn.benchmark = True  # clip shapes are fixed: pick the fastest conv kernels once
-    model = build_model(preset.arch, cfg.num_classes)
-    if cfg.use_gpu and preset.arch.family != "i3d":
-        model = model.to(memory_format=torch.channels_last)
+    family = preset.arch.family
+    model = to_device_layout(build_model(preset.arch, cfg.num_classes), family, device)
     model = ray.train.torch.prepare_model(model)
+    comm = Collectives.for_default_group()  # a collective: here, on every rank
     recipe = preset.recipe
     epochs = cfg.total_epochs
     lr = cfg.lr or recipe.scaled_lr(cfg.batch_size * world)
@@ -87,53 +69,55 @@ def train_loop_per_worker(config: dict) -> None:
         milestones=milestones, warmup_epochs=warmup,
     )
 
-    start_epoch, finished = 0, False
+    start_epoch, resumed = 0, {}
     # The run's own latest checkpoint (a restarted worker group) wins over the one it started from.
     restored = ray.train.get_checkpoint()
     if restored is None and cfg.init_checkpoint:
         restored = ray.train.Checkpoint(cfg.init_checkpoint)
     if restored:
         with restored.as_directory() as directory:
-            state = ckpt.load_state(Path(directory))
-            metrics_so_far = ckpt.load_metrics(Path(directory))
-        module = model.module if hasattr(model, "module") else model
-        module.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        ckpt.set_rng_state(state["rng"])
-        torch.manual_seed(cfg.seed + 1000 * state["epoch"] + rank)  # fresh draws, not a replay
-        start_epoch = state["epoch"]
-        finished = bool(metrics_so_far.get("done")) and start_epoch >= epochs
-    if finished:
-        return
+            state = restore(Path(directory), model=unwrap(model), optimizer=optimizer, scheduler=scheduler,
+                            base_lr=lr, total_epochs=epochs, saved_world_size_default=world)
+        if state.finished:
+            return
+        torch.manual_seed(cfg.seed + 1000 * state.epoch + rank)  # fresh draws, not a replay
+        start_epoch = state.epoch
+        if state.lr_rescaled_from is not None:
+            # Said in the worker's log and in every metrics row of this run.
+            print(f"k400ray: resumed on {world} workers (checkpoint written by {state.world_size}): "
+                  f"lr rescaled from {state.lr_rescaled_from:g} to {lr:g}", flush=True)
+            resumed = {"resumed_world_size_from": state.world_size, "lr_rescaled_from": state.lr_rescaled_from}
 
     mix = BatchMix(cfg.aug if cfg.aug in ("mixup", "cutmix") else None,
                    alpha=cfg.mixup_alpha if cfg.aug == "mixup" else cfg.cutmix_alpha, num_classes=cfg.num_classes)
     train_shard = ray.train.get_dataset_shard("train")
+    eval_batches = {mode: eval_batch_videos(preset.clip_spec(mode), cfg.eval_batch_videos)
+                    for mode in ("efficient", "accurate")}
     val_sets = {
         mode: clip_dataset(
             cfg.val_index, cfg.val_split, preset.clip_spec(mode), data_root=cfg.data_root,
-            decode_cpus=cfg.decode_cpus, decode_tasks=cfg.decode_tasks, batch_size=cfg.eval_batch_videos,
-            limit=cfg.limit_videos, shard=(rank, world),
+            decode_cpus=cfg.decode_cpus, decode_tasks=cfg.eval_decode_tasks_per_worker,
+            batch_size=eval_batches[mode], limit=cfg.limit_videos, shard=(rank, world),
         )
         for mode in ("efficient", "accurate")
     }
-    memory_format = memory_format_for(cfg)
+    memory_format = input_memory_format(family, device)
 
     def run_eval(mode: str) -> tuple[Predictions, int]:
         preds, skipped = evaluate(
-            model, val_sets[mode].iter_batches(batch_size=cfg.eval_batch_videos, batch_format="numpy"),
+            unwrap(model), val_sets[mode].iter_batches(batch_size=eval_batches[mode], batch_format="numpy"),
             device=device, average=preset.views(mode).average, amp=cfg.use_amp, memory_format=memory_format,
         )
-        return gather_predictions(preds), int(all_reduce_sum(skipped))
+        (total_skipped,) = comm.sum([skipped])
+        return comm.gather_predictions(preds), int(total_skipped)
 
     def report(metrics: dict, epoch: int, predictions: dict[str, Predictions]) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             checkpoint = None
             if rank == 0:
-                module = model.module if hasattr(model, "module") else model
-                ckpt.save(Path(tmp), model=module, optimizer=optimizer, scheduler=scheduler, epoch=epoch,
-                          config=cfg.model_dump(mode="json"), metrics=metrics, predictions=predictions)
+                ckpt.save(Path(tmp), model=unwrap(model), optimizer=optimizer, scheduler=scheduler, epoch=epoch,
+                          config=cfg.model_dump(mode="json"), metrics=metrics, predictions=predictions,
+                          world_size=world, base_lr=lr)
                 checkpoint = ray.train.Checkpoint.from_directory(tmp)
             ray.train.report(metrics, checkpoint=checkpoint)
 
@@ -150,23 +134,26 @@ def train_loop_per_worker(config: dict) -> None:
         eval_start = time.perf_counter()
         efficient_preds, eval_skipped = run_eval("efficient")
         eval_s = time.perf_counter() - eval_start
-        skipped_total += int(all_reduce_sum(stats.skipped_videos)) + eval_skipped
+        loss_sum, clips, train_skipped, clips_per_s, wait = comm.sum(
+            [stats.loss_sum, stats.clips, stats.skipped_videos, stats.clips_per_s, stats.data_wait_fraction])
+        skipped_total += int(train_skipped) + eval_skipped
         eff = summarize(efficient_preds, cfg.num_classes)
         metrics = {
             "epoch": epoch + 1,
-            "train_loss": all_reduce_sum(stats.loss) / world,
+            "train_loss": loss_sum / max(clips, 1),
             "lr": lr_now,
             "efficient_acc1": eff["acc1"],
             "efficient_acc5": eff["acc5"],
             "efficient_mean_class_acc": eff["mean_class_acc"],
-            "clips_per_s": all_reduce_sum(stats.clips_per_s),
-            "data_wait_fraction": all_reduce_sum(stats.data_wait_fraction) / world,
+            "clips_per_s": clips_per_s,
+            "data_wait_fraction": wait / world,
             "skipped_videos": skipped_total,
             "val_videos": eff["videos"],
             "start_epoch": start_epoch,
             "train_time_s": stats.seconds,
             "eval_time_s": eval_s,
             "done": 0,
+            **resumed,
         }
         report(metrics, epoch + 1, {"efficient": efficient_preds})
 
@@ -174,7 +161,7 @@ def train_loop_per_worker(config: dict) -> None:
         efficient_preds, _ = run_eval("efficient")
         eff = summarize(efficient_preds, cfg.num_classes)
         metrics = {"epoch": epochs, "efficient_acc1": eff["acc1"], "efficient_acc5": eff["acc5"],
-                   "efficient_mean_class_acc": eff["mean_class_acc"], "skipped_videos": skipped_total}
+                   "efficient_mean_class_acc": eff["mean_class_acc"], "skipped_videos": skipped_total, **resumed}
     test_start = time.perf_counter()
     accurate_preds, acc_skipped = run_eval("accurate")
     acc = summarize(accurate_preds, cfg.num_classes)

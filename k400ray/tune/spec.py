@@ -73,6 +73,7 @@ class ResourceSpec(_Strict):
     max_concurrent_trials: int | None = Field(None, ge=1)
     decode_cpus: float = Field(1.0, gt=0)
     decode_tasks: int | None = Field(None, ge=1)
+    eval_decode_tasks: int | None = Field(None, ge=1)  # per trial, split over its workers
     eval_batch_videos: int = Field(4, ge=1)
     max_failures: int = Field(2, ge=0)
 
@@ -192,7 +193,8 @@ def trial_config(spec: SearchSpec, preset: str, aug: str, seed: int, *, num_clas
         milestones=tuple(t.milestones) if t.milestones else None, warmup_epochs=t.warmup_epochs,
         weight_decay=t.weight_decay, limit_videos=t.limit_videos,
         num_workers=r.workers_per_trial, use_gpu=r.gpus_per_worker > 0, cpus_per_worker=r.cpus_per_worker,
-        decode_cpus=r.decode_cpus, decode_tasks=r.decode_tasks, eval_batch_videos=r.eval_batch_videos,
+        decode_cpus=r.decode_cpus, decode_tasks=r.decode_tasks, eval_decode_tasks=r.eval_decode_tasks,
+        eval_batch_videos=r.eval_batch_videos,
         max_failures=r.max_failures, name=trial_name(spec.experiment, preset, aug, seed), storage_path=storage,
         pretrained=_weights_for(spec, preset),
     )

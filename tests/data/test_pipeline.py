@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 
 from k400ray.data.index import build_index
-from k400ray.data.pipeline import TRAIN_ROWS_PER_DECODE_TASK, clip_dataset, rows_per_decode_task
+from k400ray.data.pipeline import (
+    DECODE_RESOURCE,
+    EVAL_BLOCK_BYTES,
+    TRAIN_ROWS_PER_DECODE_TASK,
+    clip_dataset,
+    decode_task_resources,
+    eval_batch_videos,
+    rows_per_decode_task,
+)
 from k400ray.presets import get_preset
 from tests.conftest import write_video
 
@@ -94,3 +102,27 @@ def test_decode_task_rows_are_whole_batches():
     assert rows_per_decode_task(24, shuffle=True) == 72  # rounded up to whole batches
     assert rows_per_decode_task(100, shuffle=True) == 100
     assert rows_per_decode_task(8, shuffle=False) == 8  # evaluation: one batch per task
+
+
+def test_a_worker_with_no_val_video_gets_no_batch(index_dir):
+    """Two val videos over three workers: rank 2's shard is empty, and its pipeline just ends."""
+    out, _ = index_dir
+    spec = get_preset("i3d_r50_32x2x1", scale="toy").clip_spec("efficient")
+    shards = [list(clip_dataset(out, "val", spec, shard=(rank, 3), batch_size=1).iter_batches(batch_format="numpy"))
+              for rank in range(3)]
+    assert [sum(len(b["video_id"]) for b in s) for s in shards] == [1, 1, 0]
+
+
+def test_decode_tasks_hold_decode_cpus_where_the_cluster_has_them():
+    assert decode_task_resources({"CPU": 33.0, "GPU": 8.0, DECODE_RESOURCE: 63.0}, 1.0) == {
+        "num_cpus": 0, "resources": {DECODE_RESOURCE: 1.0}}  # the trial's CPUs stay free
+    assert decode_task_resources({"CPU": 8.0}, 0.5) == {"num_cpus": 0.5}
+
+
+def test_eval_batches_stay_under_the_block_bound():
+    i3d_accurate = get_preset("i3d_r50_32x2x1", scale="full").clip_spec("accurate")
+    per_video = int(np.prod(i3d_accurate.output_shape))
+    assert per_video == 30 * 3 * 32 * 256 * 256  # 10 clips x 3 crops: 189 MB
+    assert eval_batch_videos(i3d_accurate, 4) == 1
+    assert eval_batch_videos(get_preset("tsn_r50_1x1x8", scale="full").clip_spec("efficient"), 4) == 4
+    assert EVAL_BLOCK_BYTES // per_video == 1

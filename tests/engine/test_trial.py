@@ -1,13 +1,17 @@
 """One trial end to end under Ray Train on CPU (gloo): distributed eval counts every video
 once, and a run resumed from a checkpoint continues from its epoch."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from k400ray.data.index import build_index
 from k400ray.data.synth import generate_synthetic
+from k400ray.engine import checkpoint as ckpt
 from k400ray.engine.config import TrialConfig
 from k400ray.engine.trial import run_trial
+from k400ray.presets import get_preset
 
 pytestmark = pytest.mark.slow
 
@@ -42,9 +46,18 @@ def test_two_workers_count_each_val_video_once(index, tmp_path):
     assert np.isfinite(m["train_loss"]) and m["clips_per_s"] > 0
 
 
-def test_resume_continues_from_the_checkpoint_epoch(index, tmp_path):
-    first = run_trial(_cfg(index, tmp_path, epochs=1, name="resume-a"))
-    assert first.metrics["epoch"] == 1
-    second = run_trial(_cfg(index, tmp_path, epochs=2, name="resume-b", aug="randaugment"), resume_from=first.checkpoint)
+def test_resume_continues_from_the_checkpoint_epoch_and_rescales_the_lr(index, tmp_path):
+    # The recipe's lr (no override), scaled to 1 worker x 4 clips, then resumed on 2 workers.
+    first = run_trial(_cfg(index, tmp_path, epochs=1, name="resume-a", lr=None))
+    assert first.metrics["epoch"] == 1 and "lr_rescaled_from" not in first.metrics
+    second = run_trial(_cfg(index, tmp_path, epochs=2, name="resume-b", aug="randaugment", lr=None, num_workers=2),
+                       resume_from=first.checkpoint)
     assert second.error is None
     assert second.metrics["start_epoch"] == 1 and second.metrics["epoch"] == 2
+    recipe = get_preset("tsm_r50_1x1x8", scale="toy").recipe
+    assert second.metrics["resumed_world_size_from"] == 1
+    assert second.metrics["lr_rescaled_from"] == pytest.approx(recipe.scaled_lr(4))
+    with first.checkpoint.as_directory() as d:
+        group = ckpt.load_state(Path(d))["optimizer"]["param_groups"][0]
+    saved_lr = group["lr"] / group["lr_mult"]  # where the schedule stood for epoch 2
+    assert second.metrics["lr"] == pytest.approx(2 * saved_lr)  # same schedule point, twice the batch

@@ -1,0 +1,59 @@
+"""Restoring a trial from a checkpoint on a worker: weights, optimiser, schedule, RNG, and the lr
+when the run resumes on another world size.
+
+The recipe's lr is scaled linearly with the total batch (``Recipe.scaled_lr``). A checkpoint
+written by 8 workers and resumed by 4 (a node lost, a smaller cluster) would otherwise keep
+the 8-worker lr with half the batch; :func:`rescale_lr` sets it to the new world size's and
+the caller says so in the run's metrics.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from k400ray.engine import checkpoint as ckpt
+
+
+@dataclass
+class Restored:
+    epoch: int  # finished training epochs
+    finished: bool  # the accurate mode ran too: nothing left to do
+    world_size: int  # of the run that wrote the checkpoint
+    lr_rescaled_from: float | None  # the old base lr, when it changed
+
+
+def rescale_lr(optimizer: torch.optim.Optimizer, scheduler, base_lr: float) -> float | None:
+    """Give every parameter group ``base_lr`` x its ``lr_mult``, keeping the schedule's current
+    factor (warmup, steps). Returns the previous base lr if it changed, else None."""
+    groups = optimizer.param_groups
+    old = scheduler.base_lrs[0] / groups[0].get("lr_mult", 1.0)
+    if math.isclose(old, base_lr, rel_tol=1e-9):
+        return None
+    for i, group in enumerate(groups):
+        factor = group["lr"] / scheduler.base_lrs[i] if scheduler.base_lrs[i] else 1.0
+        new_base = base_lr * group.get("lr_mult", 1.0)
+        scheduler.base_lrs[i] = group["initial_lr"] = new_base
+        group["lr"] = new_base * factor
+    scheduler._last_lr = [g["lr"] for g in groups]  # what get_last_lr() reports
+    return old
+
+
+def restore(directory, *, model: torch.nn.Module, optimizer, scheduler, base_lr: float, total_epochs: int,
+            saved_world_size_default: int) -> Restored:
+    """Load the checkpoint in ``directory`` into the (unwrapped) ``model``, ``optimizer`` and
+    ``scheduler``; set the RNG states; rescale the lr to ``base_lr`` (this run's world size)."""
+    state = ckpt.load_state(directory)
+    metrics = ckpt.load_metrics(directory)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    ckpt.set_rng_state(state["rng"])
+    epoch = state["epoch"]
+    rescaled = rescale_lr(optimizer, scheduler, base_lr)
+    return Restored(
+        epoch=epoch, finished=bool(metrics.get("done")) and epoch >= total_epochs,
+        world_size=int(state.get("world_size") or saved_world_size_default), lr_rescaled_from=rescaled,
+    )
