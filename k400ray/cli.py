@@ -113,19 +113,24 @@ def _run_and_print(cfg) -> None:
 def train(
     spec_path: Path = typer.Argument(..., metavar="SPEC", help="search-space YAML (data, resources, training)"),
     model: str = typer.Option(..., "--model", help="preset name, e.g. tsm_r50_1x1x8"),
-    aug: str = typer.Option("default", "--aug", help="default | randaugment | mixup | cutmix"),
+    aug: str = typer.Option(
+        "default", "--config", "--aug",
+        help="the sheet's configs column: default | randaugment | mixup | cutmix | gluoncv "
+             "(gluoncv: tsn_r50_1x1x7 and i3d_r50_32x2x1 only); --aug is its old name",
+    ),
     seed: int = typer.Option(0, "--seed"),
     address: Optional[str] = typer.Option(None, help="Ray cluster address (default: RAY_ADDRESS or a local Ray)"),
 ) -> None:
-    """Run one trial (preset x augmentation x seed) under Ray Train, without Tune; print both modes."""
-    from k400ray.engine.config import AUGMENTATIONS
-    from k400ray.presets import PRESETS
+    """Run one trial (preset x config x seed) under Ray Train, without Tune; print both modes."""
+    from k400ray.presets import PRESETS, check_config
 
     spec, num_classes = _load_spec_or_fail(spec_path)
     if model not in PRESETS:
         fail(f"--model: unknown preset {model!r} (known: {', '.join(sorted(PRESETS))})")
-    if aug not in AUGMENTATIONS:
-        fail(f"--aug: unknown augmentation {aug!r} (known: {', '.join(AUGMENTATIONS)})")
+    try:
+        check_config(model, aug)
+    except ValueError as exc:
+        fail(f"--config: {exc}")
     from k400ray.runtime import init_ray
     from k400ray.tune.spec import trial_config
 
@@ -144,10 +149,13 @@ def eval_checkpoint(
     device: str = typer.Option("auto", "--device", help="auto (cuda when visible) | cpu | cuda | cuda:N; bf16 on CUDA"),
     batch_videos: int = typer.Option(4, "--batch-videos", min=1, help="videos per batch (fewer for large views)"),
     decode_tasks: Optional[int] = typer.Option(None, "--decode-tasks", min=1, help="cap on parallel decode tasks"),
+    weights: str = typer.Option("last", "--weights", help="last | best (the best efficient-mode epoch's weights)"),
 ) -> None:
     """Evaluate a saved model in efficient or accurate mode; print acc1/acc5 and mean class accuracy."""
     if mode not in ("efficient", "accurate"):
         fail(f"--mode must be 'efficient' or 'accurate', got {mode!r}")
+    if weights not in ("last", "best"):
+        fail(f"--weights must be 'last' or 'best', got {weights!r}")
     if device != "auto" and device != "cpu" and not (device == "cuda" or device.startswith("cuda:")):
         fail(f"--device must be auto, cpu, cuda or cuda:N, got {device!r}")
     from k400ray.engine.offline_eval import evaluate_checkpoint
@@ -160,7 +168,7 @@ def eval_checkpoint(
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         metrics, preds = evaluate_checkpoint(checkpoint, index_dir, mode=mode, split=split, device=device,
-                                             batch_videos=batch_videos, decode_tasks=decode_tasks)
+                                             batch_videos=batch_videos, decode_tasks=decode_tasks, weights=weights)
     except (FileNotFoundError, ValueError) as exc:
         fail(str(exc))
     if out is not None:
@@ -169,7 +177,7 @@ def eval_checkpoint(
         pq.write_table(preds.to_table(), out)
     typer.echo(
         f"{metrics['preset']} {mode} on {index_dir} ({metrics['videos']} videos, {metrics['skipped_videos']} skipped, "
-        f"{metrics['device']}): "
+        f"{metrics['device']}, {weights} weights, epoch {metrics['epoch']}): "
         f"acc1 {metrics['acc1']:.2f}  acc5 {metrics['acc5']:.2f}  mean class acc {metrics['mean_class_acc']:.2f}"
     )
 

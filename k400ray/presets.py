@@ -9,16 +9,20 @@ An ablation cell is a ``dataclasses.replace`` of one of these, never a subclass.
 
 ``toy(preset)`` shrinks a preset to run on 2 CPU cores against the synthetic set: same
 classes, same code paths, smaller numbers (depth, width, resolution, clip length).
+
+``config_variant(preset, config)`` is the preset as one value of the sheet's ``configs`` column
+trains it: the augmentations leave it as it is, ``gluoncv`` swaps in GluonCV's own recipe.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+import re
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from k400ray.data.clip import ClipSpec
 from k400ray.data.sampling import ClipSampling
-from k400ray.data.transforms import TrainCrop
+from k400ray.data.transforms import EVAL_CROP_VIEWS, TrainCrop
 from k400ray.models.arch import ArchConfig
 
 
@@ -26,19 +30,20 @@ from k400ray.models.arch import ArchConfig
 class EvalViews:
     """One evaluation mode: temporal views x spatial crops, and how their scores combine.
 
-    ``average='score'``: mean of raw class scores over all views (TSN's segment consensus);
-    ``average='prob'``: mean of per-view softmax (TSM, I3D).
+    ``average='score'``: mean of raw class scores over all views (TSN's segment consensus, and
+    GluonCV, which averages features before its linear fc: the same thing);
+    ``average='prob'``: mean of per-view softmax (MMAction2's TSM, I3D).
     """
 
     sampling: ClipSampling
-    crop: Literal["center", "three"]
+    crop: Literal["center", "three", "ten"]
     crop_size: int
     average: Literal["score", "prob"]
     description: str = ""
 
     @property
     def spatial_views(self) -> int:
-        return 3 if self.crop == "three" else 1
+        return EVAL_CROP_VIEWS[self.crop]
 
     @property
     def num_views(self) -> int:
@@ -60,6 +65,9 @@ class Recipe:
     batch_per_gpu: int
     lr: float
     epochs: int = 100
+    # "step": x``gamma`` at each milestone (MMAction2, GluonCV's I3D); "cosine": from lr to 0 over
+    # the run (GluonCV's TSN); ``k400ray.engine.optim.lr_factor`` has both
+    lr_policy: Literal["step", "cosine"] = "step"
     milestones: tuple[int, ...] = (40, 80)
     gamma: float = 0.1
     warmup_epochs: int = 0
@@ -92,6 +100,8 @@ class ModelPreset:
     accurate: EvalViews
     recipe: Recipe
     short_side: int = 256  # decoded frames are resized to this short side before any crop
+    # (W, H): every frame resized to exactly this instead, aspect not kept (GluonCV's 340x256)
+    frame_size: tuple[int, int] | None = None
     note: str = ""
 
     def views(self, mode: Literal["efficient", "accurate"]) -> EvalViews:
@@ -107,11 +117,12 @@ class ModelPreset:
             return ClipSpec(
                 sampling=self.train_sampling, test_mode=False, short_side=self.short_side, crop="train",
                 crop_size=self.train_crop.crop_size, train_crop=self.train_crop, randaugment=randaugment,
+                frame_size=self.frame_size,
             )
         views = self.views(mode)
         return ClipSpec(
             sampling=views.sampling, test_mode=True, short_side=self.short_side, crop=views.crop,
-            crop_size=views.crop_size,
+            crop_size=views.crop_size, frame_size=self.frame_size,
         )
 
 
@@ -148,7 +159,8 @@ def _tsn(k: int, name: str, note: str = "") -> ModelPreset:
 TSN_R50_1X1X8 = _tsn(8, "tsn_r50_1x1x8")
 TSN_R50_1X1X7 = _tsn(
     7, "tsn_r50_1x1x7",
-    note="GluonCV row of the sheet: 7 segments with the MMAction2 TSN recipe, not GluonCV's own (docs/reference.md)",
+    note="the sheet's GluonCV row: config gluoncv trains it with GluonCV's recipe; the other configs "
+         "use the MMAction2 TSN recipe with 7 segments (docs/reference.md)",
 )
 
 TSM_R50_1X1X8 = ModelPreset(
@@ -209,8 +221,27 @@ PRESETS: dict[str, ModelPreset] = {
 
 # --- toy scale -------------------------------------------------------------------------------
 # Synthetic videos are short (48 frames) and small (short side 64); toy models see 56x56 crops.
+# Every pixel size shrinks by the same factor, so a 224 crop of a 256 short side stays a crop of
+# the same share of the frame (224 -> 56, 256 -> 64, 340 -> 85).
 TOY_SHORT_SIDE = 64
-TOY_CROP = 56
+
+
+def scaled_px(size: int, short_side: int) -> int:
+    """A pixel size given for a 256 short side (the reference's), at ``short_side``."""
+    return round(size * short_side / 256)
+
+
+TOY_CROP = scaled_px(224, TOY_SHORT_SIDE)
+_PIXEL_SIZES = re.compile(r"(?<=Crop )\d+|(?<= of )\d+x\d+")
+
+
+def _toy_px(size: int) -> int:
+    return scaled_px(size, TOY_SHORT_SIDE)
+
+
+def _toy_text(text: str) -> str:
+    """A view description with its pixel sizes ("ThreeCrop 256", "of 340x256") at toy scale."""
+    return _PIXEL_SIZES.sub(lambda m: "x".join(str(_toy_px(int(v))) for v in m.group().split("x")), text)
 
 
 def _toy_sampling(s: ClipSampling) -> ClipSampling:
@@ -238,18 +269,18 @@ def toy(preset: ModelPreset) -> ModelPreset:
         name=preset.name,
         arch=arch,
         train_sampling=_toy_sampling(preset.train_sampling),
-        train_crop=replace(preset.train_crop, crop_size=TOY_CROP),
-        efficient=replace(
-            preset.efficient, sampling=_toy_sampling(preset.efficient.sampling), crop_size=TOY_CROP,
-            description=preset.efficient.description.replace("224", str(TOY_CROP)),
-        ),
-        accurate=replace(
-            preset.accurate, sampling=_toy_sampling(preset.accurate.sampling), crop_size=TOY_SHORT_SIDE,
-            description=preset.accurate.description.replace("256", str(TOY_SHORT_SIDE)),
-        ),
+        train_crop=replace(preset.train_crop, crop_size=_toy_px(preset.train_crop.crop_size)),
+        efficient=_toy_views(preset.efficient),
+        accurate=_toy_views(preset.accurate),
         short_side=TOY_SHORT_SIDE,
+        frame_size=None if preset.frame_size is None else tuple(_toy_px(v) for v in preset.frame_size),
         note=(preset.note + " " if preset.note else "") + "toy scale",
     )
+
+
+def _toy_views(views: EvalViews) -> EvalViews:
+    return replace(views, sampling=_toy_sampling(views.sampling), crop_size=_toy_px(views.crop_size),
+                   description=_toy_text(views.description))
 
 
 def get_preset(name: str, *, scale: Literal["full", "toy"] = "full") -> ModelPreset:
@@ -259,3 +290,74 @@ def get_preset(name: str, *, scale: Literal["full", "toy"] = "full") -> ModelPre
     except KeyError:
         raise KeyError(f"unknown preset {name!r}; known: {', '.join(sorted(PRESETS))}") from None
     return toy(preset) if scale == "toy" else preset
+
+
+# The sheet's `configs` column: the four augmentations on a preset's own recipe, and GluonCV's
+# own training recipe for the presets GluonCV published a Kinetics-400 model of.
+CONFIGS: tuple[str, ...] = ("default", "randaugment", "mixup", "cutmix", "gluoncv")
+GLUONCV_PRESETS: tuple[str, ...] = ("tsn_r50_1x1x7", "i3d_r50_32x2x1")
+
+# dmlc/gluon-cv scripts/action-recognition/train_recognizer.py, run with the commands
+# resnet50_v1b_kinetics400_tsn.sh / i3d_resnet50_v1_kinetics400.sh (dmlc/web-data,
+# gluoncv/logs/action_recognition/kinetics400/; docs/reference.md 3.4 has every value's source):
+# 8 GPUs x 8 clips, lr 0.01, momentum 0.9, wd 1e-4 on every parameter (no_wd=False), no warmup,
+# no gradient clipping (clip_grad=0), 100 epochs. TSN: --lr-mode cosine; I3D: --lr-mode step
+# --lr-decay-epoch 40,80,100 (the step at 100 is past the end).
+_GLUONCV_RECIPES = {
+    "tsn": Recipe(batch_per_gpu=8, lr=0.01, lr_policy="cosine", milestones=(), clip_grad_norm=0.0),
+    "i3d": Recipe(batch_per_gpu=8, lr=0.01, lr_policy="step", milestones=(40, 80), clip_grad_norm=0.0),
+}
+# --new-width 340 --new-height 256: every frame resized to 340x256, whatever the video's aspect
+_GLUONCV_FRAME = (340, 256)
+# --scale-ratios 1.0,0.8 with data_aug='v1' (VideoGroupTrainTransform: more_fix_crop, max_distort=1)
+_GLUONCV_SCALES = (1.0, 0.8)
+
+
+def check_config(preset: str, config: str) -> None:
+    """Raise ``ValueError`` (one line) when ``config`` has no meaning for the preset named ``preset``."""
+    if config not in CONFIGS:
+        raise ValueError(f"unknown config {config!r} (known: {', '.join(CONFIGS)})")
+    if config == "gluoncv" and preset not in GLUONCV_PRESETS:
+        raise ValueError(f"config 'gluoncv' has no meaning for {preset}: GluonCV trained "
+                         f"{' and '.join(GLUONCV_PRESETS)} on Kinetics-400, nothing else of the sheet")
+
+
+def config_variant(preset: ModelPreset, config: str) -> ModelPreset:
+    """The preset as ``config`` trains it. The augmentations leave the preset as it is (they act
+    in the data pipeline and the batch); ``gluoncv`` swaps in GluonCV's recipe. Raises
+    ``ValueError`` (one line) for a config that has no meaning for the preset."""
+    check_config(preset.name, config)
+    return gluoncv(preset) if config == "gluoncv" else preset
+
+
+def gluoncv(preset: ModelPreset) -> ModelPreset:
+    """GluonCV's recipe for the sheet's GluonCV rows (docs/reference.md 3.4), on ``preset``.
+
+    Every pixel size is taken relative to the preset's own short side and train crop (224 of
+    256 at full scale), so the variant of a toy preset is the toy of the full variant. Frame
+    sampling stays the preset's: GluonCV picks the same frames (random offset in each segment
+    in training, segment centres in validation and test; ``_sample_train_indices`` /
+    ``_sample_val_indices`` in ``gluoncv/data/video_custom/classification.py``).
+    """
+    frame = tuple(scaled_px(v, preset.short_side) for v in _GLUONCV_FRAME)
+    crop = preset.train_crop.crop_size  # --input-size 224
+    of_frame = f"{crop} of {frame[0]}x{frame[1]}"
+    family = preset.arch.family
+    # test_recognizer.py: TSN --ten-crop on 25 frames (VideoTenCrop), I3D --three-crop on 10 clips
+    tsn = family == "tsn"
+    accurate_crop, unit, crop_name = ("ten", "frames", "TenCrop") if tsn else ("three", "clips", "ThreeCrop")
+    return replace(
+        preset,
+        # TSN: dropout 0.5 (actionrec_resnetv1b.py); I3D keeps 0.5; fc init std 0.01 for both
+        arch=replace(preset.arch, dropout=0.5),
+        train_crop=TrainCrop(crop_size=crop, scales=_GLUONCV_SCALES, fixed_positions=13, random_crop=False,
+                             max_wh_scale_gap=1, flip_ratio=0.5),
+        # VideoGroupValTransform: one centre crop; GluonCV averages features before its fc, which
+        # for a linear fc is the mean of the raw scores
+        efficient=replace(preset.efficient, crop="center", crop_size=crop, average="score",
+                          description=f"CenterCrop {of_frame}"),
+        accurate=replace(preset.accurate, crop=accurate_crop, crop_size=crop, average="score",
+                         description=f"{preset.accurate.sampling.num_clips} {unit} + {crop_name} {of_frame}"),
+        recipe=_GLUONCV_RECIPES[family],
+        frame_size=frame,
+    )

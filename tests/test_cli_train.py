@@ -52,7 +52,7 @@ def test_train_then_eval(spec_file):
     r = runner.invoke(app, ["eval", checkpoint, "--index", str(index), "--mode", "accurate",
                             "--out", str(spec_file.parent / "p.parquet")])
     assert r.exit_code == 0, r.output
-    assert "tsn_r50_1x1x8 accurate" in r.output and "(8 videos, 0 skipped, cpu)" in r.output
+    assert "tsn_r50_1x1x8 accurate" in r.output and "(8 videos, 0 skipped, cpu, last weights, epoch 1)" in r.output
     assert (spec_file.parent / "p.parquet").is_file()
 
 
@@ -60,7 +60,9 @@ def test_train_rejects_unknown_preset_and_aug(spec_file):
     r = runner.invoke(app, ["train", str(spec_file), "--model", "resnet9000"])
     assert r.exit_code == 2 and "--model: unknown preset 'resnet9000'" in r.output
     r = runner.invoke(app, ["train", str(spec_file), "--model", "tsn_r50_1x1x8", "--aug", "autoaugment"])
-    assert r.exit_code == 2 and "--aug: unknown augmentation" in r.output
+    assert r.exit_code == 2 and "--config: unknown config 'autoaugment'" in r.output
+    r = runner.invoke(app, ["train", str(spec_file), "--model", "tsm_r50_1x1x8", "--config", "gluoncv"])
+    assert r.exit_code == 2 and "--config: config 'gluoncv' has no meaning for tsm_r50_1x1x8" in r.output
 
 
 def test_eval_rejects_a_non_checkpoint(spec_file, tmp_path):

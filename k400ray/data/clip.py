@@ -15,9 +15,9 @@ from typing import Literal
 import numpy as np
 import torch
 
-from k400ray.data.decode import read_frames, short_side_size
+from k400ray.data.decode import decode_size, read_frames
 from k400ray.data.sampling import ClipSampling
-from k400ray.data.transforms import TrainCrop, center_crop, rand_augment, three_crop, train_crop
+from k400ray.data.transforms import EVAL_CROP_VIEWS, TrainCrop, eval_crop, rand_augment, train_crop
 
 
 @dataclass(frozen=True)
@@ -25,11 +25,13 @@ class ClipSpec:
     sampling: ClipSampling
     test_mode: bool
     short_side: int
-    crop: Literal["train", "center", "three"]
+    crop: Literal["train", "center", "three", "ten"]
     crop_size: int
     train_crop: TrainCrop | None = None
     # MMAction2 0.x randaugment (ops drawn per clip, level out of 10), train only
     randaugment: tuple[int, int] | None = None
+    # (W, H): every frame decoded at exactly this size, aspect not kept (GluonCV); None: short_side
+    frame_size: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         if self.crop == "train" and self.train_crop is None:
@@ -37,7 +39,7 @@ class ClipSpec:
 
     @property
     def num_views(self) -> int:
-        return self.sampling.temporal_views(test_mode=self.test_mode) * (3 if self.crop == "three" else 1)
+        return self.sampling.temporal_views(test_mode=self.test_mode) * EVAL_CROP_VIEWS.get(self.crop, 1)
 
     @property
     def output_shape(self) -> tuple[int, int, int, int, int]:
@@ -55,12 +57,12 @@ def load_clip(
     rng: np.random.Generator,
     decoder: str = "auto",
 ) -> np.ndarray:
-    """Sample, decode (resized to the short side on decode) and crop one video: uint8 ``spec.output_shape``.
+    """Sample, decode (resized on decode, ``decode_size``) and crop one video: uint8 ``spec.output_shape``.
 
     Raises :class:`k400ray.data.decode.DecodeError` when the file does not decode.
     """
     indices = spec.sampling.indices(num_frames, test_mode=spec.test_mode, rng=rng)  # (views, T)
-    size = short_side_size(width, height, spec.short_side)
+    size = decode_size(width, height, short_side=spec.short_side, frame_size=spec.frame_size)
     frames = read_frames(path, indices, size=size, decoder=decoder)  # (views, T, H, W, 3)
     clips = torch.from_numpy(frames).permute(0, 1, 4, 2, 3)  # (views, T, C, H, W)
     out = []
@@ -73,9 +75,7 @@ def load_clip(
                 gen = np.random.default_rng(int(rng.integers(2**31 - 1)))
                 clip = rand_augment(clip, num_ops=spec.randaugment[0], magnitude=spec.randaugment[1], generator=gen)
             out.append(clip.unsqueeze(0))
-        elif spec.crop == "center":
-            out.append(center_crop(clip, spec.crop_size))
         else:
-            out.append(three_crop(clip, spec.crop_size))
+            out.append(eval_crop(clip, spec.crop, spec.crop_size))
     views = torch.cat(out)  # (V, T, C, S, S)
     return views.permute(0, 2, 1, 3, 4).contiguous().numpy()

@@ -1,4 +1,5 @@
-"""Decode chosen frames of one video to uint8 RGB, resized to a short side on decode.
+"""Decode chosen frames of one video to uint8 RGB, resized on decode: to a short side (aspect
+kept, MMAction2) or to a fixed width x height (aspect not kept, GluonCV's 340x256).
 
 decord (``get_batch``, one thread: parallelism comes from running many decoders, one per
 CPU) is the fast path; PyAV is the fallback for files decord cannot open or read. Frames
@@ -27,6 +28,16 @@ def short_side_size(width: int, height: int, short_side: int | None) -> tuple[in
     else:
         new_w, new_h = round(width * short_side / height), short_side
     return max(1, int(new_w)), max(1, int(new_h))
+
+
+def decode_size(width: int, height: int, *, short_side: int | None,
+                frame_size: tuple[int, int] | None = None) -> tuple[int, int]:
+    """(width, height) every frame of a ``width`` x ``height`` video is decoded at: ``frame_size``
+    as given when set (GluonCV resizes every video to 340x256 whatever its aspect ratio), else
+    the short side scaled to ``short_side``."""
+    if frame_size is not None:
+        return int(frame_size[0]), int(frame_size[1])
+    return short_side_size(width, height, short_side)
 
 
 def _decode_decord(path: str, order: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:

@@ -2,9 +2,12 @@
 
 Shapes: a clip is a uint8 tensor ``(T, C, H, W)`` (torchvision's video layout, so
 ``torchvision.transforms.v2`` ops apply per clip). Crop geometry follows the reference
-pipelines (MMAction2 ``MultiScaleCrop``, ``CenterCrop``, ``ThreeCrop``); resizing is
-torchvision's; RandAugment is MMAction2 0.x's imgaug op list (``k400ray.data.randaugment``).
-Normalisation is left to the device (see ``engine``).
+pipelines (MMAction2 ``MultiScaleCrop``, ``CenterCrop``, ``ThreeCrop``; GluonCV's ``VideoTenCrop``);
+resizing is torchvision's; RandAugment is MMAction2 0.x's imgaug op list
+(``k400ray.data.randaugment``). Normalisation is left to the device (see ``engine``).
+
+Evaluation crops return ``(crops, T, C, size, size)``; ``EVAL_CROP_VIEWS`` says how many crops
+each one makes, so view counts are never restated elsewhere.
 """
 
 from __future__ import annotations
@@ -94,24 +97,55 @@ def center_crop(clip: torch.Tensor, size: int) -> torch.Tensor:
     return F.center_crop(clip, [size, size]).unsqueeze(0).contiguous()
 
 
-def three_crop(clip: torch.Tensor, size: int) -> torch.Tensor:
-    """Three ``size`` squares spread along the long side (start, middle, end); ``(3, T, C, s, s)``.
-
-    On a short-side-256 frame with ``size=256`` they tile the whole frame, the reference test
-    protocol. A frame smaller than ``size`` is crop-padded by torchvision to keep shapes fixed.
-    """
-    _check_clip(clip)
+def _at_least(clip: torch.Tensor, size: int) -> torch.Tensor:
+    """A frame smaller than ``size`` crop-padded (by torchvision) so that crops keep fixed shapes."""
     img_h, img_w = clip.shape[-2:]
     if img_h < size or img_w < size:
         clip = F.center_crop(clip, [max(img_h, size), max(img_w, size)])
-        img_h, img_w = clip.shape[-2:]
+    return clip
+
+
+def three_crop(clip: torch.Tensor, size: int) -> torch.Tensor:
+    """Three ``size`` squares spread along the long side (start, middle, end), centred across the
+    short side; ``(3, T, C, s, s)``.
+
+    On a short-side-256 frame with ``size=256`` they tile the whole frame, the reference test
+    protocol. GluonCV's I3D test takes 3 crops of 224 from a 340x256 frame; its own
+    ``VideoThreeCrop`` only accepts crops as tall as the frame, so the vertical position is not
+    given there: they are centred, as a centre crop would be.
+    """
+    _check_clip(clip)
+    clip = _at_least(clip, size)
+    img_h, img_w = clip.shape[-2:]
     if img_w >= img_h:
-        step = (img_w - size) // 2
-        boxes = [(0, 0), (step, 0), (2 * step, 0)]
+        step, across = (img_w - size) // 2, (img_h - size) // 2
+        boxes = [(0, across), (step, across), (2 * step, across)]
     else:
-        step = (img_h - size) // 2
-        boxes = [(0, 0), (0, step), (0, 2 * step)]
+        step, across = (img_h - size) // 2, (img_w - size) // 2
+        boxes = [(across, 0), (across, step), (across, 2 * step)]
     return torch.stack([clip[..., y : y + size, x : x + size] for x, y in boxes]).contiguous()
+
+
+def ten_crop(clip: torch.Tensor, size: int) -> torch.Tensor:
+    """GluonCV's ``VideoTenCrop``: the centre and the four corner ``size`` squares, then the same
+    five flipped horizontally; ``(10, T, C, s, s)``, in GluonCV's order (centre, top-left,
+    bottom-left, top-right, bottom-right; then their flips)."""
+    _check_clip(clip)
+    clip = _at_least(clip, size)
+    img_h, img_w = clip.shape[-2:]
+    boxes = [((img_w - size) // 2, (img_h - size) // 2), (0, 0), (0, img_h - size), (img_w - size, 0),
+             (img_w - size, img_h - size)]
+    five = torch.stack([clip[..., y : y + size, x : x + size] for x, y in boxes])
+    return torch.cat([five, five.flip(-1)]).contiguous()
+
+
+EVAL_CROPS = {"center": center_crop, "three": three_crop, "ten": ten_crop}
+EVAL_CROP_VIEWS = {"center": 1, "three": 3, "ten": 10}  # crops per frame of each evaluation crop
+
+
+def eval_crop(clip: torch.Tensor, crop: Literal["center", "three", "ten"], size: int) -> torch.Tensor:
+    """The evaluation crop named ``crop``: ``(EVAL_CROP_VIEWS[crop], T, C, size, size)``."""
+    return EVAL_CROPS[crop](clip, size)
 
 
 def rand_augment(

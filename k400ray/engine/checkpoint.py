@@ -1,5 +1,6 @@
-"""What a checkpoint holds: the trial config, model/optimiser/scheduler state, the epoch
-reached, RNG states, and the per-video predictions of the modes evaluated so far."""
+"""What a checkpoint holds: the trial config and its resolved recipe, model/optimiser/scheduler
+state, the epoch reached, RNG states, the best efficient-mode epoch's weights, and the per-video
+predictions of the modes evaluated so far."""
 
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ import torch
 from k400ray.engine.metrics import Predictions
 
 STATE = "state.pt"
+BEST = "best.pt"  # weights of the best efficient-mode epoch (metrics.json says which)
 METRICS = "metrics.json"
 CONFIG = "trial_config.json"
+RECIPE = "recipe.json"
 
 
 def predictions_file(mode: str) -> str:
@@ -33,14 +36,21 @@ def set_rng_state(state: dict) -> None:
 
 
 def save(directory: Path, *, model, optimizer, scheduler, epoch: int, config: dict, metrics: dict,
-         predictions: dict[str, Predictions], world_size: int = 1, base_lr: float | None = None) -> None:
+         predictions: dict[str, Predictions], world_size: int = 1, base_lr: float | None = None,
+         recipe: dict | None = None, best_state: dict | None = None) -> None:
     """``epoch`` is the number of finished training epochs; ``world_size`` and ``base_lr`` (the lr
-    before group multipliers and schedule) say what a resume on another world size must rescale."""
+    before group multipliers and schedule) say what a resume on another world size must rescale;
+    ``recipe`` is the trial's resolved recipe (``engine.recipe.TrialRecipe``) as data."""
     directory.mkdir(parents=True, exist_ok=True)
     torch.save({
         "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
         "epoch": epoch, "rng": rng_state(), "config": config, "world_size": world_size, "base_lr": base_lr,
+        "recipe": recipe,
     }, directory / STATE)
+    if best_state is not None:
+        torch.save(best_state, directory / BEST)
+    if recipe is not None:
+        (directory / RECIPE).write_text(json.dumps(recipe, indent=2, sort_keys=True))
     (directory / CONFIG).write_text(json.dumps(config, indent=2, sort_keys=True))
     (directory / METRICS).write_text(json.dumps(metrics, indent=2, sort_keys=True))
     for mode, preds in predictions.items():
@@ -50,6 +60,12 @@ def save(directory: Path, *, model, optimizer, scheduler, epoch: int, config: di
 def load_state(directory: Path) -> dict:
     # Our own checkpoint (optimiser state and RNG tuples need full unpickling).
     return torch.load(Path(directory) / STATE, map_location="cpu", weights_only=False)
+
+
+def load_best(directory: Path) -> dict | None:
+    """The best efficient-mode epoch's weights, or None (no epoch evaluated, or an older checkpoint)."""
+    path = Path(directory) / BEST
+    return torch.load(path, map_location="cpu", weights_only=True) if path.is_file() else None
 
 
 def load_predictions(directory: Path, mode: str) -> Predictions | None:

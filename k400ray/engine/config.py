@@ -10,10 +10,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from k400ray.presets import ModelPreset, get_preset
+from k400ray.presets import CONFIGS, ModelPreset, config_variant, get_preset
 
-Augmentation = Literal["default", "randaugment", "mixup", "cutmix"]
-AUGMENTATIONS: tuple[str, ...] = ("default", "randaugment", "mixup", "cutmix")
+# The sheet's `configs` column (kept under the name `aug` in configs, MLflow and reports).
+Augmentation = Literal["default", "randaugment", "mixup", "cutmix", "gluoncv"]
+AUGMENTATIONS: tuple[str, ...] = CONFIGS
 
 
 class TrialConfig(BaseModel):
@@ -43,6 +44,10 @@ class TrialConfig(BaseModel):
     milestones: tuple[int, ...] | None = None
     warmup_epochs: int | None = Field(None, ge=0)
     weight_decay: float | None = Field(None, ge=0)
+    # Efficient mode every N epochs and after the last (None: the recipe's, 5 like MMAction2 0.x;
+    # 1 at toy scale). Accurate mode evaluates the best-efficient-acc1 checkpoint or the last.
+    eval_interval: int | None = Field(None, ge=1)
+    accurate_checkpoint: Literal["best", "last"] = "best"
     # resources
     num_workers: int = Field(1, ge=1)
     use_gpu: bool = False
@@ -64,7 +69,7 @@ class TrialConfig(BaseModel):
     pretrained: str | None = None  # local ImageNet state dict of the preset's 2D backbone
 
     def resolved_preset(self) -> ModelPreset:
-        preset = get_preset(self.preset, scale=self.scale)
+        preset = config_variant(get_preset(self.preset, scale=self.scale), self.aug)
         if self.pretrained:
             preset = replace(preset, arch=replace(preset.arch, pretrained=self.pretrained))
         return preset

@@ -1,6 +1,8 @@
-"""The preset's SGD recipe: parameter groups, linear lr scaling, warmup + step schedule."""
+"""The preset's SGD recipe: parameter groups, linear lr scaling, warmup + step or cosine schedule."""
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
@@ -67,24 +69,49 @@ def scaled_milestones(recipe: Recipe, epochs: int) -> tuple[int, ...]:
     return tuple(max(1, round(m * epochs / recipe.epochs)) for m in recipe.milestones)
 
 
-def lr_factor(epoch: int, *, milestones: tuple[int, ...], gamma: float, warmup_epochs: int, warmup_start: float) -> float:
+def scaled_warmup(recipe: Recipe, epochs: int) -> int:
+    """The recipe's warmup epochs, stretched like the milestones to a run of ``epochs``."""
+    if epochs == recipe.epochs:
+        return recipe.warmup_epochs
+    return round(recipe.warmup_epochs * epochs / recipe.epochs)
+
+
+def lr_factor(epoch: int, *, milestones: tuple[int, ...], gamma: float, warmup_epochs: int, warmup_start: float,
+              policy: str = "step", epochs: int | None = None) -> float:
     """Multiplier of the base lr during ``epoch`` (0-based): linear warmup from ``warmup_start``,
-    then x``gamma`` at each milestone."""
-    factor = gamma ** sum(epoch >= m for m in milestones)
+    then ``policy``: x``gamma`` at each milestone (``step``), or half a cosine from 1 to 0 over the
+    ``epochs`` after the warmup (``cosine``, which needs ``epochs``).
+
+    Stepped once per epoch, like every k400ray schedule: GluonCV's ``LRScheduler`` updates its
+    cosine every iteration, so within an epoch its lr falls slightly where this one is constant
+    (the mean over a 100-epoch run differs by under 1%).
+    """
+    if policy == "step":
+        factor = gamma ** sum(epoch >= m for m in milestones)
+    elif policy == "cosine":
+        if epochs is None:
+            raise ValueError("the cosine policy needs the run's epochs")
+        span = max(1, epochs - warmup_epochs)
+        factor = 0.5 * (1.0 + math.cos(math.pi * min(max(epoch - warmup_epochs, 0), span) / span))
+    else:
+        raise ValueError(f"lr policy must be 'step' or 'cosine', got {policy!r}")
     if epoch < warmup_epochs:
         factor *= warmup_start + (1.0 - warmup_start) * epoch / warmup_epochs
     return factor
 
 
 def build_optimizer(
-    model: nn.Module, recipe: Recipe, *, lr: float, weight_decay: float, milestones: tuple[int, ...], warmup_epochs: int
+    model: nn.Module, recipe: Recipe, *, lr: float, weight_decay: float, milestones: tuple[int, ...], warmup_epochs: int,
+    epochs: int | None = None,
 ) -> tuple[torch.optim.SGD, torch.optim.lr_scheduler.LambdaLR]:
-    """SGD (momentum from the recipe) and an epoch-stepped schedule."""
+    """SGD (momentum from the recipe) and an epoch-stepped schedule (``recipe.lr_policy``) over
+    ``epochs`` (the run's length; default the recipe's)."""
     optimizer = torch.optim.SGD(param_groups(model, recipe, lr=lr, weight_decay=weight_decay), lr=lr,
                                 momentum=recipe.momentum)
+    run_epochs = recipe.epochs if epochs is None else epochs
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer,
         lambda epoch: lr_factor(epoch, milestones=milestones, gamma=recipe.gamma, warmup_epochs=warmup_epochs,
-                                warmup_start=recipe.warmup_start_factor),
+                                warmup_start=recipe.warmup_start_factor, policy=recipe.lr_policy, epochs=run_epochs),
     )
     return optimizer, schedule

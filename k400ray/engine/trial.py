@@ -13,11 +13,14 @@ from k400ray.data.pipeline import clip_dataset
 from k400ray.engine import checkpoint as ckpt
 from k400ray.engine.config import TrialConfig
 from k400ray.engine.metrics import Predictions
+from k400ray.engine.recipe import TrialRecipe, resolve_recipe
 from k400ray.engine.worker import train_loop_per_worker
 
 FINAL_METRICS = (
     "efficient_acc1", "efficient_acc5", "accurate_acc1", "accurate_acc5",
     "efficient_mean_class_acc", "accurate_mean_class_acc",
+    # the best efficient-mode epoch, and the epoch whose weights accurate mode evaluated
+    "best_epoch", "efficient_acc1_best", "efficient_acc5_best", "accurate_epoch",
 )
 
 
@@ -34,11 +37,13 @@ def default_storage() -> str:
     return str(Path("k400ray-runs").resolve())
 
 
-def build_trainer(cfg: TrialConfig, *, callbacks: list | None = None):
+def build_trainer(cfg: TrialConfig, *, recipe: TrialRecipe | None = None, callbacks: list | None = None):
+    """``recipe``: the trial's resolved recipe (default: resolved here), which the workers receive."""
     from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    preset = cfg.resolved_preset()
+    recipe = recipe or resolve_recipe(cfg)
+    preset = recipe.model_preset()
     train_ds = clip_dataset(
         cfg.train_index, cfg.train_split, preset.clip_spec("train", randaugment=cfg.randaugment),
         data_root=cfg.data_root, shuffle=True, seed=cfg.seed, decode_cpus=cfg.decode_cpus,
@@ -49,7 +54,7 @@ def build_trainer(cfg: TrialConfig, *, callbacks: list | None = None):
         resources["GPU"] = 1
     return TorchTrainer(
         train_loop_per_worker,
-        train_loop_config=cfg.model_dump(mode="json"),
+        train_loop_config={"trial": cfg.model_dump(mode="json"), "recipe": recipe.model_dump(mode="json")},
         scaling_config=ScalingConfig(num_workers=cfg.num_workers, use_gpu=cfg.use_gpu, resources_per_worker=resources),
         run_config=RunConfig(
             name=cfg.name,
@@ -63,14 +68,16 @@ def build_trainer(cfg: TrialConfig, *, callbacks: list | None = None):
     )
 
 
-def run_trial(cfg: TrialConfig, *, callbacks: list | None = None, resume_from=None) -> TrialOutcome:
-    """Fit the trial, starting from ``resume_from`` (a ``ray.train.Checkpoint``) when given.
+def run_trial(cfg: TrialConfig, *, recipe: TrialRecipe | None = None, callbacks: list | None = None,
+              resume_from=None) -> TrialOutcome:
+    """Fit the trial, starting from ``resume_from`` (a ``ray.train.Checkpoint``) when given;
+    ``recipe`` as resolved by the caller (e.g. to log it first), else resolved here.
 
     Train V2 deprecates ``resume_from_checkpoint``; the checkpoint's path travels in the config
     and the worker loads it when its run has no checkpoint of its own."""
     if resume_from is not None:
         cfg = cfg.model_copy(update={"init_checkpoint": resume_from.path})
-    result = build_trainer(cfg, callbacks=callbacks).fit()
+    result = build_trainer(cfg, recipe=recipe, callbacks=callbacks).fit()
     if result.checkpoint is None:
         return TrialOutcome({}, None, {}, error=str(result.error) if result.error else "no checkpoint")
     with result.checkpoint.as_directory() as directory:

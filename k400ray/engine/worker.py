@@ -1,14 +1,18 @@
 """The per-worker function Ray Train runs on each DDP worker: the only Ray-aware part of the engine.
 
-Per epoch: train on this worker's shard of the streamed train set, evaluate the efficient
-mode on this worker's disjoint part of val, gather predictions on rank 0, report metrics and
-a checkpoint. After the last epoch: the accurate mode, reported with a final checkpoint
-(``done=1``). A restarted worker group resumes from the latest checkpoint, so at most one
-epoch is lost; a group restarted after training finished only redoes the accurate mode.
+It receives the trial's config and its resolved recipe (``engine.recipe``) and reads every
+number from the recipe. Per epoch: train on this worker's shard of the streamed train set;
+every ``eval_interval`` epochs and after the last, evaluate the efficient mode on this worker's
+disjoint part of val, gather predictions on every rank, and keep the best epoch's weights;
+report metrics and a checkpoint. After the last epoch: the accurate mode on the best or the
+last weights (``accurate_checkpoint``), reported with a final checkpoint (``done=1``). A
+restarted worker group resumes from the latest checkpoint, so at most one epoch is lost; a
+group restarted after training finished only redoes the accurate mode.
 """
 
 from __future__ import annotations
 
+import copy
 import random
 import tempfile
 import time
@@ -20,12 +24,14 @@ import torch
 from k400ray.data.pipeline import clip_dataset, eval_batch_videos
 from k400ray.engine import checkpoint as ckpt
 from k400ray.engine.augment import BatchMix
+from k400ray.engine.best import BestEpoch
 from k400ray.engine.collectives import Collectives
 from k400ray.engine.config import TrialConfig
 from k400ray.engine.layout import input_memory_format, to_device_layout
 from k400ray.engine.loops import evaluate, train_one_epoch, unwrap
 from k400ray.engine.metrics import Predictions, summarize
-from k400ray.engine.optim import build_optimizer, scaled_milestones
+from k400ray.engine.optim import build_optimizer
+from k400ray.engine.recipe import TrialRecipe, for_world
 from k400ray.engine.resume import restore
 from k400ray.models.build import build_model
 
@@ -37,17 +43,20 @@ def seed_everything(seed: int) -> None:
 
 
 def train_loop_per_worker(config: dict) -> None:
-    """Collectives: every rank makes the same sequence of them (DDP's gradient all-reduce per
+    """``config``: ``{"trial": TrialConfig as data, "recipe": TrialRecipe as data}``.
+
+    Collectives: every rank makes the same sequence of them (DDP's gradient all-reduce per
     training batch, metric sums and prediction gathers on ``Collectives``, ``ray.train.report``),
     whatever data it gets: a rank whose batch has no decodable row still steps, and a rank with
     no val video still gathers. Evaluation runs the unwrapped model (no DDP collectives)."""
     import ray.train
     import ray.train.torch
 
-    cfg = TrialConfig(**config)
-    preset = cfg.resolved_preset()
+    cfg = TrialConfig(**config["trial"])
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    recipe = for_world(TrialRecipe(**config["recipe"]), cfg, world)
+    preset = recipe.model_preset()
     seed_everything(cfg.seed)  # same init on every rank; DDP also broadcasts rank 0's weights
     device = ray.train.torch.get_device()
 
@@ -57,19 +66,13 @@ def train_loop_per_worker(config: dict) -> None:
     model = to_device_layout(build_model(preset.arch, cfg.num_classes), family, device)
     model = ray.train.torch.prepare_model(model)
     comm = Collectives.for_default_group()  # a collective: here, on every rank
-    recipe = preset.recipe
-    epochs = cfg.total_epochs
-    lr = cfg.lr or recipe.scaled_lr(cfg.batch_size * world)
-    milestones = cfg.milestones or scaled_milestones(recipe, epochs)
-    warmup = recipe.warmup_epochs if cfg.warmup_epochs is None else cfg.warmup_epochs
-    if cfg.warmup_epochs is None and epochs != recipe.epochs:
-        warmup = round(warmup * epochs / recipe.epochs)
+    epochs = recipe.epochs
     optimizer, scheduler = build_optimizer(
-        model, recipe, lr=lr, weight_decay=recipe.weight_decay if cfg.weight_decay is None else cfg.weight_decay,
-        milestones=milestones, warmup_epochs=warmup,
+        model, preset.recipe, lr=recipe.lr, weight_decay=recipe.weight_decay, milestones=recipe.milestones,
+        warmup_epochs=recipe.warmup_epochs, epochs=epochs,
     )
 
-    start_epoch, resumed = 0, {}
+    start_epoch, resumed, best = 0, {}, BestEpoch()
     # The run's own latest checkpoint (a restarted worker group) wins over the one it started from.
     restored = ray.train.get_checkpoint()
     if restored is None and cfg.init_checkpoint:
@@ -77,7 +80,8 @@ def train_loop_per_worker(config: dict) -> None:
     if restored:
         with restored.as_directory() as directory:
             state = restore(Path(directory), model=unwrap(model), optimizer=optimizer, scheduler=scheduler,
-                            base_lr=lr, total_epochs=epochs, saved_world_size_default=world)
+                            base_lr=recipe.lr, total_epochs=epochs, saved_world_size_default=world)
+            best = BestEpoch.restored(ckpt.load_metrics(Path(directory)), ckpt.load_best(Path(directory)))
         if state.finished:
             return
         torch.manual_seed(cfg.seed + 1000 * state.epoch + rank)  # fresh draws, not a replay
@@ -85,7 +89,7 @@ def train_loop_per_worker(config: dict) -> None:
         if state.lr_rescaled_from is not None:
             # Said in the worker's log and in every metrics row of this run.
             print(f"k400ray: resumed on {world} workers (checkpoint written by {state.world_size}): "
-                  f"lr rescaled from {state.lr_rescaled_from:g} to {lr:g}", flush=True)
+                  f"lr rescaled from {state.lr_rescaled_from:g} to {recipe.lr:g}", flush=True)
             resumed = {"resumed_world_size_from": state.world_size, "lr_rescaled_from": state.lr_rescaled_from}
 
     mix = BatchMix(cfg.aug if cfg.aug in ("mixup", "cutmix") else None,
@@ -103,13 +107,17 @@ def train_loop_per_worker(config: dict) -> None:
     }
     memory_format = input_memory_format(family, device)
 
-    def run_eval(mode: str) -> tuple[Predictions, int]:
+    def run_eval(mode: str, module: torch.nn.Module) -> tuple[Predictions, int]:
         preds, skipped = evaluate(
-            unwrap(model), val_sets[mode].iter_batches(batch_size=eval_batches[mode], batch_format="numpy"),
+            module, val_sets[mode].iter_batches(batch_size=eval_batches[mode], batch_format="numpy"),
             device=device, average=preset.views(mode).average, amp=cfg.use_amp, memory_format=memory_format,
         )
         (total_skipped,) = comm.sum([skipped])
         return comm.gather_predictions(preds), int(total_skipped)
+
+    def efficient_metrics(eff: dict) -> dict:
+        return {"efficient_acc1": eff["acc1"], "efficient_acc5": eff["acc5"],
+                "efficient_mean_class_acc": eff["mean_class_acc"], "val_videos": eff["videos"]}
 
     def report(metrics: dict, epoch: int, predictions: dict[str, Predictions]) -> None:
         with tempfile.TemporaryDirectory() as tmp:
@@ -117,12 +125,13 @@ def train_loop_per_worker(config: dict) -> None:
             if rank == 0:
                 ckpt.save(Path(tmp), model=unwrap(model), optimizer=optimizer, scheduler=scheduler, epoch=epoch,
                           config=cfg.model_dump(mode="json"), metrics=metrics, predictions=predictions,
-                          world_size=world, base_lr=lr)
+                          world_size=world, base_lr=recipe.lr, recipe=recipe.model_dump(mode="json"),
+                          best_state=best.state)
                 checkpoint = ray.train.Checkpoint.from_directory(tmp)
             ray.train.report(metrics, checkpoint=checkpoint)
 
     skipped_total = 0
-    efficient_preds = None
+    efficient_preds, metrics = None, {}
     for epoch in range(start_epoch, epochs):
         lr_now = optimizer.param_groups[0]["lr"] / optimizer.param_groups[0].get("lr_mult", 1.0)
         stats = train_one_epoch(
@@ -131,43 +140,45 @@ def train_loop_per_worker(config: dict) -> None:
             memory_format=memory_format,
         )
         scheduler.step()
-        eval_start = time.perf_counter()
-        efficient_preds, eval_skipped = run_eval("efficient")
-        eval_s = time.perf_counter() - eval_start
         loss_sum, clips, train_skipped, clips_per_s, wait = comm.sum(
             [stats.loss_sum, stats.clips, stats.skipped_videos, stats.clips_per_s, stats.data_wait_fraction])
-        skipped_total += int(train_skipped) + eval_skipped
-        eff = summarize(efficient_preds, cfg.num_classes)
+        skipped_total += int(train_skipped)
         metrics = {
-            "epoch": epoch + 1,
-            "train_loss": loss_sum / max(clips, 1),
-            "lr": lr_now,
-            "efficient_acc1": eff["acc1"],
-            "efficient_acc5": eff["acc5"],
-            "efficient_mean_class_acc": eff["mean_class_acc"],
-            "clips_per_s": clips_per_s,
-            "data_wait_fraction": wait / world,
-            "skipped_videos": skipped_total,
-            "val_videos": eff["videos"],
-            "start_epoch": start_epoch,
-            "train_time_s": stats.seconds,
-            "eval_time_s": eval_s,
-            "done": 0,
+            "epoch": epoch + 1, "train_loss": loss_sum / max(clips, 1), "lr": lr_now, "clips_per_s": clips_per_s,
+            "data_wait_fraction": wait / world, "start_epoch": start_epoch, "train_time_s": stats.seconds, "done": 0,
             **resumed,
         }
-        report(metrics, epoch + 1, {"efficient": efficient_preds})
+        predictions = {}
+        if (epoch + 1) % recipe.eval_interval == 0 or epoch + 1 == epochs:
+            eval_start = time.perf_counter()
+            efficient_preds, eval_skipped = run_eval("efficient", unwrap(model))
+            skipped_total += eval_skipped
+            eff = summarize(efficient_preds, cfg.num_classes)
+            metrics.update(efficient_metrics(eff), eval_time_s=time.perf_counter() - eval_start)
+            best.offer(epoch + 1, eff, unwrap(model))
+            predictions = {"efficient": efficient_preds}
+        metrics.update(skipped_videos=skipped_total, **best.metrics())
+        report(metrics, epoch + 1, predictions)
 
     if efficient_preds is None:  # resumed after the last training epoch: only the test remains
-        efficient_preds, _ = run_eval("efficient")
-        eff = summarize(efficient_preds, cfg.num_classes)
-        metrics = {"epoch": epochs, "efficient_acc1": eff["acc1"], "efficient_acc5": eff["acc5"],
-                   "efficient_mean_class_acc": eff["mean_class_acc"], "skipped_videos": skipped_total, **resumed}
+        efficient_preds, _ = run_eval("efficient", unwrap(model))
+        metrics = {"epoch": epochs, **efficient_metrics(summarize(efficient_preds, cfg.num_classes)),
+                   "skipped_videos": skipped_total,
+                   **best.metrics(), **resumed}
+    # Accurate mode on the best efficient-mode epoch's weights (MMAction2 0.x `--test-best`) or on
+    # the last ones; a copy, so the final checkpoint keeps the last weights for any resume.
+    use_best = recipe.accurate_checkpoint == "best" and best.state is not None
+    eval_model = unwrap(model)
+    if use_best:
+        eval_model = copy.deepcopy(eval_model)
+        eval_model.load_state_dict(best.state)
     test_start = time.perf_counter()
-    accurate_preds, acc_skipped = run_eval("accurate")
+    accurate_preds, acc_skipped = run_eval("accurate", eval_model)
     acc = summarize(accurate_preds, cfg.num_classes)
     final = dict(metrics)
     final.update({
         "accurate_acc1": acc["acc1"], "accurate_acc5": acc["acc5"], "accurate_mean_class_acc": acc["mean_class_acc"],
+        "accurate_epoch": best.epoch if use_best else epochs,
         "skipped_videos": skipped_total + acc_skipped, "accurate_time_s": time.perf_counter() - test_start, "done": 1,
     })
     report(final, epochs, {"efficient": efficient_preds, "accurate": accurate_preds})

@@ -1,4 +1,4 @@
-"""Grouped bars: preset groups, one bar per augmentation, one panel per mode, top-1 with its
+"""Grouped bars: preset groups, one bar per config, one panel per mode, top-1 with its
 95% bootstrap CI as the error bar."""
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def plot_cells(cells: list[Cell], path: Path, *, title: str = "") -> Path:
         ax.set_title(f"{mode} mode")
         ax.set_ylabel("top-1 accuracy (%)")
         ax.grid(axis="y", alpha=0.3)
-    axes[0].legend(fontsize=8, title="augmentation")
+    axes[0].legend(fontsize=8, title="config")
     if title:
         fig.suptitle(title)
     path = Path(path)

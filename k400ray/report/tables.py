@@ -1,5 +1,6 @@
-"""From trial records to the sheet's tables: one row per (preset, augmentation) cell, seeds
-pooled, with bootstrap CIs, and each augmentation's paired difference to ``default``.
+"""From trial records to the sheet's tables: one row per (preset, config) cell, seeds pooled,
+with bootstrap CIs, and each config's paired difference to ``default`` where the preset has a
+``default`` cell (a preset run only with ``gluoncv``, like the sheet's tsn_r50_1x1x7, has none).
 
 Formats: ``md`` (one table per model family, like the sheet, plus a "vs default" table),
 ``csv`` (one row per cell, every number), ``json`` (cells and comparisons).
@@ -21,7 +22,7 @@ from k400ray.report import stats
 MODES = ("efficient", "accurate")
 TOPK = (1, 5)
 FAMILY_TITLES = {"tsn": "TSN", "tsm": "TSM", "i3d": "I3D"}
-AUG_ORDER = ("default", "randaugment", "mixup", "cutmix")
+AUG_ORDER = ("gluoncv", "default", "randaugment", "mixup", "cutmix")  # the sheet puts its GluonCV rows first
 
 
 @dataclass
@@ -56,6 +57,7 @@ class Cell:
     configs: str
     seeds: list[int]
     stats: dict[str, Stat]  # "efficient_acc1", ...
+    accurate_from: str = ""  # which weights accurate mode evaluated, e.g. "best (epoch 87)"
 
 
 @dataclass
@@ -75,7 +77,9 @@ class Comparison:
 
 
 def configs_label(aug: str, params: dict[str, str]) -> str:
-    """The sheet's "configs" column: ``default config``, ``randaugment``, ``mixup alpha=1.0``."""
+    """The sheet's "configs" column: ``GluonCV``, ``default config``, ``randaugment``, ``mixup alpha=1.0``."""
+    if aug == "gluoncv":
+        return "GluonCV"
     if aug == "default":
         return "default config"
     if aug in ("mixup", "cutmix"):
@@ -154,6 +158,23 @@ def _aug_order(aug: str) -> int:
     return AUG_ORDER.index(aug) if aug in AUG_ORDER else len(AUG_ORDER)
 
 
+def accurate_source(records: list[TrialRecord]) -> str:
+    """Which checkpoint the accurate figures of a cell come from: ``best (epoch 87)``, ``last
+    (epoch 100)``; one epoch per seed. Runs from before best checkpoints were kept evaluated the
+    last epoch."""
+    kinds, epochs = [], []
+    for r in records:
+        last = int(r.metrics.get("epoch", 0))
+        used = int(r.metrics.get("accurate_epoch", last))
+        choice = r.params.get("recipe.accurate_checkpoint") or ("last" if used == last else "best")
+        kinds.append(choice)
+        epochs.append(str(used))
+    if not records:
+        return ""
+    kind = kinds[0] if len(set(kinds)) == 1 else "/".join(dict.fromkeys(kinds))
+    return f"{kind} (epoch{'s' if len(epochs) > 1 else ''} {', '.join(epochs)})"
+
+
 def build_tables(records: list[TrialRecord], *, resamples: int = stats.RESAMPLES,
                  seed: int = stats.SEED) -> tuple[list[Cell], list[Comparison]]:
     groups: dict[tuple[str, str], list[TrialRecord]] = {}
@@ -167,7 +188,7 @@ def build_tables(records: list[TrialRecord], *, resamples: int = stats.RESAMPLES
         label = configs_label(aug, rs[0].params)
         cells.append(Cell(family, preset, aug, label, [r.seed for r in rs], {
             f"{mode}_acc{k}": _stat(rs, mode, k, resamples=resamples, seed=seed) for mode in MODES for k in TOPK
-        }))
+        }, accurate_source(rs)))
         if aug != "default" and (preset, "default") in groups:
             for mode in MODES:
                 result = _compare(rs, groups[(preset, "default")], mode, resamples=resamples, seed=seed)
@@ -221,14 +242,17 @@ def format_markdown(cells: list[Cell], comparisons: list[Comparison], *, title: 
     lines += [
         "Accuracies in percent. `a ± s`: mean ± std over seeds (n seeds in the configs column). "
         f"95% CI: percentile bootstrap over val videos ({resamples} resamples, seeded). "
-        "Δ vs default: same videos, 95% paired-bootstrap CI, p from McNemar's exact test on top-1.",
+        "Δ vs default: same videos, 95% paired-bootstrap CI, p from McNemar's exact test on top-1. "
+        "Efficient figures: the last epoch; accurate from: the weights accurate mode evaluated "
+        "(the best efficient-mode epoch, or the last).",
         "",
     ]
     for family in _families(cells):
         mine = [c for c in cells if c.family == family]
         lines += [f"## {FAMILY_TITLES.get(family, family.upper())}", "",
-                  "| model | configs | acc1/acc5 efficient | acc1/acc5 accurate | 95% CI efficient | 95% CI accurate |",
-                  "|:-:|:-|:-:|:-:|:-:|:-:|"]
+                  "| model | configs | acc1/acc5 efficient | acc1/acc5 accurate | 95% CI efficient | 95% CI accurate "
+                  "| accurate from |",
+                  "|:-:|:-|:-:|:-:|:-:|:-:|:-:|"]
         for c in mine:
             s = c.stats
             configs = c.configs + (f" ({len(c.seeds)} seeds)" if len(c.seeds) > 1 else "")
@@ -236,7 +260,7 @@ def format_markdown(cells: list[Cell], comparisons: list[Comparison], *, title: 
                 f"| {c.preset} | {configs} | {_acc(s['efficient_acc1'])} / {_acc(s['efficient_acc5'])} | "
                 f"{_acc(s['accurate_acc1'])} / {_acc(s['accurate_acc5'])} | "
                 f"{_ci(s['efficient_acc1'])} / {_ci(s['efficient_acc5'])} | "
-                f"{_ci(s['accurate_acc1'])} / {_ci(s['accurate_acc5'])} |"
+                f"{_ci(s['accurate_acc1'])} / {_ci(s['accurate_acc5'])} | {c.accurate_from or '-'} |"
             )
         mine_cmp = [x for x in comparisons if x.family == family]
         if mine_cmp:
@@ -256,7 +280,7 @@ def format_markdown(cells: list[Cell], comparisons: list[Comparison], *, title: 
 
 def _cell_row(c: Cell, comparisons: list[Comparison]) -> dict:
     row = {"family": c.family, "model": c.preset, "aug": c.aug, "configs": c.configs,
-           "seeds": " ".join(str(s) for s in c.seeds)}
+           "seeds": " ".join(str(s) for s in c.seeds), "accurate_from": c.accurate_from}
     for key, s in c.stats.items():
         row.update({key: s.mean, f"{key}_std": s.std, f"{key}_ci_low": s.ci_low, f"{key}_ci_high": s.ci_high})
     for mode in MODES:

@@ -241,9 +241,20 @@ class TrialRun:
             client.log_batch(run.info.run_id, params=_params(params))
         return cls(grid, run.info.run_id)
 
+    def log_recipe(self, recipe) -> None:
+        """The trial's resolved recipe (``engine.recipe.TrialRecipe``): ``recipe.*`` params (lr after
+        scaling, batches, schedule, groups, views, ...) and the whole of it as ``recipe.json``.
+        Params already logged (a resumed trial) are left as they are: MLflow params are immutable."""
+        logged = self.client.get_run(self.run_id).data.params
+        params = {k: v for k, v in recipe.mlflow_params().items() if k not in logged}
+        if params:
+            self.client.log_batch(self.run_id, params=_params(params))
+        self.client.log_dict(self.run_id, recipe.model_dump(mode="json"), "recipe.json")
+
     def log_final(self, metrics: dict, step: int) -> None:
-        """The six final metrics at step = last epoch, unless the epoch callback already logged
-        the same value there (efficient_* of the last epoch)."""
+        """The final metrics (both modes, the best efficient-mode epoch, the epoch accurate mode
+        evaluated) at step = last epoch, unless the epoch callback already logged the same value
+        there (efficient_* of the last epoch)."""
         from mlflow.entities import Metric
 
         from k400ray.engine.trial import FINAL_METRICS

@@ -12,6 +12,11 @@ printed with the estimate), it gives GPU-hours; divided again by the GPUs of a t
 wall clock. Decoding, I/O and start-up are not counted: for video training they often
 dominate, so read the figure as a lower bound.
 
+Each row also shows what the trial trains with: its config, the base lr after linear scaling to
+the spec's workers x batch per worker, the total batch and the schedule, read from the trial's
+own resolved recipe (:func:`k400ray.engine.recipe.resolve_recipe` on the ``TrialConfig`` the
+trial gets: the object its workers read), and the views of that recipe's preset.
+
 Needs no Ray and no index: without one, the Kinetics-400 split sizes are used (and said so).
 """
 
@@ -24,8 +29,9 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from k400ray.presets import ModelPreset, get_preset
-from k400ray.tune.spec import SearchSpec
+from k400ray.engine.recipe import TrialRecipe, resolve_recipe
+from k400ray.presets import ModelPreset
+from k400ray.tune.spec import SearchSpec, trial_config
 
 # One H100-class GPU in bf16 dense (~990 TFLOP/s peak on H100 SXM, ~312 on A100): 400 is a
 # middle figure for a mixed fleet; 40% model-FLOP utilisation is typical for video CNNs.
@@ -47,15 +53,19 @@ class VideoCounts:
 @dataclass(frozen=True)
 class TrialCost:
     preset: str
-    aug: str
+    aug: str  # the config
     seed: int
-    epochs: int
+    recipe: TrialRecipe
     train_gmacs: float  # one train clip, forward
     efficient_gmacs: float  # one efficient-mode view
     efficient_views: int
     accurate_gmacs: float
     accurate_views: int
     gpu_hours: float
+
+    @property
+    def epochs(self) -> int:
+        return self.recipe.epochs
 
 
 def video_counts(spec: SearchSpec) -> VideoCounts:
@@ -122,30 +132,37 @@ def view_gmacs(preset: ModelPreset, frames: int, crop: int, num_classes: int, ca
     return value
 
 
+def _view_costs(preset: ModelPreset, num_classes: int, cache: dict) -> tuple[float, float, int, float, int]:
+    """GMACs of one train, efficient and accurate view of ``preset``, with the views per mode."""
+    p = preset
+    return (
+        view_gmacs(p, p.train_sampling.view_frames, p.train_crop.crop_size, num_classes, cache),
+        view_gmacs(p, p.efficient.sampling.view_frames, p.efficient.crop_size, num_classes, cache),
+        p.efficient.num_views,
+        view_gmacs(p, p.accurate.sampling.view_frames, p.accurate.crop_size, num_classes, cache),
+        p.accurate.num_views,
+    )
+
+
 def estimate(spec: SearchSpec, counts: VideoCounts, *, num_classes: int = 400) -> list[TrialCost]:
+    """One row per grid point, from the recipe the trial itself resolves."""
     cache = _load_cache()
     before = dict(cache)
-    per_preset = {}
-    for name in spec.grid.presets:
-        p = get_preset(name, scale=spec.scale)
-        per_preset[name] = (
-            view_gmacs(p, p.train_sampling.view_frames, p.train_crop.crop_size, num_classes, cache),
-            view_gmacs(p, p.efficient.sampling.view_frames, p.efficient.crop_size, num_classes, cache),
-            p.efficient.num_views,
-            view_gmacs(p, p.accurate.sampling.view_frames, p.accurate.crop_size, num_classes, cache),
-            p.accurate.num_views,
-            spec.training.epochs or p.recipe.epochs,
-        )
-    if cache != before:
-        _save_cache(cache)
+    per_cell: dict[tuple[str, str], tuple] = {}
     sustained = PEAK_TFLOPS * 1e12 * UTILISATION
     rows = []
     for preset, aug, seed in spec.grid_points():
-        g_train, g_eff, v_eff, g_acc, v_acc, epochs = per_preset[preset]
+        recipe = resolve_recipe(trial_config(spec, preset, aug, seed, num_classes=num_classes))
+        if (preset, aug) not in per_cell:
+            per_cell[(preset, aug)] = _view_costs(recipe.model_preset(), num_classes, cache)
+        g_train, g_eff, v_eff, g_acc, v_acc = per_cell[(preset, aug)]
         flops = 2e9 * (
-            epochs * (counts.train * 3 * g_train + counts.val * v_eff * g_eff) + counts.val * v_acc * g_acc
+            recipe.epochs * (counts.train * 3 * g_train + counts.val * v_eff * g_eff) + counts.val * v_acc * g_acc
         )
-        rows.append(TrialCost(preset, aug, seed, epochs, g_train, g_eff, v_eff, g_acc, v_acc, flops / sustained / 3600))
+        rows.append(TrialCost(preset, aug, seed, recipe, g_train, g_eff, v_eff, g_acc, v_acc,
+                              flops / sustained / 3600))
+    if cache != before:
+        _save_cache(cache)
     return rows
 
 
@@ -163,23 +180,26 @@ def format_dry_run(spec: SearchSpec, spec_path: str | Path) -> str:
     counts = video_counts(spec)
     rows = estimate(spec, counts)
     r = spec.resources
-    g = spec.grid
     lines = [
-        f"{spec_path}: experiment {spec.experiment!r}, scale {spec.scale}, {len(rows)} trials "
-        f"({_n(len(g.presets), 'preset')} x {_n(len(g.augmentations), 'augmentation')} x {_n(len(g.seeds), 'seed')})",
+        f"{spec_path}: experiment {spec.experiment!r}, scale {spec.scale}, {len(rows)} trials ({_grid_shape(spec)})",
         resources_line(spec),
         f"videos: {counts.train:,} train / {counts.val:,} val ({counts.source})",
+        "lr: the trial's base lr, the recipe's scaled linearly to the total batch (* = set by training.lr); "
+        "batch: total (workers x per worker); schedule: in epochs",
         "",
     ]
-    header = ("preset", "aug", "seed", "epochs", "GMACs train/eff/acc view", "views eff/acc", "GPU-hours")
+    header = ("preset", "config", "seed", "epochs", "lr", "batch", "schedule", "GMACs train/eff/acc view",
+              "views eff/acc", "GPU-hours")
+    lr_mark = "*" if spec.training.lr is not None else ""
     body = [
-        (c.preset, c.aug, str(c.seed), str(c.epochs),
+        (c.preset, c.aug, str(c.seed), str(c.epochs), f"{c.recipe.lr:.4g}{lr_mark}",
+         f"{c.recipe.total_batch} ({c.recipe.world_size}x{c.recipe.batch_per_worker})", schedule_text(c.recipe),
          f"{c.train_gmacs:.2f} / {c.efficient_gmacs:.2f} / {c.accurate_gmacs:.2f}",
          f"{c.efficient_views} / {c.accurate_views}", _hours(c.gpu_hours))
         for c in rows
     ]
     widths = [max(len(x[i]) for x in (header, *body)) for i in range(len(header))]
-    right = {2, 3, 6}
+    right = {2, 3, 4, 5, 9}
     for cells in (header, tuple("-" * w for w in widths), *body):
         lines.append("  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip())
     total = sum(c.gpu_hours for c in rows)
@@ -199,6 +219,23 @@ def format_dry_run(spec: SearchSpec, spec_path: str | Path) -> str:
     )
     lines.append("dry run: nothing was started")
     return "\n".join(lines)
+
+
+def _grid_shape(spec: SearchSpec) -> str:
+    g = spec.grid
+    if g.rows is not None:
+        return f"{_n(len(g.rows), 'row')} of grid.rows"
+    return f"{_n(len(g.presets), 'preset')} x {_n(len(g.augmentations), 'config')} x {_n(len(g.seeds), 'seed')}"
+
+
+def schedule_text(recipe: TrialRecipe) -> str:
+    """The schedule in epochs, one line: ``step x0.1 at 40,80, no warmup``, ``cosine to 0, warmup 5``."""
+    if recipe.lr_policy == "cosine":
+        text = "cosine to 0"
+    else:
+        steps = ",".join(str(m) for m in recipe.milestones)
+        text = f"step x{recipe.gamma:g} at {steps}" if steps else "constant"
+    return text + (f", warmup {recipe.warmup_epochs}" if recipe.warmup_epochs else ", no warmup")
 
 
 def _n(count: int, word: str) -> str:

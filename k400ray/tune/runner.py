@@ -1,6 +1,7 @@
 """``k400ray tune``: the whole grid as one Ray Tune experiment.
 
-One trial per grid point (preset x augmentation x seed); each trial runs
+One trial per grid point (preset x config x seed: the cross product or the spec's rows, one
+``tune.grid_search`` over the points, so a grid of rows runs exactly those); each trial runs
 :func:`~k400ray.tune.trainable.grid_trial`, which fits its own ``TorchTrainer``. The Tune
 experiment lives at ``storage_path/experiment``; each trial's Train run at
 ``storage_path/<trial name>`` (see :func:`~k400ray.tune.spec.trial_name`).
@@ -24,7 +25,7 @@ from typing import Callable
 
 from k400ray.tracking import mlflow_log
 from k400ray.tune.cost import DRIVER_CPUS
-from k400ray.tune.spec import SearchSpec, trial_name
+from k400ray.tune.spec import SearchSpec, grid_point, trial_name
 from k400ray.tune.trainable import FINISHED_KEY
 
 
@@ -78,12 +79,7 @@ def experiment_path(spec: SearchSpec) -> str:
 
 
 def _trial_label(experiment: str, trial) -> str:
-    c = trial.config
-    return trial_name(experiment, c["preset"], c["aug"], c["seed"])
-
-
-def _key(config: dict) -> tuple:
-    return (config["preset"], config["aug"], int(config["seed"]))
+    return trial_name(experiment, *grid_point(trial.config))
 
 
 @contextmanager
@@ -209,11 +205,9 @@ def _new_tuner(spec: SearchSpec, trainable):
     label = functools.partial(_trial_label, spec.experiment)
     return tune.Tuner(
         trainable,
-        param_space={
-            "preset": tune.grid_search(list(spec.grid.presets)),
-            "aug": tune.grid_search(list(spec.grid.augmentations)),
-            "seed": tune.grid_search(list(spec.grid.seeds)),
-        },
+        param_space={"point": tune.grid_search(
+            [{"preset": p, "aug": a, "seed": s} for p, a, s in spec.grid_points()]
+        )},
         tune_config=tune.TuneConfig(
             scheduler=build_scheduler(spec), max_concurrent_trials=spec.resources.max_concurrent_trials,
             trial_name_creator=label, trial_dirname_creator=label,
@@ -228,8 +222,15 @@ def _new_tuner(spec: SearchSpec, trainable):
 
 
 def _spec_identity(spec_json: dict) -> dict:
-    """What must not change between a run and its --resume (resources and scheduler may)."""
-    return {k: spec_json[k] for k in ("experiment", "scale", "data", "grid", "augmentation", "training")}
+    """What must not change between a run and its --resume (resources and scheduler may). A
+    cross-product grid (no rows) hashes as it did before rows existed, so older grids resume."""
+    identity = {k: spec_json[k] for k in ("experiment", "scale", "data", "grid", "augmentation", "training")}
+    if identity["grid"].get("rows") is None:
+        identity["grid"] = {k: v for k, v in identity["grid"].items() if k != "rows"}
+    # Training fields added later hash as absent while they keep their defaults.
+    later = {"eval_interval": None, "accurate_checkpoint": "best"}
+    identity["training"] = {k: v for k, v in identity["training"].items() if later.get(k, object()) != v}
+    return identity
 
 
 def _summaries(spec: SearchSpec, analysis) -> tuple[list[TrialSummary], list[str]]:
@@ -245,7 +246,7 @@ def _summaries(spec: SearchSpec, analysis) -> tuple[list[TrialSummary], list[str
     by_key, stopped = {}, []
     for trial in analysis.trials:
         config = trial.config or {}
-        if "preset" not in config:
+        if "preset" not in config.get("point", config):
             continue
         metrics = dict(trial.last_result or {})
         error = None
@@ -259,12 +260,12 @@ def _summaries(spec: SearchSpec, analysis) -> tuple[list[TrialSummary], list[str
                 stopped.append(trial.trial_id)
         else:
             status = "interrupted" if metrics else "not started"
-        by_key[_key(config)] = TrialSummary(*_key(config), status=status, metrics=metrics, error=error)
+        by_key[grid_point(config)] = TrialSummary(*grid_point(config), status=status, metrics=metrics, error=error)
     return [by_key.get(k) or TrialSummary(*k, status="not started") for k in spec.grid_points()], stopped
 
 
 def format_summary(trials: list[TrialSummary]) -> str:
-    header = ("preset", "aug", "seed", "efficient acc1/acc5", "accurate acc1/acc5", "status")
+    header = ("preset", "config", "seed", "efficient acc1/acc5", "accurate acc1/acc5", "status")
 
     def pair(m: dict, mode: str) -> str:
         a1, a5 = m.get(f"{mode}_acc1"), m.get(f"{mode}_acc5")

@@ -2,7 +2,7 @@
 
 A single ASHA would rank TSN trials against I3D trials at each rung, and stop an augmentation
 because another architecture learns faster. Here each preset has its own rungs; within a
-preset, trials (augmentations x seeds) compete on the efficient-mode top-1 at
+preset, trials (configs x seeds) compete on the efficient-mode top-1 at
 ``grace_period x reduction_factor^k`` epochs. ``stop_last_trials=False``: a trial that reaches
 its last epoch is never stopped, so its accurate-mode test (run after the last epoch) happens.
 A trial ASHA stops has no accurate-mode result; its MLflow run ends KILLED with
@@ -12,6 +12,8 @@ A trial ASHA stops has no accurate-mode result; its MLflow run ends KILLED with
 from __future__ import annotations
 
 from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler, TrialScheduler
+
+from k400ray.tune.spec import grid_point
 
 METRIC = "efficient_acc1"
 TIME_ATTR = "epoch"
@@ -34,7 +36,7 @@ class PerPresetASHA(FIFOScheduler):
         return metric in (None, METRIC) and mode in (None, "max")
 
     def _for(self, tune_controller, trial) -> AsyncHyperBandScheduler:
-        asha = self._asha[trial.config["preset"]]
+        asha = self._asha[grid_point(trial.config)[0]]
         if trial.trial_id not in self._known:  # trials restored by --resume were added before us
             asha.on_trial_add(tune_controller, trial)
             self._known.add(trial.trial_id)
@@ -58,7 +60,7 @@ class PerPresetASHA(FIFOScheduler):
 
     def _drop(self, tune_controller, trial) -> None:
         if trial.trial_id in self._known:
-            self._asha[trial.config["preset"]].on_trial_remove(tune_controller, trial)
+            self._asha[grid_point(trial.config)[0]].on_trial_remove(tune_controller, trial)
             self._known.discard(trial.trial_id)
 
     def debug_string(self) -> str:
@@ -68,11 +70,15 @@ class PerPresetASHA(FIFOScheduler):
 
 
 def build_scheduler(spec) -> TrialScheduler:
-    """FIFO, or one ASHA per preset with ``max_t`` = that preset's epochs."""
-    from k400ray.presets import get_preset
+    """FIFO, or one ASHA per preset with ``max_t`` = the longest run among that preset's trials
+    (a config may bring its own recipe, hence its own epochs)."""
+    from k400ray.presets import config_variant, get_preset
 
     if spec.scheduler.kind == "fifo":
         return FIFOScheduler()
-    epochs = {p: spec.training.epochs or get_preset(p, scale=spec.scale).recipe.epochs for p in spec.grid.presets}
+    epochs: dict[str, int] = {}
+    for preset, config, _ in spec.grid_points():
+        run = spec.training.epochs or config_variant(get_preset(preset, scale=spec.scale), config).recipe.epochs
+        epochs[preset] = max(epochs.get(preset, 0), run)
     return PerPresetASHA(epochs, grace_period=spec.scheduler.grace_period,
                          reduction_factor=spec.scheduler.reduction_factor)

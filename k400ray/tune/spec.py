@@ -1,7 +1,20 @@
 """The search-space spec (``search_spaces/*.yaml``), validated before anything starts.
 
-A spec names the data, the grid (presets x augmentations x seeds), the augmentation
-parameters, training overrides, resources, the Tune scheduler, MLflow and checkpoint storage.
+A spec names the data, the grid, the augmentation parameters, training overrides, resources,
+the Tune scheduler, MLflow and checkpoint storage. The grid is either a cross product
+(``presets`` x ``configs`` x ``seeds``) or explicit ``rows`` for a sheet that is not one::
+
+    grid:
+      seeds: [0]                       # the seeds of a row that lists none
+      rows:
+        - {preset: tsn_r50_1x1x7, config: gluoncv}
+        - {preset: tsm_r50_1x1x8, config: randaugment, seeds: [0, 1]}
+
+``configs`` is the sheet's column (``default``, ``randaugment``, ``mixup``, ``cutmix``,
+``gluoncv``); ``augmentations``, its old name, still loads. Inside k400ray the value is still
+called ``aug`` (``TrialConfig.aug``, Tune params, MLflow tags, report records), and the parsed
+grid keeps it under ``augmentations`` (what MLflow's parent run logs). A (preset, config) pair
+without meaning (``gluoncv`` on a preset GluonCV never trained) is refused at load.
 Each grid point becomes one :class:`~k400ray.engine.config.TrialConfig`. Relative paths are
 relative to the directory ``k400ray`` is run from.
 """
@@ -12,10 +25,12 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator,
+)
 
-from k400ray.engine.config import AUGMENTATIONS, TrialConfig
-from k400ray.presets import PRESETS
+from k400ray.engine.config import Augmentation, TrialConfig
+from k400ray.presets import PRESETS, check_config
 
 
 class SpecError(ValueError):
@@ -32,20 +47,94 @@ class DataSpec(_Strict):
     data_root: str | None = None  # where the videos are, if not where the index was built
 
 
+def _known_preset(name: str) -> str:
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r} (known: {', '.join(sorted(PRESETS))})")
+    return name
+
+
+class GridRow(_Strict):
+    """One row of the sheet: a preset trained with one config, once per seed."""
+
+    preset: str
+    config: Augmentation
+    seeds: list[int] | None = Field(None, min_length=1)  # None: the grid's seeds
+
+    @field_validator("preset")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        return _known_preset(name)
+
+    @model_validator(mode="after")
+    def _meaningful(self) -> "GridRow":
+        check_config(self.preset, self.config)
+        return self
+
+
+def _unique(values) -> list:
+    return list(dict.fromkeys(values))
+
+
 class GridSpec(_Strict):
+    # rows first: the cross-product checks below skip a grid made of rows
+    rows: list[GridRow] | None = Field(None, min_length=1)
     presets: list[str] = Field(min_length=1)
-    augmentations: list[Literal["default", "randaugment", "mixup", "cutmix"]] = Field(
-        default_factory=lambda: ["default"], min_length=1
+    # the sheet's configs column; `augmentations` is its old name, still accepted
+    augmentations: list[Augmentation] = Field(
+        default_factory=lambda: ["default"], min_length=1, validation_alias=AliasChoices("configs", "augmentations"),
     )
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _names_and_rows(cls, data):
+        """One name for the configs; with rows, presets and configs are the rows' own (a parsed
+        spec carries them, so that it loads again unchanged; a user need not write them)."""
+        if not isinstance(data, dict):
+            return data
+        if "configs" in data and "augmentations" in data:
+            raise ValueError("configs and augmentations (its old name) are both set: keep configs")
+        rows = data.get("rows")
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            return data
+        derived = {"presets": _unique(r.get("preset") for r in rows),
+                   "augmentations": _unique(r.get("config") for r in rows)}
+        given = {"presets": data.get("presets"), "augmentations": data.get("configs", data.get("augmentations"))}
+        for key, value in given.items():
+            if value is not None and value != derived[key]:
+                name = "configs" if key == "augmentations" else key
+                raise ValueError(f"rows and {name} are both set: with rows, each row names its preset and config")
+        return {**{k: v for k, v in data.items() if k != "configs"}, **derived}
 
     @field_validator("presets")
     @classmethod
     def _known_presets(cls, names: list[str]) -> list[str]:
         for name in names:
-            if name not in PRESETS:
-                raise ValueError(f"unknown preset {name!r} (known: {', '.join(sorted(PRESETS))})")
+            _known_preset(name)
         return names
+
+    @field_validator("augmentations")
+    @classmethod
+    def _meaningful_everywhere(cls, configs: list[str], info: ValidationInfo) -> list[str]:
+        if "rows" in info.data and info.data["rows"] is None:  # a cross product (rows absent, not invalid)
+            for preset in info.data.get("presets") or ():
+                for config in configs:
+                    check_config(preset, config)
+        return configs
+
+    @model_validator(mode="after")
+    def _each_point_once(self) -> "GridSpec":
+        points = self.points()
+        twice = next((p for i, p in enumerate(points) if p in points[:i]), None)
+        if twice:
+            raise ValueError(f"{twice[0]} x {twice[1]} with seed {twice[2]} is listed twice (trial names must differ)")
+        return self
+
+    def points(self) -> list[tuple[str, str, int]]:
+        """(preset, config, seed) of every trial, in the order of the spec."""
+        if self.rows is not None:
+            return [(r.preset, r.config, s) for r in self.rows for s in (r.seeds or self.seeds)]
+        return [(p, a, s) for p in self.presets for a in self.augmentations for s in self.seeds]
 
 
 class AugmentationSpec(_Strict):
@@ -64,6 +153,8 @@ class TrainingSpec(_Strict):
     warmup_epochs: int | None = Field(None, ge=0)
     weight_decay: float | None = Field(None, ge=0)
     limit_videos: int | None = Field(None, ge=1)
+    eval_interval: int | None = Field(None, ge=1)  # efficient mode every N epochs (default: 5; toy 1)
+    accurate_checkpoint: Literal["best", "last"] = "best"  # weights accurate mode evaluates
 
 
 class ResourceSpec(_Strict):
@@ -119,7 +210,8 @@ class SearchSpec(_Strict):
         return self.data.val_index or self.data.train_index
 
     def grid_points(self) -> list[tuple[str, str, int]]:
-        return [(p, a, s) for p in self.grid.presets for a in self.grid.augmentations for s in self.grid.seeds]
+        """(preset, config, seed) of every trial: the cross product, or the rows."""
+        return self.grid.points()
 
 
 def _field_path(loc: tuple) -> str:
@@ -178,9 +270,18 @@ def trial_name(experiment: str, preset: str, aug: str, seed: int) -> str:
     return f"{experiment}-{preset}-{aug}-s{seed}"
 
 
+def grid_point(params: dict) -> tuple[str, str, int]:
+    """(preset, aug, seed) of a Tune trial's params: under ``point`` (one grid search over the
+    spec's points), or at the top level (grids started before explicit rows existed)."""
+    point = params.get("point", params)
+    return point["preset"], point["aug"], int(point["seed"])
+
+
 def trial_config(spec: SearchSpec, preset: str, aug: str, seed: int, *, num_classes: int) -> TrialConfig:
-    if aug not in AUGMENTATIONS:
-        raise SpecError(f"unknown augmentation {aug!r}")
+    try:
+        check_config(preset, aug)
+    except ValueError as exc:
+        raise SpecError(str(exc)) from None
     t, r, a = spec.training, spec.resources, spec.augmentation
     storage = spec.storage_path if "://" in spec.storage_path else str(Path(spec.storage_path).resolve())
     return TrialConfig(
@@ -191,7 +292,8 @@ def trial_config(spec: SearchSpec, preset: str, aug: str, seed: int, *, num_clas
         data_root=spec.data.data_root, num_classes=num_classes,
         epochs=t.epochs, batch_per_worker=t.batch_per_worker, lr=t.lr,
         milestones=tuple(t.milestones) if t.milestones else None, warmup_epochs=t.warmup_epochs,
-        weight_decay=t.weight_decay, limit_videos=t.limit_videos,
+        weight_decay=t.weight_decay, limit_videos=t.limit_videos, eval_interval=t.eval_interval,
+        accurate_checkpoint=t.accurate_checkpoint,
         num_workers=r.workers_per_trial, use_gpu=r.gpus_per_worker > 0, cpus_per_worker=r.cpus_per_worker,
         decode_cpus=r.decode_cpus, decode_tasks=r.decode_tasks, eval_decode_tasks=r.eval_decode_tasks,
         eval_batch_videos=r.eval_batch_videos,

@@ -17,7 +17,7 @@ from __future__ import annotations
 from ray.tune.integration.ray_train import TuneReportCallback
 
 from k400ray.tracking.mlflow_log import GridRun, TrialRun
-from k400ray.tune.spec import SearchSpec, trial_config
+from k400ray.tune.spec import SearchSpec, grid_point, trial_config
 
 
 class TrialFailed(RuntimeError):
@@ -32,7 +32,12 @@ FINISHED_KEY = "finished"
 
 
 class ForwardToTune(TuneReportCallback):
+    """Forwards the epochs that were evaluated (every ``eval_interval``-th and the last): Tune's
+    schedulers (ASHA) compare trials on ``efficient_acc1``, which the other epochs lack."""
+
     def after_report(self, run_context, metrics, checkpoint):
+        if not all("efficient_acc1" in m for m in metrics):
+            return
         renamed = [{("trained" if k == "done" else k): v for k, v in m.items()} for m in metrics]
         super().after_report(run_context, renamed, checkpoint)
 
@@ -41,17 +46,19 @@ def grid_trial(params: dict, *, spec: dict, num_classes: int, class_names: list[
     import ray
     import ray.tune
 
+    from k400ray.engine.recipe import resolve_recipe
     from k400ray.engine.trial import FINAL_METRICS, run_trial
     from k400ray.tracking.epoch_callback import MlflowEpochLogger
 
-    cfg = trial_config(SearchSpec.model_validate(spec), params["preset"], params["aug"], int(params["seed"]),
-                       num_classes=num_classes)
+    cfg = trial_config(SearchSpec.model_validate(spec), *grid_point(params), num_classes=num_classes)
     run = TrialRun.open(grid, cfg, family=cfg.resolved_preset().arch.family,
                         tune_trial_id=ray.tune.get_context().get_trial_id())
     # Which node drove the trial: on a cluster, where to look for its logs.
     run.client.set_tag(run.run_id, "ray_node_id", ray.get_runtime_context().get_node_id())
     try:
-        outcome = run_trial(cfg, callbacks=[ForwardToTune(), MlflowEpochLogger(grid.tracking_uri, run.run_id)])
+        recipe = resolve_recipe(cfg)  # once: the workers train with it, MLflow and checkpoints record it
+        run.log_recipe(recipe)
+        outcome = run_trial(cfg, recipe=recipe, callbacks=[ForwardToTune(), MlflowEpochLogger(grid.tracking_uri, run.run_id)])
         if outcome.error:
             raise TrialFailed(f"{cfg.name}: {outcome.error}")
         run.log_final(outcome.metrics, step=int(outcome.metrics["epoch"]))

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from k400ray.data.decode import DecodeError, read_frames, short_side_size
+from k400ray.data.decode import DecodeError, decode_size, read_frames, short_side_size
 from k400ray.data.probe import ProbeError, probe_video
 from tests.conftest import write_video
 
@@ -27,6 +27,15 @@ def test_resize_on_decode_short_side(video):
     assert size == (43, 32)
     frames = read_frames(video, np.array([1, 2]), size=size)
     assert frames.shape == (2, 32, 43, 3)
+
+
+def test_fixed_frame_size_ignores_the_aspect_ratio(video):
+    """GluonCV's 340x256 resize, here 85x64 on a 64x48 video (4:3 becomes 85:64)."""
+    assert decode_size(64, 48, short_side=32, frame_size=(85, 64)) == (85, 64)
+    assert decode_size(48, 640, short_side=32, frame_size=(85, 64)) == (85, 64)
+    assert decode_size(64, 48, short_side=32) == short_side_size(64, 48, 32)
+    frames = read_frames(video, np.array([1, 2]), size=decode_size(64, 48, short_side=32, frame_size=(85, 64)))
+    assert frames.shape == (2, 64, 85, 3)
 
 
 def test_probe_good_video(video):

@@ -4,7 +4,8 @@ import numpy as np
 import torch
 
 from k400ray.data.transforms import (
-    TrainCrop, center_crop, fixed_crop_offsets, multi_scale_crop_box, rand_augment, three_crop, train_crop,
+    EVAL_CROP_VIEWS, TrainCrop, center_crop, eval_crop, fixed_crop_offsets, multi_scale_crop_box, rand_augment,
+    ten_crop, three_crop, train_crop,
 )
 
 
@@ -62,6 +63,32 @@ def test_three_crop_portrait_goes_along_height():
     clip = _clip(h=90, w=64)
     t = three_crop(clip, 64)
     assert torch.equal(t[2], clip[..., 26:90, :])
+
+
+def test_three_crop_smaller_than_the_short_side_is_centred_across_it():
+    """GluonCV's I3D test: 3 crops of 224 on a 340x256 frame, here 56 on 85x64."""
+    clip = _clip(h=64, w=85)
+    t = three_crop(clip, 56)
+    assert t.shape == (3, 4, 3, 56, 56)
+    assert torch.equal(t[0], clip[..., 4:60, 0:56]) and torch.equal(t[1], clip[..., 4:60, 14:70])
+    assert torch.equal(t[2], clip[..., 4:60, 28:84])
+
+
+def test_ten_crop_is_centre_and_corners_then_their_flips():
+    clip = _clip(h=64, w=85)
+    t = ten_crop(clip, 56)
+    assert t.shape == (10, 4, 3, 56, 56) and t.dtype == torch.uint8
+    boxes = [(14, 4), (0, 0), (0, 8), (29, 0), (29, 8)]  # (x, y): centre, TL, BL, TR, BR (GluonCV's order)
+    for i, (x, y) in enumerate(boxes):
+        assert torch.equal(t[i], clip[..., y : y + 56, x : x + 56])
+        assert torch.equal(t[5 + i], clip[..., y : y + 56, x : x + 56].flip(-1))
+
+
+def test_eval_crop_views_match_what_each_crop_returns():
+    clip = _clip(h=64, w=85)
+    for crop, views in EVAL_CROP_VIEWS.items():
+        assert eval_crop(clip, crop, 56).shape == (views, 4, 3, 56, 56)
+    assert torch.equal(eval_crop(clip, "center", 56), center_crop(clip, 56))
 
 
 def test_randaugment_is_identical_across_frames():

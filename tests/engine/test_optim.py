@@ -4,12 +4,14 @@ The tables below are the reference configs (open-mmlab/mmaction2, branch 0.x; th
 value is in docs/reference.md), not a copy of what k400ray happens to do.
 """
 
+import math
+
 import pytest
 import torch
 from torch import nn
 from torch.nn.modules.conv import _ConvNd
 
-from k400ray.engine.optim import build_optimizer, classifier, lr_factor, param_groups, scaled_milestones
+from k400ray.engine.optim import build_optimizer, classifier, lr_factor, param_groups, scaled_milestones, scaled_warmup
 from k400ray.models.build import build_model
 from k400ray.presets import PRESETS, Recipe, get_preset
 
@@ -175,3 +177,43 @@ def test_scheduler_steps_every_group_alike():
         opt.step()
         sched.step()
     assert [g["lr"] for g in opt.param_groups] == pytest.approx([b * 0.1 for b in before])
+
+
+def test_cosine_from_one_to_zero_over_the_run():
+    """GluonCV's TSN (--lr-mode cosine, no warmup), stepped per epoch: half a cosine over 100 epochs."""
+    f = lambda e: lr_factor(e, milestones=(), gamma=0.1, warmup_epochs=0, warmup_start=0.1,  # noqa: E731
+                            policy="cosine", epochs=100)
+    assert f(0) == 1.0 and f(50) == pytest.approx(0.5) and f(25) == pytest.approx((1 + math.cos(math.pi / 4)) / 2)
+    assert f(99) == pytest.approx((1 + math.cos(math.pi * 0.99)) / 2) and 0 < f(99) < 0.001
+    assert all(f(e + 1) < f(e) for e in range(99))
+
+
+def test_cosine_after_a_warmup_and_bad_policies():
+    f = lambda e: lr_factor(e, milestones=(), gamma=0.1, warmup_epochs=10, warmup_start=0.1,  # noqa: E731
+                            policy="cosine", epochs=110)
+    assert f(0) == pytest.approx(0.1) and f(10) == 1.0 and f(60) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="epochs"):
+        lr_factor(1, milestones=(), gamma=0.1, warmup_epochs=0, warmup_start=0.1, policy="cosine")
+    with pytest.raises(ValueError, match="'step' or 'cosine'"):
+        lr_factor(1, milestones=(), gamma=0.1, warmup_epochs=0, warmup_start=0.1, policy="poly")
+
+
+def test_build_optimizer_follows_the_recipe_policy():
+    from k400ray.presets import config_variant
+
+    preset = config_variant(get_preset("tsn_r50_1x1x7", scale="toy"), "gluoncv")
+    model = build_model(preset.arch, 10)
+    opt, sched = build_optimizer(model, preset.recipe, lr=0.1, weight_decay=1e-4, milestones=(), warmup_epochs=0,
+                                 epochs=4)
+    lrs = []
+    for _ in range(4):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs == pytest.approx([0.1 * (1 + math.cos(math.pi * e / 4)) / 2 for e in range(4)])
+
+
+def test_warmup_stretches_like_the_milestones():
+    recipe = Recipe(batch_per_gpu=16, lr=0.02, milestones=(50, 90), warmup_epochs=10)
+    assert scaled_warmup(recipe, 100) == 10 and scaled_warmup(recipe, 20) == 2
+    assert scaled_milestones(recipe, 20) == (10, 18)

@@ -1,15 +1,22 @@
-"""One trial end to end under Ray Train on CPU (gloo): distributed eval counts every video
-once, and a run resumed from a checkpoint continues from its epoch."""
+"""One trial end to end under Ray Train on CPU (gloo): distributed eval counts every video once;
+a run resumed from a checkpoint continues from its epoch, with the lr of its own world size;
+accurate mode evaluates the best efficient-mode epoch's weights; the recipe saved in a
+checkpoint keeps its meaning when presets.py changes."""
 
+import dataclasses
+import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from k400ray import presets
 from k400ray.data.index import build_index
 from k400ray.data.synth import generate_synthetic
 from k400ray.engine import checkpoint as ckpt
 from k400ray.engine.config import TrialConfig
+from k400ray.engine.offline_eval import evaluate_checkpoint
 from k400ray.engine.trial import run_trial
 from k400ray.presets import get_preset
 
@@ -33,6 +40,14 @@ def _cfg(index, tmp_path, **kw):
     return TrialConfig(**base)
 
 
+@pytest.fixture(scope="module")
+def one_epoch(index, tmp_path_factory):
+    """One worker, one epoch, the recipe's lr (scaled to 1 worker x 4 clips)."""
+    outcome = run_trial(_cfg(index, tmp_path_factory.mktemp("first"), name="first", lr=None))
+    assert outcome.error is None
+    return outcome
+
+
 def test_two_workers_count_each_val_video_once(index, tmp_path):
     outcome = run_trial(_cfg(index, tmp_path, num_workers=2, aug="cutmix", name="two-workers"))
     assert outcome.error is None
@@ -44,20 +59,79 @@ def test_two_workers_count_each_val_video_once(index, tmp_path):
     for key in ("efficient_acc1", "efficient_acc5", "accurate_acc1", "accurate_acc5"):
         assert 0.0 <= m[key] <= 100.0
     assert np.isfinite(m["train_loss"]) and m["clips_per_s"] > 0
+    # One evaluated epoch: it is the best one, and accurate mode ran on its weights.
+    assert m["best_epoch"] == 1 and m["accurate_epoch"] == 1 and m["efficient_acc1_best"] == m["efficient_acc1"]
 
 
-def test_resume_continues_from_the_checkpoint_epoch_and_rescales_the_lr(index, tmp_path):
-    # The recipe's lr (no override), scaled to 1 worker x 4 clips, then resumed on 2 workers.
-    first = run_trial(_cfg(index, tmp_path, epochs=1, name="resume-a", lr=None))
-    assert first.metrics["epoch"] == 1 and "lr_rescaled_from" not in first.metrics
+def test_the_checkpoint_records_the_resolved_recipe(one_epoch):
+    with one_epoch.checkpoint.as_directory() as d:
+        recipe = json.loads((Path(d) / ckpt.RECIPE).read_text())
+    toy = get_preset("tsm_r50_1x1x8", scale="toy")
+    assert recipe["world_size"] == 1 and recipe["batch_per_worker"] == 4 and recipe["total_batch"] == 4
+    assert recipe["lr"] == pytest.approx(toy.recipe.scaled_lr(4)) and "linear scaling" in recipe["lr_rule"]
+    assert recipe["eval_interval"] == 1 and recipe["accurate_checkpoint"] == "best"
+    mults = sorted({g["lr_mult"] for g in recipe["param_groups"]})
+    assert mults == [1.0, 2.0, 5.0, 10.0] or mults == [1.0, 5.0, 10.0]  # TSM groups (conv biases: x2 if any)
+    assert recipe["preset_spec"]["efficient"]["crop"] == "center"
+
+
+def test_resume_continues_from_the_checkpoint_epoch_and_rescales_the_lr(index, tmp_path, one_epoch):
+    # Resumed on 2 workers: twice the total batch, so twice the lr at the same schedule point.
     second = run_trial(_cfg(index, tmp_path, epochs=2, name="resume-b", aug="randaugment", lr=None, num_workers=2),
-                       resume_from=first.checkpoint)
+                       resume_from=one_epoch.checkpoint)
     assert second.error is None
     assert second.metrics["start_epoch"] == 1 and second.metrics["epoch"] == 2
     recipe = get_preset("tsm_r50_1x1x8", scale="toy").recipe
     assert second.metrics["resumed_world_size_from"] == 1
     assert second.metrics["lr_rescaled_from"] == pytest.approx(recipe.scaled_lr(4))
-    with first.checkpoint.as_directory() as d:
+    with one_epoch.checkpoint.as_directory() as d:
         group = ckpt.load_state(Path(d))["optimizer"]["param_groups"][0]
     saved_lr = group["lr"] / group["lr_mult"]  # where the schedule stood for epoch 2
-    assert second.metrics["lr"] == pytest.approx(2 * saved_lr)  # same schedule point, twice the batch
+    assert second.metrics["lr"] == pytest.approx(2 * saved_lr)
+
+
+def test_accurate_mode_evaluates_the_best_epoch_when_it_is_not_the_last(index, tmp_path, one_epoch):
+    """Epoch 1 is made the best (its record claims 100% efficient acc1, which a later epoch cannot
+    beat: a tie keeps the earlier epoch); epoch 2 trains on. Accurate mode must then evaluate
+    epoch 1's weights, i.e. reproduce the first run's accurate predictions exactly."""
+    start = tmp_path / "start"
+    with one_epoch.checkpoint.as_directory() as d:
+        shutil.copytree(d, start)
+    metrics = json.loads((start / ckpt.METRICS).read_text())
+    metrics.update(best_epoch=1, efficient_acc1_best=100.0, efficient_acc5_best=100.0)
+    (start / ckpt.METRICS).write_text(json.dumps(metrics))
+    import ray.train
+
+    second = run_trial(_cfg(index, tmp_path, epochs=2, name="best-b", lr=None), resume_from=ray.train.Checkpoint(str(start)))
+    assert second.error is None
+    m = second.metrics
+    assert m["epoch"] == 2 and m["best_epoch"] == 1 and m["accurate_epoch"] == 1
+    assert m["efficient_acc1_best"] == 100.0 and m["efficient_acc1"] <= 100.0
+    first, again = one_epoch.predictions["accurate"], second.predictions["accurate"]
+    assert again.video_id == first.video_id and np.array_equal(again.topk[:, 0], first.topk[:, 0])
+    np.testing.assert_allclose(again.topk_scores, first.topk_scores, rtol=1e-4, atol=1e-5)
+    # The last epoch's weights stay in the final checkpoint (for any resume); the best ones beside them.
+    with second.checkpoint.as_directory() as d:
+        assert ckpt.load_state(Path(d))["epoch"] == 2 and ckpt.load_best(Path(d)) is not None
+
+
+def test_eval_of_a_checkpoint_keeps_its_meaning_after_a_preset_change(index, one_epoch, monkeypatch):
+    """presets.py changes after training (here: the efficient view becomes 4 segments of a 40 px
+    crop); `k400ray eval` rebuilds the model and the views from the checkpoint's recipe."""
+    old = presets.PRESETS["tsm_r50_1x1x8"]
+    changed = dataclasses.replace(old, efficient=dataclasses.replace(
+        old.efficient, sampling=dataclasses.replace(old.efficient.sampling, num_clips=4), crop_size=160))
+    monkeypatch.setitem(presets.PRESETS, "tsm_r50_1x1x8", changed)
+    assert get_preset("tsm_r50_1x1x8", scale="toy").efficient != one_epoch_efficient_views(one_epoch)
+    with one_epoch.checkpoint.as_directory() as d:
+        metrics, preds = evaluate_checkpoint(d, index, mode="efficient")
+    assert metrics["acc1"] == pytest.approx(one_epoch.metrics["efficient_acc1"])
+    assert metrics["acc5"] == pytest.approx(one_epoch.metrics["efficient_acc5"])
+    assert np.array_equal(preds.topk[:, 0], one_epoch.predictions["efficient"].topk[:, 0])
+
+
+def one_epoch_efficient_views(outcome):
+    with outcome.checkpoint.as_directory() as d:
+        spec = json.loads((Path(d) / ckpt.RECIPE).read_text())["preset_spec"]["efficient"]
+    return presets.EvalViews(sampling=presets.ClipSampling(**spec["sampling"]), crop=spec["crop"],
+                             crop_size=spec["crop_size"], average=spec["average"], description=spec["description"])

@@ -92,3 +92,38 @@ def test_csv_and_json(tables):
     assert data["experiment"] == "x" and len(data["cells"]) == 5
     assert data["cells"][-1]["stats"]["efficient_acc1"]["std"] is None  # one seed: no std (NaN -> null)
     assert len(data["comparisons_vs_default"]) == 4
+
+
+def test_gluoncv_rows_like_the_sheet():
+    """The sheet's GluonCV rows: tsn_r50_1x1x7 has only its GluonCV cell (nothing to compare
+    with); I3D has GluonCV and default, GluonCV listed first and compared with default."""
+    records = [
+        _record("tsn_r50_1x1x7", "gluoncv", 0, 0.60, 0.65, "tsn"),
+        _record("i3d_r50_32x2x1", "default", 0, 0.50, 0.55, "i3d"),
+        _record("i3d_r50_32x2x1", "gluoncv", 0, 0.55, 0.60, "i3d"),
+    ]
+    cells, comparisons = build_tables(records, resamples=100)
+    assert [(c.preset, c.aug, c.configs) for c in cells] == [
+        ("tsn_r50_1x1x7", "gluoncv", "GluonCV"), ("i3d_r50_32x2x1", "gluoncv", "GluonCV"),
+        ("i3d_r50_32x2x1", "default", "default config")]
+    assert {(x.preset, x.aug) for x in comparisons} == {("i3d_r50_32x2x1", "gluoncv")}
+    md = format_markdown(cells, comparisons)
+    assert "| tsn_r50_1x1x7 | GluonCV | 60.00 / 100.00 |" in md and "| i3d_r50_32x2x1 | GluonCV | +5.00 [" in md
+    only_gluoncv = build_tables(records[:1], resamples=100)
+    assert only_gluoncv[1] == [] and "GluonCV" in format_markdown(*only_gluoncv)
+
+
+def test_the_sheet_says_which_weights_accurate_mode_evaluated():
+    from k400ray.report.tables import accurate_source
+
+    def rec(seed, last, used, choice=None):
+        params = {"recipe.accurate_checkpoint": choice} if choice else {}
+        return TrialRecord("i3d_r50_32x2x1", "default", seed, {"epoch": last, "accurate_epoch": used}, {}, params, "i3d")
+
+    assert accurate_source([rec(0, 100, 87, "best"), rec(1, 100, 92, "best")]) == "best (epochs 87, 92)"
+    assert accurate_source([rec(0, 100, 100, "last")]) == "last (epoch 100)"
+    old = TrialRecord("i3d_r50_32x2x1", "default", 0, {"epoch": 100}, {}, {}, "i3d")  # before best checkpoints
+    assert accurate_source([old]) == "last (epoch 100)"
+    cells, _ = build_tables([rec(0, 100, 87, "best")], resamples=10)
+    assert cells[0].accurate_from == "best (epoch 87)"
+    assert "| best (epoch 87) |" in format_markdown(cells, [])

@@ -43,6 +43,76 @@ def test_aug_grid_dry_run(cli_app, no_ray, monkeypatch):
     assert not (REPO / "k400_aug_grid").exists()
 
 
+# The sheet's rows (docs/reference.md section 1): preset, config, seed, then what the trial
+# trains with on 8 GPUs: lr after linear scaling, total batch, schedule. GluonCV's recipes are
+# 8 x 8 at 0.01 (TSN cosine, I3D steps 40/80), MMAction2's TSN 32 x 8 at 0.01.
+SHEET_ROWS = [
+    ("tsn_r50_1x1x7", "gluoncv", 0, "0.01", "64 (8x8)", "cosine to 0, no warmup"),
+    ("tsn_r50_1x1x8", "default", 0, "0.01", "256 (8x32)", "step x0.1 at 40,80, no warmup"),
+    ("tsn_r50_1x1x8", "randaugment", 0, "0.01", "256 (8x32)", "step x0.1 at 40,80, no warmup"),
+    ("tsn_r50_1x1x8", "cutmix", 0, "0.01", "256 (8x32)", "step x0.1 at 40,80, no warmup"),
+    ("tsn_r50_1x1x8", "mixup", 0, "0.01", "256 (8x32)", "step x0.1 at 40,80, no warmup"),
+    ("tsm_r50_1x1x8", "default", 0, "0.01", "64 (8x8)", "step x0.1 at 40,80, no warmup"),
+    ("tsm_r50_1x1x8", "randaugment", 0, "0.01", "64 (8x8)", "step x0.1 at 40,80, no warmup"),
+    ("tsm_r50_1x1x8", "randaugment", 1, "0.01", "64 (8x8)", "step x0.1 at 40,80, no warmup"),
+    ("tsm_r50_1x1x8", "mixup", 0, "0.01", "64 (8x8)", "step x0.1 at 40,80, no warmup"),
+    ("tsm_mobilenetv2_dense_1x1x8", "default", 0, "0.01", "64 (8x8)", "step x0.1 at 40,80, no warmup"),
+    ("i3d_r50_32x2x1", "gluoncv", 0, "0.01", "64 (8x8)", "step x0.1 at 40,80, no warmup"),
+    ("i3d_r50_32x2x1", "default", 0, "0.01", "64 (8x8)", "step x0.1 at 40,80, no warmup"),
+    ("i3d_r50_32x2x1", "default", 1, "0.01", "64 (8x8)", "step x0.1 at 40,80, no warmup"),
+    ("i3d_r50_32x2x1", "randaugment", 0, "0.01", "64 (8x8)", "step x0.1 at 40,80, no warmup"),
+    ("i3d_r50_32x2x1", "mixup", 0, "0.01", "64 (8x8)", "step x0.1 at 40,80, no warmup"),
+    ("i3d_r50_32x2x1", "cutmix", 0, "0.01", "64 (8x8)", "step x0.1 at 40,80, no warmup"),
+]
+
+
+def test_seed_sheet_dry_run_lists_every_sheet_row_with_its_recipe(cli_app, no_ray, monkeypatch):
+    monkeypatch.chdir(REPO)
+    result = CliRunner().invoke(cli_app, ["tune", "search_spaces/seed_sheet.yaml", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "16 trials (14 rows of grid.rows)" in out
+    rows = [re.split(r"\s{2,}", ln.strip()) for ln in out.splitlines() if re.match(r"^(tsn|tsm|i3d)_", ln)]
+    assert [(r[0], r[1], int(r[2]), r[4], r[5], r[6]) for r in rows] == SHEET_ROWS
+    assert all(r[3] == "100" for r in rows)
+    # GluonCV's views: TSN 25 frames x TenCrop; I3D 10 clips x ThreeCrop 224, a view as costly as
+    # a training clip (MMAction2's ThreeCrop 256 costs more)
+    views = {(r[0], r[1]): r[8] for r in rows}
+    gmacs = {(r[0], r[1]): r[7].split(" / ") for r in rows}
+    assert views[("tsn_r50_1x1x7", "gluoncv")] == "1 / 10" and views[("i3d_r50_32x2x1", "gluoncv")] == "1 / 30"
+    train, _, accurate = gmacs[("i3d_r50_32x2x1", "gluoncv")]
+    assert accurate == train and gmacs[("i3d_r50_32x2x1", "default")][2] != train
+
+
+def test_dry_run_lr_is_the_trials_own(tmp_path, monkeypatch):
+    """Scaled to the spec's workers x batch per worker by the recipe the trial resolves."""
+    from k400ray.engine.recipe import resolve_recipe
+    from k400ray.tune.spec import trial_config
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    spec = load_spec(REPO / "search_spaces/seed_sheet.yaml")
+    spec = spec.model_copy(update={
+        "training": spec.training.model_copy(update={"batch_per_worker": 4}),
+        "resources": spec.resources.model_copy(update={"workers_per_trial": 2}),
+    })
+    rows = cost.estimate(spec, cost.VideoCounts(train=10, val=10, source="test"))
+    for row in rows:
+        assert row.recipe == resolve_recipe(trial_config(spec, row.preset, row.aug, row.seed, num_classes=400))
+        assert row.recipe.total_batch == 8
+    gluoncv_tsn = rows[0]
+    assert (gluoncv_tsn.aug, gluoncv_tsn.recipe.lr) == ("gluoncv", pytest.approx(0.01 * 8 / 64))
+    assert cost.schedule_text(gluoncv_tsn.recipe) == "cosine to 0, no warmup"
+
+
+def test_schedule_text_with_a_warmup_and_a_spec_lr(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    spec = load_spec(REPO / "search_spaces/demo.yaml")  # training.lr 0.05, 2 epochs
+    spec = spec.model_copy(update={"training": spec.training.model_copy(update={"warmup_epochs": 1})})
+    out = cost.format_dry_run(spec, "demo.yaml")
+    row = next(ln for ln in out.splitlines() if ln.startswith("tsm_r50_1x1x8"))
+    assert "0.05*" in row and "8 (1x8)" in row and "step x0.1 at 1,2, warmup 1" in row
+
+
 def test_estimate_follows_the_formula(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     spec = load_spec(REPO / "search_spaces/aug_grid.yaml")

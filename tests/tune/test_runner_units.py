@@ -57,7 +57,7 @@ def test_trials_are_classified_from_the_saved_state():
     first = next(ln.split() for ln in table.splitlines() if ln.split()[:3] == ["tsn_r50_1x1x8", "default", "0"])
     assert first[3:] == ["70.00", "/", "90.00", "72.00", "/", "91.00", "done"]
     assert "tsn_r50_1x1x8-randaugment-s0: TrialFailed: x: no checkpoint" in table
-    assert table.splitlines()[0].split() == ["preset", "aug", "seed", "efficient", "acc1/acc5", "accurate",
+    assert table.splitlines()[0].split() == ["preset", "config", "seed", "efficient", "acc1/acc5", "accurate",
                                              "acc1/acc5", "status"]
 
 

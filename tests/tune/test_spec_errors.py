@@ -31,6 +31,7 @@ CASES = {
     "unknown field": (_with("resources.workerz", 2), "resources.workerz"),
     "unknown preset": (_with("grid.presets", ["tsn_r101_1x1x8"]), "grid.presets"),
     "unknown augmentation": (_with("grid.augmentations", ["autoaugment"]), "grid.augmentations"),
+    "config without meaning": (_with("grid.augmentations", ["gluoncv"]), "grid.augmentations"),
     "negative alpha": (_with("augmentation.mixup_alpha", -1.0), "augmentation.mixup_alpha"),
     "randaugment level above 10": (_with("augmentation.randaugment_magnitude", 30), "augmentation.randaugment_magnitude"),
     "zero workers": (_with("resources.workers_per_trial", 0), "resources.workers_per_trial"),

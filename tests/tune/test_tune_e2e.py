@@ -1,7 +1,8 @@
-"""``k400ray tune`` end to end on a tiny synthetic set: a 2-trial grid is interrupted (SIGINT,
-as Ctrl+C) after its first trial finished, then ``--resume`` runs only the unfinished trial.
-MLflow ends with exactly one child run per trial, each with the final metrics and the parent
-tag; the finished trial's run was not touched again."""
+"""``k400ray tune`` end to end on a tiny synthetic set: a 2-trial grid of explicit rows (toy I3D
+with the ``gluoncv`` config, toy TSN with ``randaugment``) is interrupted (SIGINT, as Ctrl+C)
+after its first trial finished, then ``--resume`` runs only the unfinished trial. MLflow ends
+with exactly one child run per trial, each with the final metrics and the parent tag; the
+finished trial's run was not touched again."""
 
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ def _spec(tmp_path, index) -> str:
     spec = {
         "experiment": "e2e", "scale": "toy",
         "data": {"train_index": str(index)},
-        "grid": {"presets": ["tsn_r50_1x1x8"], "augmentations": ["default", "cutmix"], "seeds": [0]},
+        "grid": {"rows": [{"preset": "i3d_r50_32x2x1", "config": "gluoncv"},
+                          {"preset": "tsn_r50_1x1x8", "config": "randaugment"}], "seeds": [0]},
         "training": {"epochs": 1, "batch_per_worker": 4, "lr": 0.01, "limit_videos": 8},
         "resources": {"max_concurrent_trials": 1, "decode_tasks": 1, "max_failures": 0},
         "mlflow": {"tracking_uri": "sqlite:///mlflow.db", "experiment": "e2e-mlflow"},
@@ -72,9 +74,9 @@ def test_interrupted_grid_resumes_only_unfinished_trials(cli_app, tiny_index, tm
         if proc.poll() is None:
             proc.kill()
     first = {r.data.tags["aug"]: r for r in _children(uri)}
-    assert first["default"].info.status == "FINISHED" or first["cutmix"].info.status == "FINISHED"
-    done_aug = "default" if first["default"].info.status == "FINISHED" else "cutmix"
-    other = "cutmix" if done_aug == "default" else "default"
+    assert first["gluoncv"].info.status == "FINISHED" or first["randaugment"].info.status == "FINISHED"
+    done_aug = "gluoncv" if first["gluoncv"].info.status == "FINISHED" else "randaugment"
+    other = "randaugment" if done_aug == "gluoncv" else "gluoncv"
     assert first[other].info.status == "KILLED" and first[other].data.tags[ml.END_TAG] == "interrupted"
     client = ml.client_for(uri)
     done_history = len(client.get_metric_history(first[done_aug].info.run_id, "train_loss"))
@@ -85,9 +87,10 @@ def test_interrupted_grid_resumes_only_unfinished_trials(cli_app, tiny_index, tm
     assert resumed.exit_code == 0, resumed.output[-3000:]
 
     final = {r.data.tags["aug"]: r for r in _children(uri)}
-    assert len(_children(uri)) == 2 and set(final) == {"default", "cutmix"}
-    parent_id = final["default"].data.tags[ml.PARENT_TAG]
-    assert final["cutmix"].data.tags[ml.PARENT_TAG] == parent_id
+    assert len(_children(uri)) == 2 and set(final) == {"gluoncv", "randaugment"}
+    parent_id = final["gluoncv"].data.tags[ml.PARENT_TAG]
+    assert final["randaugment"].data.tags[ml.PARENT_TAG] == parent_id
+    assert final["gluoncv"].data.tags["model"] == "i3d_r50_32x2x1"
     assert client.get_run(parent_id).info.status == "FINISHED"
     for aug, run in final.items():
         assert run.info.status == "FINISHED", aug
@@ -98,15 +101,16 @@ def test_interrupted_grid_resumes_only_unfinished_trials(cli_app, tiny_index, tm
     assert (done_after.start_time, done_after.end_time) == (done_before.start_time, done_before.end_time)
     assert len(client.get_metric_history(done_after.run_id, "train_loss")) == done_history
     assert final[other].data.tags["k400ray.attempt"] == "2"
-    rows = [ln.split() for ln in resumed.stdout.splitlines() if ln.startswith("tsn_r50_1x1x8")]
-    assert sorted((r[1], r[-1]) for r in rows) == [("cutmix", "done"), ("default", "done")]
+    rows = [ln.split() for ln in resumed.stdout.splitlines() if ln.startswith(("tsn_r50_1x1x8", "i3d_r50_32x2x1"))]
+    assert sorted((r[0], r[1], r[-1]) for r in rows) == [("i3d_r50_32x2x1", "gluoncv", "done"),
+                                                          ("tsn_r50_1x1x8", "randaugment", "done")]
 
     again = CliRunner().invoke(cli_app, ["tune", spec])
     assert again.exit_code == 2 and "--resume" in again.stderr
     report = CliRunner().invoke(cli_app, ["report", "--spec", spec])
     assert report.exit_code == 0, report.output
-    assert "| tsn_r50_1x1x8 | default config |" in report.stdout
-    assert "| tsn_r50_1x1x8 | cutmix alpha=1.0 |" in report.stdout
+    assert "| i3d_r50_32x2x1 | GluonCV |" in report.stdout
+    assert "| tsn_r50_1x1x8 | randaugment |" in report.stdout
 
 
 def test_sigterm_stops_the_grid_and_marks_runs_killed(tiny_index, tmp_path):
