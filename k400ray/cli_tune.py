@@ -84,20 +84,40 @@ def report_command(
     fmt: str = typer.Option("md", "--format", help="md | csv | json"),
     plot: Optional[Path] = typer.Option(None, "--plot", help="write grouped bars with 95% CIs to this PNG"),
     spec_path: Optional[Path] = typer.Option(None, "--spec", help="search-space YAML giving experiment and tracking URI"),
+    baseline: Optional[str] = typer.Option(
+        None, "--baseline", metavar="MODEL",
+        help="preset the other models are compared with under the same config (default: the spec's "
+             "report.baseline_model, else the first TSN preset of the grid)"),
 ) -> None:
-    """Print the result tables (one per model family) with bootstrap CIs and paired tests vs default."""
+    """Print the result tables (one per model family) with bootstrap CIs, paired tests vs default and vs the
+    baseline model, and Holm-adjusted p-values."""
     if fmt not in ("md", "csv", "json"):
         _fail(f"--format must be md, csv or json, got {fmt!r}")
+    source = "--baseline"
+    if baseline is not None:
+        _check_preset(baseline)
     if spec_path is not None:
         spec, _ = _load_spec(spec_path, need_index=False)
         experiment = experiment or spec.mlflow_experiment
         tracking_uri = tracking_uri or spec.mlflow.tracking_uri
+        if baseline is None and spec.report.baseline_model:
+            baseline, source = spec.report.baseline_model, f"report.baseline_model of {spec_path}"
     if not experiment:
         _fail("--experiment or --spec is required")
-    typer.echo(_report(experiment, tracking_uri or "sqlite:///mlflow.db", fmt, plot))
+    typer.echo(_report(experiment, tracking_uri or "sqlite:///mlflow.db", fmt, plot, baseline=baseline,
+                       baseline_source=source if baseline else ""))
 
 
-def _report(experiment: str, tracking_uri: str, fmt: str, plot: Optional[Path]) -> str:
+def _check_preset(name: str) -> None:
+    """A misspelt --baseline is a one-line error, not a sheet without model comparisons."""
+    from k400ray.presets import PRESETS
+
+    if name not in PRESETS:
+        _fail(f"--baseline: unknown preset {name!r} (known: {', '.join(sorted(PRESETS))})")
+
+
+def _report(experiment: str, tracking_uri: str, fmt: str, plot: Optional[Path], *, baseline: Optional[str] = None,
+            baseline_source: str = "") -> str:
     from k400ray.report import ReportError, build_report
     from k400ray.tracking.mlflow_log import resolve_tracking_uri
 
@@ -105,7 +125,8 @@ def _report(experiment: str, tracking_uri: str, fmt: str, plot: Optional[Path]) 
     if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).exists():
         _fail(f"no MLflow database at {uri}")
     try:
-        return build_report(experiment, resolve_tracking_uri(uri), fmt=fmt, plot=plot)
+        return build_report(experiment, resolve_tracking_uri(uri), fmt=fmt, plot=plot, baseline=baseline,
+                            baseline_source=baseline_source)
     except ReportError as exc:
         _fail(str(exc))
 

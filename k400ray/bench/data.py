@@ -9,9 +9,10 @@ processes, measured side by side in one run (issue #7):
 - **decode limit (glibc malloc)** (only with ``--methods limit-glibc``): the same with glibc's
   default allocator settings, i.e. without ``allocator.keep_freed_memory``, which every other
   method's decode processes apply: what that setting is worth.
-- **ray data**: ``clip_dataset`` as a Ray Train worker receives it: ``streaming_split(1,
-  equal=True)`` (what ``DataConfig`` does) then ``iter_batches(prefetch_batches=2)`` (what
-  ``engine.worker`` does), decode capped at P concurrent tasks.
+- **ray data**: ``clip_dataset`` as a Ray Train worker builds it for each epoch (the seed's
+  order of the index rows, the worker's share of them: ``shard=(0, 1)``), then
+  ``iter_batches(prefetch_batches=2)`` as ``engine.worker`` does, decode capped at P concurrent
+  tasks.
 - **dataloader**: ``torch.utils.data.DataLoader`` over a map-style dataset calling the same
   ``load_clip``, ``num_workers=P``, shuffled, the same batch size: the MMAction2 / PySlowFast way.
   Its workers keep freed memory as the decode tasks do (same decode, not glibc's defaults).
@@ -161,22 +162,23 @@ class RayLoader:
     def __init__(self, index_dir: Path, spec: ClipSpec, *, processes: int, batch_size: int, seed: int = 0) -> None:
         from k400ray.data.pipeline import clip_dataset
 
-        self.batch_size = batch_size
-        ds = clip_dataset(index_dir, BENCH_SPLIT, spec, shuffle=True, seed=seed, decode_tasks=processes,
-                          batch_size=batch_size)
-        self.shard = ds.streaming_split(1, equal=True)[0]
+        self.batch_size, self.epoch = batch_size, 0
+        self.dataset = lambda epoch: clip_dataset(index_dir, BENCH_SPLIT, spec, seed=seed, epoch=epoch, shard=(0, 1),
+                                                  decode_tasks=processes, batch_size=batch_size)
 
     def run(self, rows: list[Row], spec: ClipSpec) -> tuple[int, float, float]:
         clips, first = 0, float("nan")
+        self.epoch += 1
         with Stopwatch() as sw:
-            for batch in self.shard.iter_batches(batch_size=self.batch_size, batch_format="numpy", prefetch_batches=2):
+            ds = self.dataset(self.epoch)  # built inside the timing: a worker builds one every epoch
+            for batch in ds.iter_batches(batch_size=self.batch_size, batch_format="numpy", prefetch_batches=2):
                 if clips == 0:
                     first = time.perf_counter() - sw.start
                 clips += int(np.asarray(batch["valid"]).sum())
         return clips, sw.seconds, first
 
     def close(self) -> None:
-        self.shard = None
+        self.dataset = None
 
 
 # --- the benchmark ---------------------------------------------------------------------------
@@ -315,19 +317,22 @@ def epoch_start_seconds(
     """Seconds from asking for an epoch to its first batch over an index of ``rows`` rows, shuffled
     (train) and in order (evaluation); the median over ``epochs`` after one unmeasured epoch.
 
-    Every epoch pays this before the first batch: reading the index and, for training, the
-    all-to-all shuffle of its rows into blocks of ``batch_size``. It grows with the index, not
-    with the clips decoded, so it only shows at Kinetics scale (240k rows).
+    Every epoch pays this before the first batch: for training, the seed's permutation of the
+    index rows and this worker's share put into the object store; for evaluation, reading the
+    index. It grows with the index, not with the clips decoded, so it only shows at Kinetics
+    scale (240k rows).
     """
     from k400ray.data.pipeline import clip_dataset
 
     sized = sized_index(index_dir, split, rows, work_dir)
     out = {}
     for label, shuffle in (("shuffled", True), ("in order", False)):
-        ds = clip_dataset(sized, BENCH_SPLIT, spec, shuffle=shuffle, seed=0, decode_tasks=processes, batch_size=batch_size)
         times = []
-        for _ in range(epochs + 1):
+        for epoch in range(epochs + 1):
             with Stopwatch() as sw:
+                ds = (clip_dataset(sized, BENCH_SPLIT, spec, seed=0, epoch=epoch, shard=(0, 1), decode_tasks=processes,
+                                   batch_size=batch_size) if shuffle else
+                      clip_dataset(sized, BENCH_SPLIT, spec, decode_tasks=processes, batch_size=batch_size))
                 for _batch in ds.iter_batches(batch_size=batch_size, batch_format="numpy", prefetch_batches=2):
                     break
             times.append(sw.seconds)

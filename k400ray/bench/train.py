@@ -13,8 +13,8 @@ For each preset:
   Ray Data iterator hands them to a worker, through the engine's ``DeviceFeed`` (pinned copy in a
   background thread, transfer on a side stream one batch ahead). Its clips/s over compute only
   is the input-path efficiency (target >= 0.95);
-- **ray data**: the Ray Data pipeline as a train worker receives it (``streaming_split`` +
-  ``iter_batches(prefetch_batches=2)``); stall fraction = wait / step time over the steady-state
+- **ray data**: the Ray Data pipeline as a train worker builds it for every epoch (its seeded
+  share of the index, ``iter_batches(prefetch_batches=2)``); stall fraction = wait / step time over the steady-state
   steps (the first batch, which includes starting the pipeline, is reported on its own);
 - **decode capacity**: the decoder alone on the decode processes (``bench.data.DecodeLimit``).
   The stall target (<= 5%) applies when it is at least the compute-only rate.
@@ -272,11 +272,14 @@ class _PipelineSource:
         self.rows = index_rows(sized, BENCH_SPLIT)
         self.spec, self.batch, self.limit, self.decode_tasks = spec, batch, limit, decode_tasks
         limit.data_root = load_manifest(sized)["data_root"]
-        ds = clip_dataset(sized, BENCH_SPLIT, spec, shuffle=True, seed=0, decode_tasks=decode_tasks, batch_size=batch)
-        self.shard = ds.streaming_split(1, equal=True)[0]
+        self.epoch = 0
+        self.dataset = lambda epoch: clip_dataset(sized, BENCH_SPLIT, spec, seed=0, epoch=epoch, shard=(0, 1),
+                                                  decode_tasks=decode_tasks, batch_size=batch)
 
     def batches(self):
-        return self.shard.iter_batches(batch_size=self.batch, batch_format="numpy", prefetch_batches=2)
+        """A new epoch's batches, as ``engine.worker`` asks for them."""
+        self.epoch += 1
+        return self.dataset(self.epoch).iter_batches(batch_size=self.batch, batch_format="numpy", prefetch_batches=2)
 
     def warm_decode(self) -> None:
         self.limit.run(self.rows[: 2 * self.decode_tasks], self.spec)

@@ -5,9 +5,9 @@ the consumer is ready for it, so decoded clips are never materialised. A trainin
 takes ``TRAIN_ROWS_PER_DECODE_TASK`` rows and hands each decoded batch on as soon as it is done:
 Ray Data leaves a core idle ~0.2 s between one task and the next (its scheduling loop polls
 every 0.1 s, then leases a worker), which costs 10% on a 2-s task of one TSN batch and 35% on
-one I3D batch of 8, and ~3-5% on a 64-clip task (issue #7, docs/benchmarks.md). With
-``shuffle`` all index rows (a few hundred bytes each) are permuted in one
-task at every execution, i.e. every epoch: a global shuffle without Ray's all-to-all. A video that fails to decode
+one I3D batch of 8, and ~3-5% on a 64-clip task (issue #7, docs/benchmarks.md). A training
+worker builds its epoch's dataset itself, from the seed and the epoch: a global permutation of
+the index rows (a few hundred bytes each) of which it takes its share (``clip_dataset``). A video that fails to decode
 does not raise: its row comes out with ``valid=False`` and an all-zero clip, so every
 consumer can count it (``skipped_videos``) and evaluation still sees each video exactly once.
 
@@ -17,6 +17,8 @@ Batch columns: ``clips`` uint8 ``(B, V, C, T, S, S)``, ``label`` int64, ``video_
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
 from pathlib import Path
 
@@ -73,16 +75,27 @@ def setup_decode_process(keep_freed: bool = True) -> None:
         keep_freed_memory()
 
 
-def decode_batch(batch: dict[str, np.ndarray], *, data_root: str, spec: ClipSpec) -> dict[str, np.ndarray]:
+def video_rng(seed: int, epoch: int, video_id: str) -> np.random.Generator:
+    """The random draws of one video in one epoch of one seed (frame offsets, crop, flip,
+    RandAugment): keyed by what the draw is about, not by which process or task makes it, so
+    they are the same for any number of decode tasks or Train workers, and after a resume."""
+    key = int.from_bytes(hashlib.blake2b(str(video_id).encode(), digest_size=8).digest(), "little")
+    return np.random.default_rng([seed, epoch, key])
+
+
+def decode_batch(batch: dict[str, np.ndarray], *, data_root: str, spec: ClipSpec, seed: int | None = None,
+                 epoch: int = 0) -> dict[str, np.ndarray]:
     """``map_batches`` body: index rows -> clips. Runs as plain Ray tasks, whose worker
     processes Ray reuses across tasks and epochs (actors would pay the torch import on every
-    execution). Sampling draws from fresh OS entropy: every epoch sees new clips."""
+    execution). With a ``seed`` every video's draws come from ``video_rng(seed, epoch, id)``;
+    without one (benchmarks) from fresh OS entropy."""
     setup_decode_process()
-    rng = np.random.default_rng()
+    fresh = np.random.default_rng() if seed is None else None
     n = len(batch["path"])
     clips = np.empty((n, *spec.output_shape), dtype=np.uint8)  # every row is written below
     valid = np.zeros(n, dtype=bool)
     for i in range(n):
+        rng = fresh if seed is None else video_rng(seed, epoch, batch["video_id"][i])
         try:
             clips[i] = load_clip(
                 os.path.join(data_root, str(batch["path"][i])),
@@ -103,9 +116,44 @@ def decode_batch(batch: dict[str, np.ndarray], *, data_root: str, spec: ClipSpec
 
 def permute_rows(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """``map_batches`` body over the whole index block: its rows in a random order, drawn from
-    fresh OS entropy so every execution (epoch) gets a new order."""
+    fresh OS entropy so every execution (epoch) gets a new order (unseeded benchmarks only)."""
     order = np.random.default_rng().permutation(len(next(iter(batch.values()))))
     return {k: np.asarray(v)[order] for k, v in batch.items()}
+
+
+def epoch_order(num_rows: int, *, seed: int, epoch: int) -> np.ndarray:
+    """The training order of an epoch: one permutation of the index rows per (seed, epoch)."""
+    return np.random.default_rng([seed, epoch]).permutation(num_rows)
+
+
+def index_table(index_dir: str | Path, split: str, *, limit: int | None = None):
+    """The split's index rows (the columns decoding needs), read once per process and index
+    version: a training worker reads it every epoch."""
+    files = tuple((str(f), os.stat(f).st_mtime_ns) for f in shard_paths(index_dir, split))
+    table = _read_index(files)
+    return table if limit is None else table.slice(0, limit)
+
+
+@functools.lru_cache(maxsize=8)
+def _read_index(files: tuple[tuple[str, int], ...]):
+    import pyarrow.parquet as pq
+
+    return pq.read_table([f for f, _ in files], columns=INDEX_COLUMNS)
+
+
+def rank_rows(table, *, rank: int, world: int, order: np.ndarray | None = None, equal: bool = False):
+    """Rows ``order[rank::world]`` of ``table`` (``order`` default: the index order): disjoint parts
+    that together hold every row once. ``equal`` keeps ``len // world`` rows on every rank (the
+    remainder is left out of that epoch), so DDP ranks take equally many steps."""
+    import pyarrow as pa
+
+    order = np.arange(table.num_rows) if order is None else order
+    mine = order[rank::world]
+    if equal:
+        mine = mine[: table.num_rows // world]
+    # int64 even when empty: a rank with no row (fewer videos than workers) gets an empty
+    # table, and an untyped empty list has no take kernel.
+    return table.take(pa.array(mine, type=pa.int64()))
 
 
 def clip_dataset(
@@ -116,6 +164,7 @@ def clip_dataset(
     data_root: str | None = None,
     shuffle: bool = False,
     seed: int | None = None,
+    epoch: int | None = None,
     decode_tasks: int | None = None,
     decode_cpus: float = 1.0,
     batch_size: int = 8,
@@ -125,57 +174,51 @@ def clip_dataset(
 ):
     """A streaming ``ray.data.Dataset`` of decoded clips for ``split`` of the index.
 
+    Three uses:
+
+    - **training** (``seed`` and ``epoch`` given): the epoch's order is ``epoch_order(seed,
+      epoch)`` over all index rows, this worker takes ``shard=(rank, world)`` of it (equal
+      shares), and every video's draws come from ``video_rng(seed, epoch, video)``: the same
+      seed gives the same videos in the same order with the same frames and crops, for any number
+      of decode tasks and workers, and after a resume;
+    - **evaluation** (``shard`` only): rows ``i % world == rank`` of the index, in its order:
+      disjoint parts that hold every video exactly once (Ray's equal splits pad or drop);
+    - **unseeded streaming** (neither): the index streamed from its Parquet shards, permuted in
+      one task with fresh entropy at every execution when ``shuffle`` (benchmarks, ``k400ray eval``).
+
     ``data_root`` overrides the manifest's (the same index on another mount point);
     ``decode_tasks`` caps how many decode tasks run at once (None: as many as CPUs allow);
     ``decode_cpus`` is the logical CPUs (or ``decode_cpu`` resources, see
     ``decode_task_resources``) each decode task holds; ``decode_rows`` the index rows
-    one decode task takes (default ``rows_per_decode_task``), output in blocks of
-    ``batch_size``. ``shard=(rank, world)`` keeps
-    rows ``i % world == rank`` of the (ordered) index: disjoint parts that together hold every
-    video exactly once, which distributed evaluation needs (Ray's equal splits pad or drop).
-    ``seed`` does not fix the row order: like clip sampling, it draws fresh entropy every
-    epoch (a stateless decode task cannot know the epoch); it is kept for callers' symmetry.
+    one decode task takes (default ``rows_per_decode_task``), output in blocks of ``batch_size``.
     """
     import ray.data
 
-    # Progress bars are drawn by the process that executes the dataset (a Train worker, a split
-    # coordinator), where nobody sees them; redrawing them costs CPU on every block.
+    # Progress bars are drawn by the process that executes the dataset (a Train worker),
+    # where nobody sees them; redrawing them costs CPU on every block.
     ray.data.DataContext.get_current().enable_progress_bars = False
     manifest = load_manifest(index_dir)
     root = data_root or manifest["data_root"]
-    files = shard_paths(index_dir, split)
-    if shard is not None:
-        import pyarrow.parquet as pq
-
-        rank, world = shard
-        table = pq.read_table(files, columns=INDEX_COLUMNS)
-        if limit is not None:
-            table = table.slice(0, limit)
-        # int64 even when empty: a rank with no val video (fewer videos than workers) gets an
-        # empty shard, and an untyped empty list has no take kernel.
-        import pyarrow as pa
-
-        table = table.take(pa.array(range(rank, table.num_rows, world), type=pa.int64()))
-        ds = ray.data.from_arrow(table)
-        limit = None
+    seeded = seed is not None and epoch is not None
+    if seeded or shard is not None:
+        rank, world = shard or (0, 1)
+        table = index_table(index_dir, split, limit=limit)
+        order = epoch_order(table.num_rows, seed=seed, epoch=epoch) if seeded else None
+        ds = ray.data.from_arrow(rank_rows(table, rank=rank, world=world, order=order, equal=seeded))
     else:
         # Ray 2.60's DataSourceV2 Parquet reader starts fresh footer-reader actors at every
-        # execution (every epoch): ~10 s of process start-up on a 2-core node, vs 0.3 s for the
-        # classic reader. The index is a few files of small rows: the classic reader suffices.
+        # execution: ~10 s of process start-up on a 2-core node, vs 0.3 s for the classic reader.
         ray.data.DataContext.get_current().use_datasource_v2 = False
-        # Training reads the whole index in ONE task and permutes its rows there (fresh entropy
-        # at every execution, i.e. every epoch): a global shuffle of index rows (240k rows are a
-        # few MiB) with no all-to-all. Ray's `repartition(shuffle=True)` is a barrier of map and
-        # reduce tasks before the first decode: measured 9-16 s per 256-clip pass and 43 s per
-        # 240k-row epoch on 2 cores, vs 1-4 s and ~1 s this way (issue #7, docs/benchmarks.md).
-        # Evaluation keeps one block per shard file and the index order.
-        ds = ray.data.read_parquet(files, override_num_blocks=1 if shuffle else len(files)).select_columns(INDEX_COLUMNS)
-    if limit is not None:
-        ds = ds.limit(limit)
-    if shuffle:
-        ds = ds.map_batches(permute_rows, batch_size=None, batch_format="numpy")
+        # One read task and one permuting task: a global shuffle of index rows with no
+        # all-to-all (Ray's `repartition(shuffle=True)` is a barrier of map and reduce tasks
+        # before the first decode: 9-16 s per 256-clip pass on 2 cores, issue #7).
+        ds = ray.data.read_parquet(shard_paths(index_dir, split), override_num_blocks=1).select_columns(INDEX_COLUMNS)
+        if limit is not None:
+            ds = ds.limit(limit)
+        if shuffle:
+            ds = ds.map_batches(permute_rows, batch_size=None, batch_format="numpy")
     # Blocks of index rows (cheap, streamed out of the one big block), one per decode task.
-    rows = decode_rows or rows_per_decode_task(batch_size, shuffle)
+    rows = decode_rows or rows_per_decode_task(batch_size, shuffle or seeded)
     ds = ds.repartition(target_num_rows_per_block=rows)
     # Each decoded batch leaves its task as a block of its own, at once (Ray Data otherwise
     # gathers a task's output up to 128 MiB, holding the first batch back until several are done).
@@ -183,9 +226,13 @@ def clip_dataset(
     # 1.5x the target or more, so a batch is never split. The setting is this dataset's own copy
     # of the DataContext.
     ds.context.target_max_block_size = max(1, int(0.75 * batch_size * int(np.prod(spec.output_shape))))
+    if seeded:
+        # Batches in the epoch's order whichever decode task finishes first: without this, Ray
+        # Data hands on blocks as tasks complete, and 2 decode tasks reorder what 1 would not.
+        ds.context.execution_options.preserve_order = True
     return ds.map_batches(
         decode_batch,
-        fn_kwargs={"data_root": root, "spec": spec},
+        fn_kwargs={"data_root": root, "spec": spec, "seed": seed if seeded else None, "epoch": epoch or 0},
         batch_size=batch_size,
         batch_format="numpy",
         compute=ray.data.TaskPoolStrategy(size=decode_tasks),

@@ -83,6 +83,12 @@ class TrialConfig(BaseModel):
         return self.batch_per_worker or self.resolved_preset().recipe.batch_per_gpu
 
     @property
+    def train_decode_tasks_per_worker(self) -> int | None:
+        """Training's decode tasks per worker: the trial's ``decode_tasks`` split over its workers
+        (each builds its own share of every epoch); None: as many as the cluster allows."""
+        return None if self.decode_tasks is None else max(1, self.decode_tasks // self.num_workers)
+
+    @property
     def eval_decode_tasks_per_worker(self) -> int:
         """Evaluation's decode tasks per worker: the trial's bound split over its workers, so a
         trial of 8 workers does not run 8 uncapped validation pipelines at once."""

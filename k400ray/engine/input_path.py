@@ -23,6 +23,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -57,6 +58,14 @@ class _HostBatch:
     skipped: int
 
 
+def _as_tensor(array: np.ndarray) -> torch.Tensor:
+    """A tensor on the array's memory. Ray Data hands out read-only arrays; nothing here writes
+    to them (the GPU path copies into pinned memory), so torch's warning about it is noise."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(np.ascontiguousarray(array))
+
+
 def select_rows(batch: dict, *, train: bool) -> _HostBatch:
     """The decodable rows of a host batch, as CPU tensors sharing the batch's memory when every
     row is decodable. Training keeps the first view only. With no decodable row the whole
@@ -70,8 +79,8 @@ def select_rows(batch: dict, *, train: bool) -> _HostBatch:
         clips, labels, ids = clips[valid], labels[valid], ids[valid]
     if train:
         clips = clips[:, :1]
-    clips_t = clips if isinstance(clips, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(clips))
-    return _HostBatch(clips_t, torch.from_numpy(np.ascontiguousarray(labels)), labels, ids, rows, skipped)
+    clips_t = clips if isinstance(clips, torch.Tensor) else _as_tensor(clips)
+    return _HostBatch(clips_t, _as_tensor(labels), labels, ids, rows, skipped)
 
 
 def _pinned(batches: Iterable[dict], *, train: bool, depth: int) -> Iterator[_HostBatch | BaseException]:

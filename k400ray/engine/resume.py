@@ -26,19 +26,18 @@ class Restored:
 
 
 def rescale_lr(optimizer: torch.optim.Optimizer, scheduler, base_lr: float) -> float | None:
-    """Give every parameter group ``base_lr`` x its ``lr_mult``, keeping the schedule's current
-    factor (warmup, steps). Returns the previous base lr if it changed, else None."""
+    """Give every parameter group ``base_lr`` x its ``lr_mult`` at the point of *this* run's
+    schedule where the checkpoint left off (its lambda at ``last_epoch``: a run resumed with
+    more epochs stretches its milestones, and its lr follows them from the first resumed epoch).
+    Returns the previous base lr if it changed, else None."""
     groups = optimizer.param_groups
     old = scheduler.base_lrs[0] / groups[0].get("lr_mult", 1.0)
-    if math.isclose(old, base_lr, rel_tol=1e-9):
-        return None
     for i, group in enumerate(groups):
-        factor = group["lr"] / scheduler.base_lrs[i] if scheduler.base_lrs[i] else 1.0
         new_base = base_lr * group.get("lr_mult", 1.0)
         scheduler.base_lrs[i] = group["initial_lr"] = new_base
-        group["lr"] = new_base * factor
+        group["lr"] = new_base * scheduler.lr_lambdas[i](scheduler.last_epoch)
     scheduler._last_lr = [g["lr"] for g in groups]  # what get_last_lr() reports
-    return old
+    return None if math.isclose(old, base_lr, rel_tol=1e-9) else old
 
 
 def restore(directory, *, model: torch.nn.Module, optimizer, scheduler, base_lr: float, total_epochs: int,

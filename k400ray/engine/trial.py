@@ -1,4 +1,4 @@
-"""Run one trial: build the streamed train set, fit a Ray Train ``TorchTrainer``, read the result.
+"""Run one trial: resolve its recipe, fit a Ray Train ``TorchTrainer``, read the result.
 
 Used directly by ``k400ray train`` and, inside a Tune trial function, by ``k400ray tune``
 (Ray 2.60 / Train V2: each Tune trial builds and fits its own trainer).
@@ -6,10 +6,9 @@ Used directly by ``k400ray train`` and, inside a Tune trial function, by ``k400r
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from k400ray.data.pipeline import clip_dataset
 from k400ray.engine import checkpoint as ckpt
 from k400ray.engine.config import TrialConfig
 from k400ray.engine.metrics import Predictions
@@ -31,6 +30,8 @@ class TrialOutcome:
     predictions: dict[str, Predictions]
     error: str | None = None
     checkpoint: object = None  # the final ray.train.Checkpoint
+    # (checkpoint, metrics) of the kept checkpoints (CheckpointConfig(num_to_keep=2)), by epoch
+    history: list = field(default_factory=list)
 
 
 def default_storage() -> str:
@@ -38,17 +39,15 @@ def default_storage() -> str:
 
 
 def build_trainer(cfg: TrialConfig, *, recipe: TrialRecipe | None = None, callbacks: list | None = None):
-    """``recipe``: the trial's resolved recipe (default: resolved here), which the workers receive."""
-    from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
+    """``recipe``: the trial's resolved recipe (default: resolved here), which the workers receive.
+
+    No dataset is handed to the trainer: each worker builds its share of every epoch from the
+    seed and the epoch (``data.pipeline.clip_dataset``), so the data a seed sees does not depend
+    on how Ray splits a stream between workers."""
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
     recipe = recipe or resolve_recipe(cfg)
-    preset = recipe.model_preset()
-    train_ds = clip_dataset(
-        cfg.train_index, cfg.train_split, preset.clip_spec("train", randaugment=cfg.randaugment),
-        data_root=cfg.data_root, shuffle=True, seed=cfg.seed, decode_cpus=cfg.decode_cpus,
-        decode_tasks=cfg.decode_tasks, batch_size=cfg.batch_size, limit=cfg.limit_videos,
-    )
     resources = {"CPU": cfg.cpus_per_worker}
     if cfg.use_gpu:
         resources["GPU"] = 1
@@ -63,8 +62,6 @@ def build_trainer(cfg: TrialConfig, *, recipe: TrialRecipe | None = None, callba
             checkpoint_config=CheckpointConfig(num_to_keep=2),
             callbacks=callbacks or None,
         ),
-        datasets={"train": train_ds},
-        dataset_config=DataConfig(datasets_to_split=["train"]),
     )
 
 
@@ -85,4 +82,6 @@ def run_trial(cfg: TrialConfig, *, recipe: TrialRecipe | None = None, callbacks:
         metrics = ckpt.load_metrics(d)
         predictions = {m: p for m in ("efficient", "accurate") if (p := ckpt.load_predictions(d, m)) is not None}
     error = None if metrics.get("done") else (str(result.error) if result.error else "trial did not finish")
-    return TrialOutcome(metrics, result.checkpoint.path, predictions, error=error, checkpoint=result.checkpoint)
+    history = sorted(result.best_checkpoints or [], key=lambda cm: (cm[1].get("epoch", 0), cm[1].get("done", 0)))
+    return TrialOutcome(metrics, result.checkpoint.path, predictions, error=error, checkpoint=result.checkpoint,
+                        history=history)

@@ -42,6 +42,12 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def epoch_seed(seed: int, epoch: int, rank: int) -> int:
+    """The torch seed of one rank's epoch (dropout, MixUp/CutMix draws): fixed by the trial's
+    seed and the epoch, so a resumed run continues the sequence an uninterrupted one draws."""
+    return int(np.random.default_rng([seed, epoch, rank]).integers(2**63 - 1))
+
+
 def train_loop_per_worker(config: dict) -> None:
     """``config``: ``{"trial": TrialConfig as data, "recipe": TrialRecipe as data}``.
 
@@ -84,7 +90,6 @@ def train_loop_per_worker(config: dict) -> None:
             best = BestEpoch.restored(ckpt.load_metrics(Path(directory)), ckpt.load_best(Path(directory)))
         if state.finished:
             return
-        torch.manual_seed(cfg.seed + 1000 * state.epoch + rank)  # fresh draws, not a replay
         start_epoch = state.epoch
         if state.lr_rescaled_from is not None:
             # Said in the worker's log and in every metrics row of this run.
@@ -94,7 +99,16 @@ def train_loop_per_worker(config: dict) -> None:
 
     mix = BatchMix(cfg.aug if cfg.aug in ("mixup", "cutmix") else None,
                    alpha=cfg.mixup_alpha if cfg.aug == "mixup" else cfg.cutmix_alpha, num_classes=cfg.num_classes)
-    train_shard = ray.train.get_dataset_shard("train")
+    train_spec = preset.clip_spec("train", randaugment=cfg.randaugment)
+
+    def train_batches(epoch: int):
+        """This rank's share of the epoch, in the order the seed and the epoch fix."""
+        ds = clip_dataset(
+            cfg.train_index, cfg.train_split, train_spec, data_root=cfg.data_root, seed=cfg.seed, epoch=epoch,
+            shard=(rank, world), decode_cpus=cfg.decode_cpus, decode_tasks=cfg.train_decode_tasks_per_worker,
+            batch_size=cfg.batch_size, limit=cfg.limit_videos,
+        )
+        return ds.iter_batches(batch_size=cfg.batch_size, batch_format="numpy", prefetch_batches=2)
     eval_batches = {mode: eval_batch_videos(preset.clip_spec(mode), cfg.eval_batch_videos)
                     for mode in ("efficient", "accurate")}
     val_sets = {
@@ -134,9 +148,9 @@ def train_loop_per_worker(config: dict) -> None:
     efficient_preds, metrics = None, {}
     for epoch in range(start_epoch, epochs):
         lr_now = optimizer.param_groups[0]["lr"] / optimizer.param_groups[0].get("lr_mult", 1.0)
+        torch.manual_seed(epoch_seed(cfg.seed, epoch, rank))
         stats = train_one_epoch(
-            model, train_shard.iter_batches(batch_size=cfg.batch_size, batch_format="numpy", prefetch_batches=2),
-            optimizer, device=device, mix=mix, clip_grad_norm=recipe.clip_grad_norm, amp=cfg.use_amp,
+            model, train_batches(epoch), optimizer, device=device, mix=mix, clip_grad_norm=recipe.clip_grad_norm, amp=cfg.use_amp,
             memory_format=memory_format,
         )
         scheduler.step()

@@ -1,8 +1,9 @@
 """``k400ray report``: the sheet's tables rebuilt from MLflow, with their uncertainty.
 
-``load`` reads the newest grid of an MLflow experiment; ``tables`` pools seeds into cells and
-compares each augmentation with ``default`` on the same videos (``stats``); ``plot`` draws the
-bars. The rendered tables and plot are also logged to the grid's parent run.
+``load`` reads the newest grid of an MLflow experiment; ``tables`` pools seeds into cells,
+compares each augmentation with ``default`` and each model with the baseline model on the same
+videos, and Holm-adjusts all those tests together (``stats``); ``plot`` draws the bars. The
+rendered tables and plot are also logged to the grid's parent run.
 """
 
 from __future__ import annotations
@@ -10,24 +11,30 @@ from __future__ import annotations
 from pathlib import Path
 
 from k400ray.report.load import ReportError, load_grid
-from k400ray.report.tables import build_tables, format_csv, format_json, format_markdown
+from k400ray.report.tables import baseline_model, build_tables, format_csv, format_json, format_markdown
 
 __all__ = ["ReportError", "build_report"]
 
 
 def build_report(experiment: str, tracking_uri: str, *, fmt: str = "md", plot: Path | None = None,
-                 log_to_parent: bool = True) -> str:
-    """Render the report of the newest grid in ``experiment`` as ``md``, ``csv`` or ``json``."""
+                 log_to_parent: bool = True, baseline: str | None = None, baseline_source: str = "") -> str:
+    """Render the report of the newest grid in ``experiment`` as ``md``, ``csv`` or ``json``.
+
+    The baseline model: ``baseline`` (the command line, or a spec it was given; say which in
+    ``baseline_source``), else the ``report.baseline_model`` of the spec the grid ran with, else
+    the first TSN preset of the grid."""
     grid = load_grid(experiment, tracking_uri)
-    cells, comparisons = build_tables(grid.records)
+    baseline, baseline_source = _baseline(grid, baseline, baseline_source)
+    cells, comparisons = build_tables(grid.records, baseline=baseline)
     title = f"{grid.grid or experiment}: {len(grid.records)} finished trials (parent run {grid.parent_run_id})"
+    chosen = {"baseline": baseline, "baseline_source": baseline_source}
     rendered = {
-        "md": format_markdown(cells, comparisons, title=title),
-        "csv": format_csv(cells, comparisons),
+        "md": format_markdown(cells, comparisons, title=title, **chosen),
+        "csv": format_csv(cells, comparisons, baseline=baseline),
         "json": format_json(cells, comparisons, meta={
             "experiment": experiment, "grid": grid.grid, "parent_run_id": grid.parent_run_id,
             "finished_trials": len(grid.records), "unfinished_trials": grid.unfinished,
-        }),
+        }, **chosen),
     }
     if grid.unfinished:
         left = ", ".join(f"{n} {status}" for status, n in grid.unfinished.items())
@@ -39,6 +46,16 @@ def build_report(experiment: str, tracking_uri: str, *, fmt: str = "md", plot: P
     if log_to_parent:
         _log(grid, rendered, plot)
     return rendered[fmt]
+
+
+def _baseline(grid, requested: str | None, source: str) -> tuple[str | None, str]:
+    """(baseline model, where it came from): the caller's, the grid's spec's, or the default."""
+    if requested:
+        return requested, source or "chosen on the command line"
+    if grid.baseline_model:
+        return grid.baseline_model, "report.baseline_model of the grid's spec"
+    default = baseline_model(r.preset for r in grid.records)
+    return default, ("default: the first TSN preset of the grid" if default else "")
 
 
 def _log(grid, rendered: dict[str, str], plot: Path | None) -> None:

@@ -1,10 +1,13 @@
 """Read a grid back from MLflow: the newest parent run of the experiment and its FINISHED
-child runs, with their final metrics, params and per-video predictions artifacts."""
+child runs, with their final metrics, params and per-video predictions artifacts, and the spec
+the grid ran with (the parent's ``spec.json``: its ``report`` section chooses the baseline model
+when the command line does not)."""
 
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from k400ray.report.tables import MODES, TrialRecord
@@ -22,6 +25,29 @@ class GridRecords:
     grid: str
     records: list[TrialRecord]
     unfinished: dict[str, int]  # status -> count of child runs left out
+    spec: dict = field(default_factory=dict)  # the parent's spec.json; {} if absent or unreadable
+
+    @property
+    def baseline_model(self) -> str | None:
+        """``report.baseline_model`` of the spec the grid ran with (None: not set, or a grid
+        started before the field existed)."""
+        return (self.spec.get("report") or {}).get("baseline_model")
+
+
+SPEC_ARTIFACT = "spec.json"
+
+
+def _parent_spec(client, run_id: str, tmp: str) -> dict:
+    """The parent run's spec.json; {} when it has none or it is not a JSON mapping (the report
+    then falls back to its defaults rather than failing)."""
+    if SPEC_ARTIFACT not in {a.path for a in client.list_artifacts(run_id)}:
+        return {}
+    local = client.download_artifacts(run_id, SPEC_ARTIFACT, str(Path(tmp) / "parent"))
+    try:
+        spec = json.loads(Path(local).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return spec if isinstance(spec, dict) else {}
 
 
 def load_grid(experiment: str, tracking_uri: str) -> GridRecords:
@@ -42,6 +68,7 @@ def load_grid(experiment: str, tracking_uri: str) -> GridRecords:
     grid = GridRun(tracking_uri, found.experiment_id, parent.info.run_id, parent.data.tags.get(GRID_TAG, ""))
     records, unfinished = [], {}
     with tempfile.TemporaryDirectory() as tmp:
+        spec = _parent_spec(client, parent.info.run_id, tmp)
         for run in child_runs(client, grid):
             if run.info.status != "FINISHED":
                 unfinished[run.info.status] = unfinished.get(run.info.status, 0) + 1
@@ -63,4 +90,4 @@ def load_grid(experiment: str, tracking_uri: str) -> GridRecords:
         left = ", ".join(f"{n} {s}" for s, n in unfinished.items()) or "none"
         raise ReportError(f"experiment {experiment!r} (parent run {parent.info.run_id}) has no finished trial runs "
                           f"(others: {left})")
-    return GridRecords(experiment, tracking_uri, parent.info.run_id, grid.grid, records, unfinished)
+    return GridRecords(experiment, tracking_uri, parent.info.run_id, grid.grid, records, unfinished, spec)

@@ -7,9 +7,14 @@ Two sources of noise are reported separately:
   videos, :func:`bootstrap_ci`;
 - **run-to-run** (seeds): mean ± sample std over seeds, :func:`mean_std`.
 
-Augmentation vs default is a *paired* comparison on the same videos: the delta of top-1 with a
-paired bootstrap CI (:func:`paired_bootstrap_ci`) and McNemar's exact test on the discordant
-videos (:func:`mcnemar_exact`). All resampling is seeded: a report is reproducible.
+Augmentation vs default, and a model vs the baseline model under one config, are *paired*
+comparisons on the same videos: the delta of top-1 with a paired bootstrap CI
+(:func:`paired_bootstrap_ci`) and McNemar's exact test on the discordant videos
+(:func:`mcnemar_exact`). A sheet makes many such tests, so a difference is called significant
+only after Holm's adjustment over all of them (:func:`holm`). With two or more seeds on both
+sides, a second test takes the seed as its unit (:func:`paired_t_test` on per-seed deltas): the
+video bootstrap says nothing about how much another training run would move the delta.
+All resampling is seeded: a report is reproducible.
 
 Shapes: ``correct`` arrays are ``(videos,)`` or ``(videos, seeds)``, bool or float in [0, 1];
 accuracies are in percent.
@@ -24,6 +29,7 @@ import numpy as np
 RESAMPLES = 1000
 LEVEL = 0.95
 SEED = 0
+ALPHA = 0.05  # family-wise error rate of a sheet: significant means Holm-adjusted p < ALPHA
 _CHUNK = 100  # resamples drawn at once: 100 x 20k videos of int64 is 16 MB
 
 
@@ -97,3 +103,71 @@ def mean_std(values: list[float]) -> tuple[float, float]:
     if len(v) == 0:
         return math.nan, math.nan
     return float(v.mean()), (float(v.std(ddof=1)) if len(v) > 1 else math.nan)
+
+
+def holm(p_values) -> np.ndarray:
+    """Holm-Bonferroni step-down adjusted p-values, in the order given.
+
+    Why: a sheet makes dozens of paired tests; at 0.05 each, one of twenty null effects looks
+    "significant" by chance. Holm controls the chance of *any* false call in the family at the
+    nominal level, with no assumption on how the tests depend on each other, and is uniformly
+    more powerful than Bonferroni. The i-th smallest of m p-values is multiplied by
+    ``m - i + 1`` (i from 1), then a running maximum keeps the adjusted values in the order of
+    the raw ones, and values are capped at 1. NaN p-values (no test) are not counted in ``m``
+    and stay NaN.
+    """
+    p = np.asarray(p_values, dtype=np.float64).reshape(-1)
+    out = np.full(p.shape, np.nan)
+    valid = np.flatnonzero(~np.isnan(p))
+    m = len(valid)
+    if m == 0:
+        return out
+    order = valid[np.argsort(p[valid], kind="stable")]
+    scaled = p[order] * (m - np.arange(m))
+    out[order] = np.minimum(1.0, np.maximum.accumulate(scaled))
+    return out
+
+
+def _t_two_sided_p(t: float, df: int) -> float:
+    """``P(|T| >= |t|)`` for Student's t with integer ``df`` >= 1, in closed form (Abramowitz &
+    Stegun 26.7.3-4), so the report needs no scipy. ``A = P(|T| < |t|)`` is a finite series in
+    ``cos(theta)``, ``theta = atan(|t| / sqrt(df))``."""
+    if df < 1:
+        raise ValueError(f"df must be >= 1, got {df}")
+    if math.isinf(t):
+        return 0.0
+    theta = math.atan(abs(t) / math.sqrt(df))
+    c2 = math.cos(theta) ** 2
+    if df % 2:  # odd: A = 2/pi (theta + sin cos (1 + 2/3 c2 + 2*4/(3*5) c2^2 + ...)), df - 3 in the last power
+        term, total = 1.0, 1.0 if df > 1 else 0.0
+        for j in range(1, (df - 1) // 2):
+            term *= c2 * (2 * j) / (2 * j + 1)
+            total += term
+        a = 2.0 / math.pi * (theta + math.sin(theta) * math.cos(theta) * total)
+    else:  # even: A = sin (1 + 1/2 c2 + 1*3/(2*4) c2^2 + ...), df - 2 in the last power
+        term, total = 1.0, 1.0
+        for j in range(1, df // 2):
+            term *= c2 * (2 * j - 1) / (2 * j)
+            total += term
+        a = math.sin(theta) * total
+    return min(1.0, max(0.0, 1.0 - a))
+
+
+def paired_t_test(differences) -> float:
+    """Two-sided p of the paired t-test on per-seed differences (``df = seeds - 1``); NaN with
+    fewer than two seeds.
+
+    Why a t-test: its unit is the training run, so it asks whether the delta survives
+    retraining, which McNemar's test over videos cannot. An exact sign-flip test would need no
+    normality but cannot go below ``2 ** (1 - seeds)`` (0.5 with two seeds, 0.25 with three):
+    with the seeds a sheet can afford it would never speak. All differences equal: p is the
+    t-test's limit, 1 if they are 0, else 0.
+    """
+    d = np.asarray(differences, dtype=np.float64).reshape(-1)
+    n = len(d)
+    if n < 2:
+        return math.nan
+    mean, std = float(d.mean()), float(d.std(ddof=1))
+    if std == 0.0:
+        return 1.0 if mean == 0.0 else 0.0
+    return _t_two_sided_p(mean / (std / math.sqrt(n)), n - 1)

@@ -1,9 +1,18 @@
 """From trial records to the sheet's tables: one row per (preset, config) cell, seeds pooled,
-with bootstrap CIs, and each config's paired difference to ``default`` where the preset has a
-``default`` cell (a preset run only with ``gluoncv``, like the sheet's tsn_r50_1x1x7, has none).
+with bootstrap CIs, and two kinds of paired comparison on the same videos:
 
-Formats: ``md`` (one table per model family, like the sheet, plus a "vs default" table),
-``csv`` (one row per cell, every number), ``json`` (cells and comparisons).
+- each config vs ``default`` of the same preset, where the preset has a ``default`` cell (a
+  preset run only with ``gluoncv``, like the sheet's tsn_r50_1x1x7, has none);
+- each other preset vs the **baseline model** under the same config (TSM vs TSN, I3D vs TSN:
+  the comparison the papers are about). The baseline is chosen in the spec
+  (``report.baseline_model``) or with ``k400ray report --baseline``; by default the first TSN
+  preset of the grid. Every other preset is compared with it, same family or not.
+
+All comparisons of a sheet, both kinds and both modes, form one family for Holm's adjustment;
+a comparison is marked significant only when its adjusted p is below ``stats.ALPHA``.
+
+Formats: ``md`` (one table per model family, like the sheet, with its "vs default" table, and a
+"vs baseline" table), ``csv`` (one row per cell, every number), ``json`` (cells and comparisons).
 """
 
 from __future__ import annotations
@@ -62,18 +71,31 @@ class Cell:
 
 @dataclass
 class Comparison:
+    """One paired comparison of a cell (``preset`` x ``aug``) with its reference on the same
+    videos: ``kind="config"`` against the preset's ``default`` cell, ``kind="model"`` against
+    the baseline preset's cell of the same config (``reference`` names which)."""
+
     family: str
     preset: str
     aug: str
     configs: str
     mode: str
-    delta: float  # acc1(aug) - acc1(default), points
-    ci_low: float
+    delta: float  # acc1(this cell) - acc1(reference), points, on the paired videos
+    ci_low: float  # 95% paired bootstrap over the paired videos
     ci_high: float
-    p_value: float  # McNemar exact on top-1 correctness
-    only_aug: int  # videos (x seed pairs) right only with the augmentation
-    only_default: int
-    pairs: int
+    p_value: float  # McNemar exact on top-1 correctness, raw
+    only_this: int  # videos (x seed pairs) right only in this cell
+    only_reference: int  # ... right only in the reference cell
+    pairs: int  # video x seed pairs McNemar counted
+    videos: int = 0  # videos both sides predicted (the intersection of their video ids)
+    kind: str = "config"  # "config" (vs default) or "model" (vs the baseline model)
+    reference: str = "default"  # the reference config, or the baseline preset
+    p_holm: float = math.nan  # Holm-adjusted over every comparison of the sheet
+    significant: bool = False  # p_holm < stats.ALPHA
+    seed_pairs: int = 0  # seeds both sides ran (matched by seed number)
+    seed_delta: float = math.nan  # mean over those seeds of the per-seed delta, points
+    seed_delta_std: float = math.nan  # its sample std over seeds
+    p_seeds: float = math.nan  # paired t-test over seeds (unit: the seed), raw; NaN under 2 seeds
 
 
 def configs_label(aug: str, params: dict[str, str]) -> str:
@@ -130,21 +152,48 @@ def _pair_seeds(a: list[TrialRecord], b: list[TrialRecord]) -> list[tuple[TrialR
     return list(zip(sorted(a, key=lambda r: r.seed), sorted(b, key=lambda r: r.seed)))
 
 
-def _compare(cell_records: list[TrialRecord], default_records: list[TrialRecord], mode: str, *,
-             resamples: int, seed: int) -> tuple[float, float, float, float, int, int, int] | None:
-    both = _correct_matrix(cell_records + default_records, mode, 1)
+def _seed_test(pairs: list[tuple[TrialRecord, TrialRecord]], pa: np.ndarray, pr: np.ndarray) -> dict:
+    """The test whose unit is the seed: per-seed top-1 deltas on the paired videos, when both
+    sides ran the same seeds (same seed number: the same data order and draws, so the pair
+    shares its noise). Fewer than two such seeds: no test."""
+    if not pairs or any(a.seed != r.seed for a, r in pairs):
+        return {"seed_pairs": 0}
+    per_seed = 100.0 * (pa.mean(axis=0) - pr.mean(axis=0))
+    mean, std = stats.mean_std(list(per_seed))
+    return {"seed_pairs": len(pairs), "seed_delta": mean, "seed_delta_std": std,
+            "p_seeds": stats.paired_t_test(per_seed)}
+
+
+def _compare(records: list[TrialRecord], reference: list[TrialRecord], mode: str, *,
+             resamples: int, seed: int) -> dict | None:
+    """Paired statistics of ``records`` (one cell, its seeds) against ``reference`` on the
+    videos all of them predicted, as :class:`Comparison` fields; None without predictions.
+    Pairing on the intersection of video ids lets models whose val sets differ slightly
+    (decode failures) still be compared on the same videos."""
+    both = _correct_matrix(records + reference, mode, 1)
     if both is None:
         return None
     videos = both[0]
-    _, xa = _correct_matrix(cell_records, mode, 1, videos)
-    _, xd = _correct_matrix(default_records, mode, 1, videos)
-    delta = 100.0 * float(xa.mean(axis=1).mean() - xd.mean(axis=1).mean())
-    lo, hi = stats.paired_bootstrap_ci(xa, xd, resamples=resamples, seed=seed)
-    pairs = _pair_seeds(cell_records, default_records)
+    _, xa = _correct_matrix(records, mode, 1, videos)
+    _, xr = _correct_matrix(reference, mode, 1, videos)
+    delta = 100.0 * float(xa.mean(axis=1).mean() - xr.mean(axis=1).mean())
+    lo, hi = stats.paired_bootstrap_ci(xa, xr, resamples=resamples, seed=seed)
+    pairs = _pair_seeds(records, reference)
     pa = np.stack([_correct_matrix([ra], mode, 1, videos)[1][:, 0] for ra, _ in pairs], axis=1)
-    pd = np.stack([_correct_matrix([rd], mode, 1, videos)[1][:, 0] for _, rd in pairs], axis=1)
-    p, only_a, only_d = stats.mcnemar_exact(pa, pd)
-    return delta, lo, hi, p, only_a, only_d, pa.size
+    pr = np.stack([_correct_matrix([rr], mode, 1, videos)[1][:, 0] for _, rr in pairs], axis=1)
+    p, only_this, only_reference = stats.mcnemar_exact(pa, pr)
+    return {"delta": delta, "ci_low": lo, "ci_high": hi, "p_value": p, "only_this": only_this,
+            "only_reference": only_reference, "pairs": int(pa.size), "videos": len(videos),
+            **_seed_test(pairs, pa, pr)}
+
+
+def adjust(comparisons: list[Comparison], *, alpha: float = stats.ALPHA) -> list[Comparison]:
+    """Holm over every comparison given (one family: the sheet), in place; returns them.
+    Significance comes from the adjusted p only."""
+    for x, p in zip(comparisons, stats.holm([x.p_value for x in comparisons])):
+        x.p_holm = float(p)
+        x.significant = bool(p < alpha)
+    return comparisons
 
 
 def _preset_order(preset: str) -> int:
@@ -175,8 +224,21 @@ def accurate_source(records: list[TrialRecord]) -> str:
     return f"{kind} (epoch{'s' if len(epochs) > 1 else ''} {', '.join(epochs)})"
 
 
-def build_tables(records: list[TrialRecord], *, resamples: int = stats.RESAMPLES,
+def baseline_model(presets, requested: str | None = None) -> str | None:
+    """The model every other preset is compared with: ``requested`` (spec or command line) as
+    given, else the first TSN preset present (in preset order: tsn_r50_1x1x8 before 1x1x7),
+    else None (no model comparisons). TSN by default because it is the frame-averaging
+    reference the temporal models of the sheet are measured against."""
+    if requested:
+        return requested
+    tsn = [p for p in dict.fromkeys(presets) if _family(p) == "tsn"]
+    return min(tsn, key=_preset_order) if tsn else None
+
+
+def build_tables(records: list[TrialRecord], *, baseline: str | None = None, resamples: int = stats.RESAMPLES,
                  seed: int = stats.SEED) -> tuple[list[Cell], list[Comparison]]:
+    """Cells, then the comparisons (vs default, then vs ``baseline``, :func:`baseline_model`'s
+    default when None), Holm-adjusted together."""
     groups: dict[tuple[str, str], list[TrialRecord]] = {}
     for r in records:
         groups.setdefault((r.preset, r.aug), []).append(r)
@@ -190,11 +252,26 @@ def build_tables(records: list[TrialRecord], *, resamples: int = stats.RESAMPLES
             f"{mode}_acc{k}": _stat(rs, mode, k, resamples=resamples, seed=seed) for mode in MODES for k in TOPK
         }, accurate_source(rs)))
         if aug != "default" and (preset, "default") in groups:
-            for mode in MODES:
-                result = _compare(rs, groups[(preset, "default")], mode, resamples=resamples, seed=seed)
-                if result is not None:
-                    comparisons.append(Comparison(family, preset, aug, label, mode, *result))
-    return cells, comparisons
+            comparisons += _comparisons(rs, groups[(preset, "default")], cells[-1], "config", "default",
+                                        resamples=resamples, seed=seed)
+    baseline = baseline_model([r.preset for r in records], baseline)
+    for cell in cells:
+        if cell.preset != baseline and (baseline, cell.aug) in groups:
+            comparisons += _comparisons(groups[(cell.preset, cell.aug)], groups[(baseline, cell.aug)], cell,
+                                        "model", baseline, resamples=resamples, seed=seed)
+    return cells, adjust(comparisons)
+
+
+def _comparisons(records: list[TrialRecord], reference: list[TrialRecord], cell: Cell, kind: str, name: str, *,
+                 resamples: int, seed: int) -> list[Comparison]:
+    """One comparison per mode that has predictions on both sides."""
+    out = []
+    for mode in MODES:
+        result = _compare(records, reference, mode, resamples=resamples, seed=seed)
+        if result is not None:
+            out.append(Comparison(cell.family, cell.preset, cell.aug, cell.configs, mode, kind=kind, reference=name,
+                                  **result))
+    return out
 
 
 def _family(preset: str) -> str:
@@ -223,9 +300,23 @@ def _ci(s: Stat) -> str:
 
 
 def _p(p: float) -> str:
-    if math.isnan(p):
+    if p is None or math.isnan(p):
         return "-"
+    if p == 0:
+        return "0"
     return f"{p:.2g}" if p >= 1e-3 else f"{p:.1e}"
+
+
+def _p_holm(x: Comparison) -> str:
+    """The adjusted p, with the sheet's only significance mark."""
+    return _p(x.p_holm) + (" *" if x.significant else "")
+
+
+def _per_seed(x: Comparison) -> str:
+    """Mean ± std over seeds of the per-seed delta, and the seed-level p; "-" under two seeds."""
+    if x.seed_pairs < 2:
+        return "-"
+    return f"{_num(x.seed_delta, True)} ± {_num(x.seed_delta_std)} (p {_p(x.p_seeds)})"
 
 
 def _families(cells: list[Cell]) -> list[str]:
@@ -234,17 +325,66 @@ def _families(cells: list[Cell]) -> list[str]:
     return known + [f for f in seen if f not in FAMILY_TITLES]
 
 
+def _baseline_of(cells: list[Cell], comparisons: list[Comparison]) -> str | None:
+    """The baseline the model comparisons were made against (or would have been, by default)."""
+    used = next((x.reference for x in comparisons if x.kind == "model"), None)
+    return used or baseline_model([c.preset for c in cells])
+
+
+def _comparison_table(comparisons: list[Comparison], what: str) -> list[str]:
+    """Markdown rows, one per (preset, config), both modes side by side; ``what`` heads the
+    configs column (``vs default``: the config compared; ``configs``: the config both ran)."""
+    header = [f"| model | {what} | videos |"]
+    for mode in MODES:
+        header.append(f" Δacc1 {mode} [95% CI] | p | p Holm | Δ per seed {mode} (p) |")
+    lines = ["".join(header), "|:-:|:-|:-:|" + ":-:|:-:|:-:|:-:|" * len(MODES)]
+    keyed = {(x.preset, x.aug, x.mode): x for x in comparisons}
+    for preset, aug in dict.fromkeys((x.preset, x.aug) for x in comparisons):
+        mine = [keyed[(preset, aug, m)] for m in MODES if (preset, aug, m) in keyed]
+        videos = " / ".join(dict.fromkeys(str(x.videos) for x in mine))
+        row = [preset, mine[0].configs, videos]
+        for mode in MODES:
+            x = keyed.get((preset, aug, mode))
+            row += (["-"] * 4 if x is None else [
+                f"{_num(x.delta, True)} [{_num(x.ci_low, True)}, {_num(x.ci_high, True)}]", _p(x.p_value),
+                _p_holm(x), _per_seed(x)])
+        lines.append("| " + " | ".join(row) + " |")
+    return lines
+
+
+def _model_section(cells: list[Cell], comparisons: list[Comparison], baseline: str | None, source: str) -> list[str]:
+    models = [x for x in comparisons if x.kind == "model"]
+    if models:
+        why = f" ({source})" if source else ""
+        return [f"## Models vs {baseline}", "",
+                f"Each other model minus the baseline {baseline}{why}, under the same config, on the videos both "
+                "predicted; seeds paired by seed number.", "", *_comparison_table(models, "configs"), ""]
+    if len({c.preset for c in cells}) < 2:
+        return []
+    if baseline is None:
+        return ["No model-vs-model comparison: no TSN preset in the grid to compare with; choose a baseline with "
+                "`report.baseline_model` in the spec or `k400ray report --baseline MODEL`.", ""]
+    if baseline not in {c.preset for c in cells}:
+        return [f"No model-vs-model comparison: the baseline {baseline} has no finished trial.", ""]
+    return [f"No model-vs-model comparison: the baseline {baseline} shares no config with another model among "
+            "the finished trials.", ""]
+
+
 def format_markdown(cells: list[Cell], comparisons: list[Comparison], *, title: str = "",
-                    resamples: int = stats.RESAMPLES) -> str:
+                    resamples: int = stats.RESAMPLES, baseline: str | None = None, baseline_source: str = "") -> str:
     lines = []
     if title:
         lines += [f"# {title}", ""]
     lines += [
-        "Accuracies in percent. `a ± s`: mean ± std over seeds (n seeds in the configs column). "
-        f"95% CI: percentile bootstrap over val videos ({resamples} resamples, seeded). "
-        "Δ vs default: same videos, 95% paired-bootstrap CI, p from McNemar's exact test on top-1. "
-        "Efficient figures: the last epoch; accurate from: the weights accurate mode evaluated "
-        "(the best efficient-mode epoch, or the last).",
+        "- Accuracies in percent; `a ± s`: mean ± std over seeds (n seeds in the configs column). 95% CI: "
+        f"percentile bootstrap over val videos ({resamples} resamples, seeded). Efficient figures: the last epoch; "
+        "accurate from: the weights accurate mode evaluated (the best efficient-mode epoch, or the last).",
+        "- Δ vs default, Δ vs the baseline model: top-1 points on the same videos (`videos`: how many both "
+        "predicted), 95% paired-bootstrap CI; p: McNemar's exact test, raw.",
+        f"- p Holm: adjusted over all {len(comparisons)} comparisons of this sheet (every table, both modes); "
+        f"`*`: p Holm < {stats.ALPHA:g}, the only significance call (a raw p below {stats.ALPHA:g} is not one).",
+        "- Δ per seed: mean ± std of the per-seed Δ over the seeds both sides ran, and the p of a paired t-test "
+        "whose unit is the seed (raw, not in the Holm family); `-` with fewer than two such seeds.",
         "",
     ]
     for family in _families(cells):
@@ -262,39 +402,41 @@ def format_markdown(cells: list[Cell], comparisons: list[Comparison], *, title: 
                 f"{_ci(s['efficient_acc1'])} / {_ci(s['efficient_acc5'])} | "
                 f"{_ci(s['accurate_acc1'])} / {_ci(s['accurate_acc5'])} | {c.accurate_from or '-'} |"
             )
-        mine_cmp = [x for x in comparisons if x.family == family]
+        mine_cmp = [x for x in comparisons if x.family == family and x.kind == "config"]
         if mine_cmp:
-            lines += ["", "| model | vs default | Δacc1 efficient [95% CI] | p | Δacc1 accurate [95% CI] | p |",
-                      "|:-:|:-|:-:|:-:|:-:|:-:|"]
-            keyed = {(x.preset, x.aug, x.mode): x for x in mine_cmp}
-            for preset, aug in dict.fromkeys((x.preset, x.aug) for x in mine_cmp):
-                row = [preset, next(x.configs for x in mine_cmp if (x.preset, x.aug) == (preset, aug))]
-                for mode in MODES:
-                    x = keyed.get((preset, aug, mode))
-                    row += (["-", "-"] if x is None else
-                            [f"{_num(x.delta, True)} [{_num(x.ci_low, True)}, {_num(x.ci_high, True)}]", _p(x.p_value)])
-                lines.append("| " + " | ".join(row) + " |")
+            lines += ["", *_comparison_table(mine_cmp, "vs default")]
         lines.append("")
+    lines += _model_section(cells, comparisons, baseline or _baseline_of(cells, comparisons), baseline_source)
     return "\n".join(lines).rstrip() + "\n"
 
 
-def _cell_row(c: Cell, comparisons: list[Comparison]) -> dict:
+_COMPARISON_COLUMNS = {  # csv column suffix -> Comparison field
+    "delta_acc1": "delta", "delta_acc1_ci_low": "ci_low", "delta_acc1_ci_high": "ci_high", "p_value": "p_value",
+    "p_holm": "p_holm", "significant": "significant", "paired_videos": "videos", "seed_pairs": "seed_pairs",
+    "seed_delta_acc1": "seed_delta", "seed_delta_acc1_std": "seed_delta_std", "p_seeds": "p_seeds",
+}
+
+
+def _comparison_fields(prefix: str, x: Comparison | None) -> dict:
+    return {f"{prefix}{column}": (getattr(x, name) if x else None) for column, name in _COMPARISON_COLUMNS.items()}
+
+
+def _cell_row(c: Cell, comparisons: list[Comparison], baseline: str | None) -> dict:
     row = {"family": c.family, "model": c.preset, "aug": c.aug, "configs": c.configs,
-           "seeds": " ".join(str(s) for s in c.seeds), "accurate_from": c.accurate_from}
+           "seeds": " ".join(str(s) for s in c.seeds), "accurate_from": c.accurate_from, "baseline_model": baseline}
     for key, s in c.stats.items():
         row.update({key: s.mean, f"{key}_std": s.std, f"{key}_ci_low": s.ci_low, f"{key}_ci_high": s.ci_high})
+    mine = {(x.kind, x.mode): x for x in comparisons if (x.preset, x.aug) == (c.preset, c.aug)}
     for mode in MODES:
         row[f"{mode}_videos"] = c.stats[f"{mode}_acc1"].videos
-        x = next((x for x in comparisons if (x.preset, x.aug, x.mode) == (c.preset, c.aug, mode)), None)
-        row.update({
-            f"{mode}_delta_acc1": x.delta if x else None, f"{mode}_delta_acc1_ci_low": x.ci_low if x else None,
-            f"{mode}_delta_acc1_ci_high": x.ci_high if x else None, f"{mode}_p_value": x.p_value if x else None,
-        })
+        row.update(_comparison_fields(f"{mode}_", mine.get(("config", mode))))
+        row.update(_comparison_fields(f"{mode}_vs_baseline_", mine.get(("model", mode))))
     return row
 
 
-def format_csv(cells: list[Cell], comparisons: list[Comparison]) -> str:
-    rows = [_cell_row(c, comparisons) for c in cells]
+def format_csv(cells: list[Cell], comparisons: list[Comparison], *, baseline: str | None = None) -> str:
+    baseline = baseline or _baseline_of(cells, comparisons)
+    rows = [_cell_row(c, comparisons, baseline) for c in cells]
     if not rows:
         return ""
     out = io.StringIO()
@@ -316,9 +458,15 @@ def _clean(value):
     return value
 
 
-def format_json(cells: list[Cell], comparisons: list[Comparison], *, meta: dict | None = None) -> str:
+def format_json(cells: list[Cell], comparisons: list[Comparison], *, meta: dict | None = None,
+                baseline: str | None = None, baseline_source: str = "") -> str:
     return json.dumps(_clean({
         **(meta or {}),
+        "alpha": stats.ALPHA,
+        "holm_family_size": len(comparisons),
+        "baseline_model": baseline or _baseline_of(cells, comparisons),
+        "baseline_source": baseline_source,
         "cells": [asdict(c) for c in cells],
-        "comparisons_vs_default": [asdict(x) for x in comparisons],
+        "comparisons_vs_default": [asdict(x) for x in comparisons if x.kind == "config"],
+        "comparisons_vs_baseline_model": [asdict(x) for x in comparisons if x.kind == "model"],
     }), indent=2) + "\n"

@@ -180,6 +180,20 @@ class MlflowSpec(_Strict):
     experiment: str | None = None  # default: the spec's experiment name
 
 
+class ReportSpec(_Strict):
+    """How ``k400ray report`` reads this grid. ``baseline_model``: the preset every other model
+    is compared with under the same config (None: the first TSN preset of the grid);
+    ``k400ray report --baseline`` overrides it. Not part of the grid's identity: changing it
+    does not stop a ``--resume``."""
+
+    baseline_model: str | None = None
+
+    @field_validator("baseline_model")
+    @classmethod
+    def _known(cls, name: str | None) -> str | None:
+        return name if name is None else _known_preset(name)
+
+
 class SearchSpec(_Strict):
     experiment: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     scale: Literal["full", "toy"] = "full"
@@ -190,6 +204,7 @@ class SearchSpec(_Strict):
     resources: ResourceSpec = ResourceSpec()
     scheduler: SchedulerSpec = SchedulerSpec()
     mlflow: MlflowSpec = MlflowSpec()
+    report: ReportSpec = ReportSpec()
     storage_path: str = "k400ray-runs"  # local dir, or a URI every node reaches (s3://...)
     # ImageNet weights per 2D backbone, local files every node reads (nothing is downloaded):
     # {resnet50: /mnt/k400/weights/resnet50-imagenet.pth, mobilenetv2: ...}. Full scale only.
@@ -199,6 +214,14 @@ class SearchSpec(_Strict):
     def _pretrained_needs_full_scale(self) -> "SearchSpec":
         if self.pretrained and self.scale == "toy":
             raise ValueError("pretrained: ImageNet weights fit full-scale backbones only (scale: full)")
+        return self
+
+    @model_validator(mode="after")
+    def _baseline_in_grid(self) -> "SearchSpec":
+        baseline = self.report.baseline_model
+        if baseline is not None and baseline not in self.grid.presets:
+            raise ValueError(f"report.baseline_model: {baseline} is not a preset of the grid "
+                             f"({', '.join(self.grid.presets)})")
         return self
 
     @property

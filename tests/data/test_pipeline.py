@@ -126,3 +126,25 @@ def test_eval_batches_stay_under_the_block_bound():
     assert eval_batch_videos(i3d_accurate, 4) == 1
     assert eval_batch_videos(get_preset("tsn_r50_1x1x8", scale="full").clip_spec("efficient"), 4) == 4
     assert EVAL_BLOCK_BYTES // per_video == 1
+
+
+def test_a_seed_fixes_order_frames_and_crops_for_any_number_of_decode_tasks_and_workers(index_dir):
+    """Training epochs are keyed by (seed, epoch) and each video's draws by (seed, epoch, video):
+    not by which task decodes it or which worker trains on it."""
+    out, _ = index_dir
+    spec = get_preset("tsm_r50_1x1x8", scale="toy").clip_spec("train", randaugment=(2, 9))
+
+    def epoch(seed, ep, tasks=1, shard=(0, 1)):
+        # one row per decode task, so two tasks really run side by side and may finish out of order
+        return _collect(clip_dataset(out, "train", spec, seed=seed, epoch=ep, shard=shard, decode_tasks=tasks,
+                                     batch_size=1, decode_rows=1))
+
+    one, two = epoch(3, 0, tasks=1), epoch(3, 0, tasks=2)
+    assert one["video_id"].tolist() == two["video_id"].tolist() and np.array_equal(one["clips"], two["clips"])
+    assert not np.array_equal(epoch(4, 0)["clips"], one["clips"])  # another seed: other order and draws
+    assert not np.array_equal(epoch(3, 1)["clips"], one["clips"])  # another epoch: likewise
+    # Two workers: rank r trains on rows r, r+2, ... of the same global order, with the same clips.
+    for rank in (0, 1):
+        mine = epoch(3, 0, shard=(rank, 2))
+        assert mine["video_id"].tolist() == one["video_id"][rank::2].tolist()
+        assert np.array_equal(mine["clips"], one["clips"][rank::2])

@@ -17,6 +17,7 @@ from k400ray.data.synth import generate_synthetic
 from k400ray.engine import checkpoint as ckpt
 from k400ray.engine.config import TrialConfig
 from k400ray.engine.offline_eval import evaluate_checkpoint
+from k400ray.engine.optim import lr_factor, scaled_milestones
 from k400ray.engine.trial import run_trial
 from k400ray.presets import get_preset
 
@@ -84,17 +85,18 @@ def test_resume_continues_from_the_checkpoint_epoch_and_rescales_the_lr(index, t
     recipe = get_preset("tsm_r50_1x1x8", scale="toy").recipe
     assert second.metrics["resumed_world_size_from"] == 1
     assert second.metrics["lr_rescaled_from"] == pytest.approx(recipe.scaled_lr(4))
-    with one_epoch.checkpoint.as_directory() as d:
-        group = ckpt.load_state(Path(d))["optimizer"]["param_groups"][0]
-    saved_lr = group["lr"] / group["lr_mult"]  # where the schedule stood for epoch 2
-    assert second.metrics["lr"] == pytest.approx(2 * saved_lr)
+    # Epoch 2 of a 2-epoch schedule (milestones stretched to it), on 2 workers x 4 clips.
+    factor = lr_factor(1, milestones=scaled_milestones(recipe, 2), gamma=recipe.gamma, warmup_epochs=0,
+                       warmup_start=recipe.warmup_start_factor)
+    assert second.metrics["lr"] == pytest.approx(recipe.scaled_lr(8) * factor)
 
 
-def test_accurate_mode_evaluates_the_best_epoch_when_it_is_not_the_last(index, tmp_path, one_epoch):
-    """Epoch 1 is made the best (its record claims 100% efficient acc1, which a later epoch cannot
-    beat: a tie keeps the earlier epoch); epoch 2 trains on. Accurate mode must then evaluate
-    epoch 1's weights, i.e. reproduce the first run's accurate predictions exactly."""
-    start = tmp_path / "start"
+@pytest.fixture(scope="module")
+def resumed_best(index, tmp_path_factory, one_epoch):
+    """``one_epoch`` resumed for a second epoch (2 decode tasks), its epoch 1 made the best: its
+    record claims 100% efficient acc1, which a later epoch cannot beat (a tie keeps the earlier)."""
+    tmp = tmp_path_factory.mktemp("best")
+    start = tmp / "start"
     with one_epoch.checkpoint.as_directory() as d:
         shutil.copytree(d, start)
     metrics = json.loads((start / ckpt.METRICS).read_text())
@@ -102,17 +104,33 @@ def test_accurate_mode_evaluates_the_best_epoch_when_it_is_not_the_last(index, t
     (start / ckpt.METRICS).write_text(json.dumps(metrics))
     import ray.train
 
-    second = run_trial(_cfg(index, tmp_path, epochs=2, name="best-b", lr=None), resume_from=ray.train.Checkpoint(str(start)))
-    assert second.error is None
-    m = second.metrics
+    outcome = run_trial(_cfg(index, tmp, epochs=2, name="best-b", lr=None), resume_from=ray.train.Checkpoint(str(start)))
+    assert outcome.error is None
+    return outcome
+
+
+def test_accurate_mode_evaluates_the_best_epoch_when_it_is_not_the_last(one_epoch, resumed_best):
+    """Accurate mode must evaluate epoch 1's weights, i.e. reproduce the first run's accurate
+    predictions exactly, while the run's last epoch is 2."""
+    m = resumed_best.metrics
     assert m["epoch"] == 2 and m["best_epoch"] == 1 and m["accurate_epoch"] == 1
     assert m["efficient_acc1_best"] == 100.0 and m["efficient_acc1"] <= 100.0
-    first, again = one_epoch.predictions["accurate"], second.predictions["accurate"]
+    first, again = one_epoch.predictions["accurate"], resumed_best.predictions["accurate"]
     assert again.video_id == first.video_id and np.array_equal(again.topk[:, 0], first.topk[:, 0])
     np.testing.assert_allclose(again.topk_scores, first.topk_scores, rtol=1e-4, atol=1e-5)
     # The last epoch's weights stay in the final checkpoint (for any resume); the best ones beside them.
-    with second.checkpoint.as_directory() as d:
+    with resumed_best.checkpoint.as_directory() as d:
         assert ckpt.load_state(Path(d))["epoch"] == 2 and ckpt.load_best(Path(d)) is not None
+
+
+def test_a_seed_fixes_the_data_for_any_number_of_decode_tasks_and_across_a_resume(index, tmp_path, resumed_best):
+    """Common random numbers: an uninterrupted 2-epoch run decoded by one task ends exactly where
+    the run interrupted after epoch 1 and resumed (both decoded by two tasks) ends: same videos,
+    order, frames and crops in both epochs, same dropout draws, same schedule."""
+    whole = run_trial(_cfg(index, tmp_path, epochs=2, name="whole", lr=None, decode_tasks=1))
+    assert whole.error is None
+    for key in ("train_loss", "efficient_acc1", "efficient_acc5", "efficient_mean_class_acc", "lr"):
+        assert whole.metrics[key] == pytest.approx(resumed_best.metrics[key], rel=1e-6), key
 
 
 def test_eval_of_a_checkpoint_keeps_its_meaning_after_a_preset_change(index, one_epoch, monkeypatch):

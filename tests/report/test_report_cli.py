@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
+import yaml
 from typer.testing import CliRunner
 
 from k400ray.engine.config import TrialConfig
@@ -76,3 +78,60 @@ def test_empty_or_missing_experiment_is_a_one_line_error(cli_app, tmp_path, monk
         assert len(lines) == 1 and lines[0].startswith("error: ") and name in lines[0]
     bad = CliRunner().invoke(cli_app, ["report", "--experiment", "x", "--format", "xml"])
     assert bad.exit_code == 2 and "--format" in bad.stderr
+
+
+MODELS = {"tsn_r50_1x1x8": ("tsn", 50), "tsm_r50_1x1x8": ("tsm", 90), "i3d_r50_32x2x1": ("i3d", 80)}
+
+
+def _log_models(uri: str, baseline: str) -> ml.GridRun:
+    """One seed of each model under `default`, right on its first k of the same 100 videos; the
+    grid's spec (the parent's spec.json) chooses ``baseline``."""
+    spec = {**SPEC, "experiment": "models", "report": {"baseline_model": baseline},
+            "grid": {"presets": list(MODELS), "augmentations": ["default"], "seeds": [0]}}
+    grid = ml.open_grid_run(uri, "models", "models", spec, resume=False)
+    for preset, (family, k) in MODELS.items():
+        cfg = TrialConfig(preset=preset, scale="toy", aug="default", train_index="/i", val_index="/i",
+                          num_classes=3, name=f"models-{preset}-default-s0")
+        run = ml.TrialRun.open(grid, cfg, family=family, tune_trial_id=preset)
+        preds = {m: _preds(np.arange(100) < k) for m in ("efficient", "accurate")}
+        run.log_final({"efficient_acc1": float(k), "accurate_acc1": float(k), "epoch": 1}, step=1)
+        run.log_artifacts(cfg, preds, ["a", "b", "c"])
+        run.end("FINISHED", reason="done")
+    ml.finish_grid_run(grid, "FINISHED", "done")
+    return grid
+
+
+def _model_rows(runner, cli_app, *args) -> tuple[dict, dict]:
+    result = runner.invoke(cli_app, ["report", *args, "--format", "json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    return data, {x["preset"]: x["delta"] for x in data["comparisons_vs_baseline_model"] if x["mode"] == "efficient"}
+
+
+def test_baseline_model_from_the_grid_spec_a_spec_file_or_the_command_line(cli_app, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    uri = ml.resolve_tracking_uri("sqlite:///mlflow.db")
+    _log_models(uri, baseline="tsm_r50_1x1x8")
+    runner = CliRunner()
+    base = ["--experiment", "models", "--tracking-uri", uri]
+    data, rows = _model_rows(runner, cli_app, *base)  # the spec the grid ran with
+    assert data["baseline_model"] == "tsm_r50_1x1x8" and "grid's spec" in data["baseline_source"]
+    assert rows == {"tsn_r50_1x1x8": pytest.approx(-40.0), "i3d_r50_32x2x1": pytest.approx(-10.0)}
+    data, rows = _model_rows(runner, cli_app, *base, "--baseline", "tsn_r50_1x1x8")  # the command line wins
+    assert data["baseline_model"] == "tsn_r50_1x1x8" and data["baseline_source"] == "--baseline"
+    assert rows == {"tsm_r50_1x1x8": pytest.approx(40.0), "i3d_r50_32x2x1": pytest.approx(30.0)}
+    assert data["holm_family_size"] == 4  # 2 model rows x 2 modes; no config besides default
+    spec = {"experiment": "models", "scale": "toy", "data": {"train_index": "idx"},
+            "grid": {"presets": list(MODELS), "configs": ["default"]},
+            "mlflow": {"tracking_uri": uri}, "report": {"baseline_model": "i3d_r50_32x2x1"}}
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
+    data, rows = _model_rows(runner, cli_app, "--spec", "spec.yaml")  # a spec file given to `report`
+    assert data["baseline_model"] == "i3d_r50_32x2x1" and "spec.yaml" in data["baseline_source"]
+    assert rows == {"tsn_r50_1x1x8": pytest.approx(-30.0), "tsm_r50_1x1x8": pytest.approx(10.0)}
+    data, _ = _model_rows(runner, cli_app, "--spec", "spec.yaml", "--baseline", "tsm_r50_1x1x8")
+    assert data["baseline_model"] == "tsm_r50_1x1x8"
+    md = runner.invoke(cli_app, ["report", *base, "--baseline", "tsn_r50_1x1x8"]).stdout
+    assert "## Models vs tsn_r50_1x1x8" in md and "| tsm_r50_1x1x8 | default config | 100 | +40.00 [" in md
+    bad = runner.invoke(cli_app, ["report", *base, "--baseline", "tsn_r101"])
+    assert bad.exit_code == 2 and bad.stderr.strip().splitlines() == [bad.stderr.strip()]
+    assert "--baseline" in bad.stderr and "tsn_r101" in bad.stderr

@@ -76,7 +76,7 @@ def test_markdown_has_one_table_per_family_like_the_sheet(tables):
     assert md.index("## TSN") < md.index("## TSM") < md.index("## I3D")
     assert "| model | configs | acc1/acc5 efficient | acc1/acc5 accurate | 95% CI efficient | 95% CI accurate |" in md
     assert "| tsn_r50_1x1x8 | mixup alpha=1.0 (2 seeds) |" in md
-    assert "| tsm_r50_1x1x8 | cutmix alpha=1.0 | +40.00 [" in md
+    assert "| tsm_r50_1x1x8 | cutmix alpha=1.0 | 400 | +40.00 [" in md
     assert "| i3d_r50_32x2x1 | randaugment | 40.00 / 100.00 | 45.00 / 100.00 |" in md
 
 
@@ -106,9 +106,11 @@ def test_gluoncv_rows_like_the_sheet():
     assert [(c.preset, c.aug, c.configs) for c in cells] == [
         ("tsn_r50_1x1x7", "gluoncv", "GluonCV"), ("i3d_r50_32x2x1", "gluoncv", "GluonCV"),
         ("i3d_r50_32x2x1", "default", "default config")]
-    assert {(x.preset, x.aug) for x in comparisons} == {("i3d_r50_32x2x1", "gluoncv")}
+    assert {(x.kind, x.preset, x.aug, x.reference) for x in comparisons} == {
+        ("config", "i3d_r50_32x2x1", "gluoncv", "default"),
+        ("model", "i3d_r50_32x2x1", "gluoncv", "tsn_r50_1x1x7")}  # the only TSN preset is the baseline
     md = format_markdown(cells, comparisons)
-    assert "| tsn_r50_1x1x7 | GluonCV | 60.00 / 100.00 |" in md and "| i3d_r50_32x2x1 | GluonCV | +5.00 [" in md
+    assert "| tsn_r50_1x1x7 | GluonCV | 60.00 / 100.00 |" in md and "| i3d_r50_32x2x1 | GluonCV | 400 | +5.00 [" in md
     only_gluoncv = build_tables(records[:1], resamples=100)
     assert only_gluoncv[1] == [] and "GluonCV" in format_markdown(*only_gluoncv)
 

@@ -95,6 +95,10 @@ def test_interrupted_grid_resumes_only_unfinished_trials(cli_app, tiny_index, tm
     for aug, run in final.items():
         assert run.info.status == "FINISHED", aug
         assert set(FINAL_METRICS) <= set(run.data.metrics), aug
+        # best and last both on record, and the recipe as run (lr after scaling, groups, views)
+        m, p = run.data.metrics, run.data.params
+        assert m["accurate_epoch"] == m["best_epoch"] and m["efficient_acc1_best"] >= m["efficient_acc1"], aug
+        assert p["recipe.config"] == aug and p["recipe.accurate_checkpoint"] == "best" and "recipe.lr" in p
         assert run.info.run_id == first[aug].info.run_id  # one child run per trial, reopened not duplicated
     # The finished trial was not run again; the interrupted one was, in its own run.
     done_before, done_after = first[done_aug].info, final[done_aug].info
