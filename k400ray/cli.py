@@ -201,6 +201,9 @@ from k400ray.cli_tune import register as _register_tune  # noqa: E402 - needs `a
 
 _register_tune(app)
 
-if __name__ == "__main__":
+from k400ray.cli_bench import bench_app  # noqa: E402 - needs `app` and `fail`
+
+app.add_typer(bench_app, name="bench")
+
+if __name__ == "__main__":  # every command registered above: `python -m k400ray.cli bench` works too
     app()
-from k400ray.cli_bench import bench_app; app.add_typer(bench_app, name="bench")  # noqa: E402

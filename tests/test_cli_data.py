@@ -51,3 +51,12 @@ def test_index_bad_inputs_are_one_line_errors(tmp_path):
 def test_synth_rejects_bad_size(tmp_path):
     r = runner.invoke(app, ["synth", str(tmp_path / "s"), "--size", "81x64"])
     assert r.exit_code == 2 and "--size" in r.output
+
+
+def test_python_dash_m_lists_every_command():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "k400ray", "--help"], capture_output=True, text=True, check=True).stdout
+    for command in ("synth", "index", "models", "train", "eval", "tune", "report", "demo", "bench"):
+        assert command in out, command

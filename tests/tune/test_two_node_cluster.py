@@ -9,6 +9,8 @@ tearing them down never touches another Ray on the machine (no ``ray stop``)."""
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import signal
 import socket
@@ -158,4 +160,5 @@ def test_tune_on_two_node_cluster(two_node_cluster, mlflow_server, tiny_index, t
     report = subprocess.run([str(BIN / "k400ray"), "report", "--experiment", "twonode", "--tracking-uri", mlflow_server,
                              "--format", "csv"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert report.returncode == 0, report.stderr
-    assert report.stdout.count("tsn_r50_1x1x8") == 2
+    rows = list(csv.DictReader(io.StringIO(report.stdout)))
+    assert sorted((r["model"], r["aug"]) for r in rows) == [("tsn_r50_1x1x8", "default"), ("tsn_r50_1x1x8", "mixup")]
