@@ -69,9 +69,14 @@ def index(
         fail(f"--layout must be auto, csv, list or tree, got {layout!r}")
     if not data_root.is_dir():
         fail(f"{data_root}: data root is not a directory")
+    import sys
+
+    from k400ray.console.counter import count_progress
+
     init_ray(address)
-    try:
-        manifest = build_index(data_root, out, layout=layout, shards=shards)
+    try:  # a bar with a count on a terminal, a line every few seconds otherwise (stderr: stdout is the result)
+        with count_progress("indexing", "videos", sys.stderr) as update:
+            manifest = build_index(data_root, out, layout=layout, shards=shards, progress=update)
     except (AnnotationError, FileExistsError) as exc:
         fail(str(exc))
     typer.echo(f"index {out} ({manifest['layout']} layout, {manifest['num_classes']} classes)")
@@ -86,6 +91,49 @@ def index(
         typer.echo(f"  ... {len(manifest['excluded']) - 20} more in {out / 'manifest.json'}")
 
 
+@app.command()
+def prepare(
+    raw_root: Path = typer.Argument(..., help="raw dataset root (the layouts `k400ray index` reads)"),
+    out: Path = typer.Option(..., "--out", help="where the re-encoded copy goes (same layout and annotations)"),
+    short_side: int = typer.Option(256, "--short-side", min=16, help="short side of the re-encoded videos"),
+    layout: str = typer.Option("auto", help="auto | csv | list | tree"),
+    address: Optional[str] = typer.Option(None, help="Ray cluster address (default: RAY_ADDRESS or a local Ray)"),
+) -> None:
+    """Re-encode every video to a short side on Ray tasks (resumable); failures go to prepare-manifest.json."""
+    import sys
+    import time
+
+    from k400ray.data.annotations import AnnotationError
+    from k400ray.data.prepare import PREPARE_MANIFEST, PrepareError, prepare_dataset
+    from k400ray.runtime import init_ray
+
+    if layout not in ("auto", "csv", "list", "tree"):
+        fail(f"--layout must be auto, csv, list or tree, got {layout!r}")
+    if not raw_root.is_dir():
+        fail(f"{raw_root}: raw root is not a directory")
+    start = time.perf_counter()
+
+    def progress(done: int, total: int, counts: dict) -> None:
+        rate = (done - counts["skipped"]) / max(time.perf_counter() - start, 1e-9)
+        sys.stderr.write(f"\rpreparing: {done}/{total} videos ({counts['skipped']} already done, "
+                         f"{counts['failed']} failed), {rate:.1f} videos/s" + ("\n" if done == total else ""))
+        sys.stderr.flush()
+
+    init_ray(address)
+    try:
+        manifest = prepare_dataset(raw_root, out, short_side=short_side, layout=layout, progress=progress)
+    except (AnnotationError, PrepareError) as exc:
+        fail(str(exc))
+    typer.echo(f"prepared {out} ({manifest['layout']} layout, short side {short_side}): {manifest['videos']} videos, "
+               f"{manifest['prepared']} re-encoded, {manifest['copied']} copied (already small), "
+               f"{manifest['skipped']} already done, {manifest['partial']} partial, {manifest['failed']} failed")
+    for item in manifest["failed_videos"][:20]:
+        typer.echo(f"  failed {item['path']}: {item['reason']}")
+    if manifest["failed"] > 20:
+        typer.echo(f"  ... {manifest['failed'] - 20} more in {out / PREPARE_MANIFEST}")
+    typer.echo(f"next: k400ray index {out} --out {out / 'index'}")
+
+
 def _load_spec_or_fail(spec_path: Path):
     from k400ray.tune.spec import SpecError, check_indexes, load_spec
 
@@ -96,11 +144,56 @@ def _load_spec_or_fail(spec_path: Path):
         fail(str(exc))
 
 
-def _run_and_print(cfg) -> None:
-    """Fit one trial and print both evaluation modes (exit 1 when the trial fails)."""
-    from k400ray.engine.trial import run_trial
+def _epoch_printer(epochs: int):
+    """A line per epoch of ``k400ray train``: loss, efficient acc1/acc5 when evaluated, clips/s,
+    data-wait fraction; the final report (accurate mode) is printed by the caller."""
+    from k400ray.console.grid_view import epoch_figures
 
-    outcome = run_trial(cfg)
+    def show(metrics: dict) -> None:
+        if metrics.get("done") or "epoch" not in metrics:
+            return
+        typer.echo(f"epoch {int(metrics['epoch'])}/{epochs}: {epoch_figures(metrics)}")
+
+    return show
+
+
+def _check_fresh_run(cfg, *, resume: bool, fresh: bool) -> None:
+    """Never report an old run's figures as new: an existing Train run of this trial (same name and
+    storage) is continued with --resume, replaced with --fresh, else refused (one line)."""
+    from k400ray.engine.trial import existing_run, train_run_dir
+
+    if resume and fresh:
+        fail("--resume and --fresh: choose one")
+    state = existing_run(cfg)
+    where = train_run_dir(cfg)
+    if state is None:
+        if resume:
+            typer.echo(f"nothing to resume at {where}: starting a new run")
+        return
+    if resume:
+        typer.echo(f"resuming the Train run at {where} ({state})")
+    elif fresh:
+        import shutil
+
+        if "://" in where:
+            fail(f"--fresh deletes local runs only; delete {where} yourself or change storage_path")
+        shutil.rmtree(where)
+        typer.echo(f"deleted the previous Train run at {where} ({state}): starting fresh")
+    else:
+        fail(f"a Train run of {cfg.name} already exists at {where} ({state}): pass --resume to continue it "
+             "(a finished run only re-prints its figures), or --fresh to delete it and train again")
+
+
+def _run_and_print(cfg) -> None:
+    """Fit one trial, a line per epoch, then both evaluation modes (exit 1 when the trial fails)."""
+    from k400ray.engine.epoch_feed import epoch_reports
+    from k400ray.engine.recipe import resolve_recipe
+    from k400ray.engine.trial import run_trial, train_run_dir
+
+    recipe = resolve_recipe(cfg)
+    typer.echo(f"{cfg.name}: {recipe.epochs} epochs, Train run at {train_run_dir(cfg)}")
+    with epoch_reports(_epoch_printer(recipe.epochs)) as callbacks:
+        outcome = run_trial(cfg, recipe=recipe, callbacks=callbacks)
     if outcome.error:
         fail(f"trial {cfg.name} failed: {outcome.error}", code=1)
     m = outcome.metrics
@@ -120,8 +213,12 @@ def train(
     ),
     seed: int = typer.Option(0, "--seed"),
     address: Optional[str] = typer.Option(None, help="Ray cluster address (default: RAY_ADDRESS or a local Ray)"),
+    resume: bool = typer.Option(False, "--resume", help="continue this trial's existing Train run (same spec, "
+                                "model, config, seed): from its last checkpoint; a finished one only re-prints"),
+    fresh: bool = typer.Option(False, "--fresh", help="delete this trial's existing Train run and train again"),
 ) -> None:
-    """Run one trial (preset x config x seed) under Ray Train, without Tune; print both modes."""
+    """Run one trial (preset x config x seed) under Ray Train, without Tune; a line per epoch, then both
+    modes. An existing run of the same trial is refused unless --resume or --fresh."""
     from k400ray.presets import PRESETS, check_config
 
     spec, num_classes = _load_spec_or_fail(spec_path)
@@ -135,6 +232,7 @@ def train(
     from k400ray.tune.spec import trial_config
 
     cfg = trial_config(spec, model, aug, seed, num_classes=num_classes)
+    _check_fresh_run(cfg, resume=resume, fresh=fresh)
     init_ray(address)
     _run_and_print(cfg)
 

@@ -130,6 +130,11 @@ def data(
     epoch_rows: int = typer.Option(0, "--epoch-rows", min=0,
                                    help="also time an epoch's start (first batch) over an index of N rows, e.g. 240000"),
     work_dir: Optional[Path] = typer.Option(None, "--work-dir", help="cache for generated videos and sized indexes"),
+    raw_sizes: Optional[str] = typer.Option(
+        None, "--raw-sizes",
+        help="comma-separated WIDTHxHEIGHT, e.g. 1920x1080,1280x720: instead, CPU per train clip on --videos generated "
+             "videos of --seconds at each size against their `k400ray prepare` copies (decode limit only, no Ray)"),
+    short_side: int = typer.Option(256, "--short-side", min=16, help="short side of the prepared copies (--raw-sizes)"),
     out: Optional[Path] = typer.Option(None, "--out", help="append a Markdown record to this file"),
     address: Optional[str] = typer.Option(None, help="Ray cluster address (default: RAY_ADDRESS or a local Ray)"),
 ) -> None:
@@ -138,6 +143,10 @@ def data(
     from k400ray.bench.data import run_data_bench
 
     names = _presets(presets)
+    if raw_sizes is not None:
+        _raw_vs_prepared(raw_sizes, names, short_side=short_side, videos=videos, seconds=seconds, fps=fps, clips=clips,
+                         repeats=repeats, processes=processes, work_dir=work_dir, out=out)
+        return
     chosen = _methods(methods)
     uses_ray = "ray data" in chosen
     if epoch_rows and not uses_ray:
@@ -171,6 +180,30 @@ def data(
     notes.append(f"batch sizes: {', '.join(f'{k} {v}' for k, v in result.batch_sizes.items())}")
     notes.append(f"load average (1 min) at start / end: {load:.1f} / {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     _emit("bench data", [t for t in (result.table(), result.cluster_table()) if t is not None], notes, out)
+
+
+def _raw_vs_prepared(raw_sizes: str, names: list[str], *, short_side: int, videos: int, seconds: float, fps: int,
+                     clips: int, repeats: int, processes: Optional[int], work_dir: Optional[Path],
+                     out: Optional[Path]) -> None:
+    """``bench data --raw-sizes``: the decode-cost ratio of raw over prepared videos."""
+    from k400ray.bench.common import machine_line
+    from k400ray.bench.resolution import run_resolution_bench
+
+    sizes = [_parse_size(s.strip()) for s in raw_sizes.split(",") if s.strip()]
+    if not sizes:
+        _fail("--raw-sizes: give at least one WIDTHxHEIGHT")
+    processes = processes or os.cpu_count() or 1
+    load = os.getloadavg()[0]
+    result = run_resolution_bench(sizes, presets=names, work_dir=_work_dir(work_dir), short_side=short_side,
+                                  videos=videos, seconds=seconds, fps=fps, clips=clips, repeats=repeats,
+                                  processes=processes, log=_log)
+    typer.echo(f"bench data --raw-sizes: {clips} clips per pass from {videos} generated videos of {seconds:g} s at "
+               f"{fps} fps per size, {processes} decode-limit processes, median of {repeats}; {machine_line()}")
+    notes = [f"ratio {p} {size}: decoding a training clip costs {result.ratio(p, size):.2f}x the CPU at source "
+             f"resolution as on the short-side-{short_side} copy" for p in names for size in result.sizes]
+    notes.append("CPU ms/clip: CPU time of the decode processes (/proc) per clip, whatever else the machine ran")
+    notes.append(f"load average (1 min) at start / end: {load:.1f} / {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    _emit("bench data (raw vs prepared)", [result.table()], notes, out)
 
 
 @bench_app.command()

@@ -13,9 +13,15 @@ import typer
 
 DEMO_DIR = Path("k400ray-demo")
 DEMO_SPEC = Path(__file__).resolve().parent.parent / "search_spaces" / "demo.yaml"
-# The synthetic set of the demo: 10 classes x (8 train, 4 val) videos of 48 frames (sized so the
-# 12-trial demo runs in about 10 minutes on 2 CPU cores).
-DEMO_SYNTH = dict(num_classes=10, videos_per_class=(8, 4), frames=48)
+# The synthetic set of the demo, built so that toy models show in 4 epochs what the set is for
+# (docs/results-synthetic.md): 2 direction pairs (4 classes) of squares sliding up or down, told
+# apart by colour (white, yellow), so frame-averaging TSN can reach 50% and no more; 3 squares side
+# by side, each video moving 0.9-1.1 of the frame height (about 8 px between the frames the
+# temporal models compare); 40 train and 12 val videos per class (48 val videos: enough for the
+# paired tests to call TSM/I3D vs TSN after Holm's adjustment); 32 frames, the fewest that hold
+# toy I3D's 8x4 clip.
+DEMO_SYNTH = dict(num_classes=4, videos_per_class=(40, 12), frames=32, motions=("vertical",), shapes=("square",),
+                  colours=("white", "yellow"), copies=3, travel=(0.9, 1.1))
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -34,32 +40,49 @@ def _load_spec(spec_path: Path, *, need_index: bool):
         _fail(str(exc))
 
 
-def run_tune(spec_path: Path, *, address: Optional[str], resume: bool):
+def run_tune(spec_path: Path, *, address: Optional[str], resume: bool, smoke: bool = False):
     """Validate, run the grid, print the summary; exits non-zero when trials failed (1) or the
     run was interrupted (130). Returns the spec and the outcome."""
     from k400ray.data.index import load_manifest
     from k400ray.tune.runner import GridError, format_summary, run_grid
+    from k400ray.tracking.mlflow_log import resolve_tracking_uri
 
     spec, num_classes = _load_spec(spec_path, need_index=True)
     class_names = list(load_manifest(spec.data.train_index)["classes"])
-    try:
-        outcome = run_grid(spec, num_classes=num_classes, class_names=class_names, address=address, resume=resume,
-                           echo=typer.echo)
+    from k400ray.console.grid_session import run_grid_shown
+
+    try:  # the live view (plain lines without a terminal); Ray's own output goes to a log file
+        outcome = run_grid_shown(spec, run_grid=run_grid, smoke=smoke, num_classes=num_classes,
+                                 class_names=class_names, address=address, resume=resume)
     except GridError as exc:
         _fail(str(exc))
     typer.echo("")
     typer.echo(format_summary(outcome.trials))
     typer.echo(f"\nTune experiment: {outcome.experiment_path}")
     typer.echo(f"MLflow: parent run {outcome.parent_run_id} at {outcome.tracking_uri}")
+    _echo_links(resolve_tracking_uri(spec.mlflow.tracking_uri), outcome.parent_run_id)
     if outcome.interrupted:
-        typer.echo(f"error: interrupted; resume with `k400ray tune {spec_path} --resume`", err=True)
+        typer.echo(f"error: interrupted; resume with `k400ray tune {spec_path}{' --smoke' * smoke} --resume`", err=True)
         raise typer.Exit(130)
     if outcome.failed:
         failed = sum(t.status == "error" for t in outcome.trials)
         typer.echo(f"error: {failed} trial(s) failed (errors above, and error.txt in their MLflow runs); "
-                   f"retry them with `k400ray tune {spec_path} --resume`", err=True)
+                   f"retry them with `k400ray tune {spec_path}{' --smoke' * smoke} --resume`", err=True)
         raise typer.Exit(1)
     return spec, outcome
+
+
+def _echo_links(tracking_uri: str, parent_run_id: str, *, err: bool = False) -> None:
+    """The MLflow UI links of a grid (runs table in "Model training" mode, the parent run)."""
+    from k400ray.console.mlflow_ui import link_lines
+    from k400ray.tracking.mlflow_log import client_for, ui_links
+
+    try:
+        experiment_id = client_for(tracking_uri).get_run(parent_run_id).info.experiment_id
+    except Exception:  # noqa: BLE001 - links are a convenience; the figures above are printed already
+        return
+    for line in link_lines(ui_links(tracking_uri, experiment_id, parent_run_id)):
+        typer.echo(line, err=err)
 
 
 def tune_command(
@@ -67,15 +90,20 @@ def tune_command(
     address: Optional[str] = typer.Option(None, help="Ray cluster address (default: RAY_ADDRESS or a local Ray)"),
     dry_run: bool = typer.Option(False, "--dry-run", help="print trials, resources and estimated GPU-hours; start nothing"),
     resume: bool = typer.Option(False, "--resume", help="continue an interrupted experiment; finished trials are kept"),
+    smoke: bool = typer.Option(False, "--smoke", help="check a cluster end to end first: every trial for 1 epoch "
+                               "on a few videos per class, both eval modes, as experiment NAME-smoke "
+                               "(never mixed with the grid)"),
 ) -> None:
     """Run the grid (presets x augmentations x seeds) as Ray Tune trials, logged to MLflow."""
+    if dry_run and smoke:
+        _fail("--smoke and --dry-run: choose one (a smoke run is 1 epoch per trial on a few videos per class)")
     if dry_run:
         from k400ray.tune.cost import format_dry_run
 
         spec, _ = _load_spec(spec_path, need_index=False)
         typer.echo(format_dry_run(spec, spec_path))
         return
-    run_tune(spec_path, address=address, resume=resume)
+    run_tune(spec_path, address=address, resume=resume, smoke=smoke)
 
 
 def report_command(
@@ -125,10 +153,30 @@ def _report(experiment: str, tracking_uri: str, fmt: str, plot: Optional[Path], 
     if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).exists():
         _fail(f"no MLflow database at {uri}")
     try:
-        return build_report(experiment, resolve_tracking_uri(uri), fmt=fmt, plot=plot, baseline=baseline,
+        text = build_report(experiment, resolve_tracking_uri(uri), fmt=fmt, plot=plot, baseline=baseline,
                             baseline_source=baseline_source)
     except ReportError as exc:
         _fail(str(exc))
+    _describe_grid(experiment, resolve_tracking_uri(uri), text if fmt == "md" else None)
+    return text
+
+
+def _describe_grid(experiment: str, tracking_uri: str, sheet: Optional[str]) -> None:
+    """The reported grid's parent run gets the sheet as its description (MLflow UI) and the
+    command its links (stderr: stdout is the sheet, maybe CSV or JSON)."""
+    from k400ray.console.mlflow_ui import refresh_description
+    from k400ray.tracking.mlflow_log import GridRun, client_for, find_grid_runs
+
+    try:
+        client = client_for(tracking_uri)
+        found = client.get_experiment_by_name(experiment)
+        parent = find_grid_runs(client, found.experiment_id)[0]
+        grid = GridRun(tracking_uri, found.experiment_id, parent.info.run_id, parent.data.tags.get("k400ray.grid", ""))
+        refresh_description(grid, sheet=sheet)
+    except Exception as exc:  # noqa: BLE001 - the sheet is printed; the description is a convenience
+        typer.echo(f"note: could not update the MLflow description ({type(exc).__name__}: {exc})", err=True)
+        return
+    _echo_links(tracking_uri, grid.parent_run_id, err=True)
 
 
 def demo_command() -> None:
@@ -136,6 +184,7 @@ def demo_command() -> None:
     from k400ray.data.index import build_index
     from k400ray.data.synth import generate_synthetic
     from k400ray.runtime import init_ray
+    from k400ray.tracking.mlflow_log import resolve_tracking_uri
     from k400ray.tune.runner import experiment_path
 
     data, index = DEMO_DIR / "data", DEMO_DIR / "index"
@@ -144,21 +193,26 @@ def demo_command() -> None:
     else:
         summary = generate_synthetic(data, **DEMO_SYNTH)
         typer.echo(summary.describe() if hasattr(summary, "describe") else f"synthetic data: {data}")
-    init_ray()
-    if (index / "manifest.json").is_file():
-        typer.echo(f"index: {index} (present, kept)")
-    else:
-        build_index(data, index)
-        typer.echo(f"index: {index}")
     spec, _ = _load_spec(DEMO_SPEC, need_index=False)
+    from k400ray.console.counter import count_progress
+    from k400ray.console.ray_log import default_log_path, ray_output_to
+
+    with ray_output_to(default_log_path(spec.storage_path, spec.experiment), title="k400ray demo") as shown:
+        init_ray()
+        if (index / "manifest.json").is_file():
+            shown.write(f"index: {index} (present, kept)\n")
+        else:
+            with count_progress("indexing", "videos", shown) as update:
+                build_index(data, index, progress=update)
+            shown.write(f"index: {index}\n")
     from ray import tune
 
     resume = tune.Tuner.can_restore(experiment_path(spec))  # a second `make demo` only reports
-    spec, _ = run_tune(DEMO_SPEC, address=None, resume=resume)
+    spec, outcome = run_tune(DEMO_SPEC, address=None, resume=resume)
     typer.echo("")
     typer.echo(_report(spec.mlflow_experiment, spec.mlflow.tracking_uri, "md", DEMO_DIR / "report.png"))
     typer.echo(f"\nplot: {DEMO_DIR / 'report.png'}")
-    typer.echo(f"browse the runs: mlflow ui --backend-store-uri {spec.mlflow.tracking_uri}")
+    _echo_links(resolve_tracking_uri(spec.mlflow.tracking_uri), outcome.parent_run_id)
 
 
 def register(app: typer.Typer) -> None:

@@ -41,9 +41,19 @@ def spec_file(ray_local, tmp_path_factory):
 
 @pytest.mark.slow
 def test_train_then_eval(spec_file):
-    r = runner.invoke(app, ["train", str(spec_file), "--model", "tsn_r50_1x1x8", "--aug", "mixup", "--seed", "3"])
+    argv = ["train", str(spec_file), "--model", "tsn_r50_1x1x8", "--aug", "mixup", "--seed", "3"]
+    r = runner.invoke(app, argv)
     assert r.exit_code == 0, r.output
     assert "clitest-tsn_r50_1x1x8-mixup-s3" in r.output
+    # one line per epoch (1 here): loss, efficient acc1/acc5 (evaluated at the last epoch), clips/s, data wait
+    epochs = [ln for ln in r.stdout.splitlines() if ln.startswith("epoch ")]
+    assert len(epochs) == 1 and re.fullmatch(
+        r"epoch 1/1: loss [\d.]+, efficient acc1/acc5 [\d.]+/[\d.]+, [\d.]+ clips/s, data wait \d+%", epochs[0]), r.stdout
+    # The same trial again in the same place: refused in one line, never the old run's figures.
+    again = runner.invoke(app, argv)
+    assert again.exit_code == 2 and len(again.output.strip().splitlines()) == 1, again.output
+    assert "already exists" in again.stderr and "finished, 1 epochs" in again.stderr and "--resume" in again.stderr
+    assert "acc1/acc5" not in again.output
     eff = re.search(r"efficient acc1/acc5: ([\d.]+) / ([\d.]+)", r.output)
     acc = re.search(r"accurate  acc1/acc5: ([\d.]+) / ([\d.]+)", r.output)
     assert eff and acc and all(0 <= float(v) <= 100 for v in eff.groups() + acc.groups())

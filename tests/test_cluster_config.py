@@ -256,3 +256,129 @@ def test_ray_and_mlflow_command_lines_parse(name):
             except BadCommandLine as exc:
                 pytest.fail(f"{tool} {shlex.join(argv)}\n  -> {exc}")
     assert {"ray start", "ray stop", "mlflow server"} <= seen
+
+
+# --- least-privilege IAM (infra/iam) -----------------------------------------------------------
+
+IAM = ROOT / "infra" / "iam"
+POLICIES = {"head": IAM / "head-policy.json", "worker": IAM / "worker-policy.json", "trust": IAM / "ec2-trust-policy.json"}
+
+
+def _statements(path: Path) -> list[dict]:
+    import json
+
+    policy = json.loads(path.read_text(encoding="utf-8"))
+    assert policy["Version"] == "2012-10-17", path
+    assert set(policy) == {"Version", "Statement"}, path
+    return policy["Statement"]
+
+
+def _listed(value) -> list[str]:
+    return value if isinstance(value, list) else [value]
+
+
+@pytest.mark.parametrize("name", POLICIES)
+def test_iam_files_are_valid_policies_that_docs_use(name):
+    path = POLICIES[name]
+    sids = []
+    for st in _statements(path):
+        assert st["Effect"] == "Allow" and st.get("Sid"), st
+        sids.append(st["Sid"])
+        assert ("Principal" in st) == (name == "trust"), st  # identity policies name no principal
+        actions = _listed(st["Action"])
+        assert all(re.fullmatch(r"[a-z0-9]+:[A-Za-z]+", a) for a in actions), f"no wildcard actions: {actions}"
+        if name != "trust":
+            resources = _listed(st["Resource"])
+            if "*" in resources:  # only what AWS cannot scope to a resource
+                assert all(a.startswith("ec2:Describe") for a in actions), st
+    assert len(sids) == len(set(sids))
+    doc = CLUSTER_DOC.read_text(encoding="utf-8")
+    assert f"file://infra/iam/{path.name}" in doc, f"docs/cluster.md must create the role from {path.name}"
+    assert "FullAccess" not in doc, "no full-access managed policies"
+
+
+def test_head_policy_grants_what_the_autoscaler_needs_and_no_more():
+    config = aws_config()
+    st = {s["Sid"]: s for s in _statements(POLICIES["head"])}
+    # resolve:ssm: image ids are resolved by EC2 with the launcher's rights: the head reads exactly them
+    params = {n["node_config"]["ImageId"].removeprefix("resolve:ssm:")
+              for n in config["available_node_types"].values() if n["node_config"]["ImageId"].startswith("resolve:ssm:")}
+    region = config["provider"]["region"]
+    ssm = [s for s in st.values() if "ssm:GetParameters" in _listed(s["Action"])]
+    assert len(ssm) == 1 and set(_listed(ssm[0]["Resource"])) == {f"arn:aws:ssm:{region}::parameter{p}" for p in params}
+    # it launches, tags and ends only instances tagged with this cluster's name
+    name = config["cluster_name"]
+    launch = st["LaunchOnlyInstancesTaggedAsThisCluster"]
+    assert launch["Condition"]["StringEquals"] == {"aws:RequestTag/ray-cluster-name": name}
+    manage = st["ManageOnlyThisClustersInstances"]
+    assert "ec2:TerminateInstances" in manage["Action"]
+    assert manage["Condition"]["StringEquals"] == {"ec2:ResourceTag/ray-cluster-name": name}
+    # it passes the worker role only, and the workers' instance profile is that role's
+    profiles = {n["node_config"]["IamInstanceProfile"]["Name"] for k, n in config["available_node_types"].items()
+                if k != config["head_node_type"]}
+    head_profile = config["available_node_types"][config["head_node_type"]]["node_config"]["IamInstanceProfile"]["Name"]
+    assert profiles == {"k400ray-worker"} and head_profile == "k400ray-head"
+    assert _listed(st["HandWorkersTheirRole"]["Resource"]) == ["arn:aws:iam::*:role/k400ray-worker"]
+
+
+def test_worker_policy_is_the_one_bucket():
+    bucket = spec()["storage_path"].removeprefix("s3://").split("/")[0]
+    resources = {r for s in _statements(POLICIES["worker"]) for r in _listed(s["Resource"])}
+    assert resources == {f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/k400ray/*"}
+    assert {a for s in _statements(POLICIES["worker"]) for a in _listed(s["Action"])} <= {
+        "s3:ListBucket", "s3:GetBucketLocation", "s3:GetObject", "s3:PutObject", "s3:DeleteObject",
+        "s3:AbortMultipartUpload"}
+
+
+# --- the same pinned software on every node ----------------------------------------------------
+
+CONSTRAINTS = ROOT / "constraints.txt"
+
+
+def _pins() -> dict[str, str]:
+    pins = {}
+    for line in CONSTRAINTS.read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, sep, version = line.partition("==")
+            assert sep and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name) and version, f"not an exact pin: {line}"
+            pins[re.sub(r"[-_.]+", "-", name).lower()] = version
+    return pins
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_every_node_installs_the_same_pinned_versions(name):
+    config = CONFIGS[name]()
+    installs = [(field, cmd) for field in COMMAND_FIELDS for cmd in config.get(field) or [] if "pip install" in cmd]
+    assert installs, "the project is installed"
+    for field, cmd in installs:
+        # one command, run on every node, with the repository's constraints
+        assert field == "setup_commands", f"{field}: installs differ between head and workers: {cmd}"
+        for part in cmd.split("&&"):
+            if "pip install" in part:
+                assert "-c ~/k400ray/constraints.txt" in part, part
+                assert "==" not in part, f"versions live in constraints.txt only: {part}"
+
+
+def test_constraints_match_pyproject_and_cover_the_closure():
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    pins = _pins()
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["dependencies"]
+    for raw in deps:
+        req = Requirement(raw)
+        key = re.sub(r"[-_.]+", "-", req.name).lower()
+        assert key in pins, f"{req.name} is not pinned in constraints.txt"
+        assert req.specifier.contains(pins[key], prereleases=True), f"constraints.txt {key}=={pins[key]} vs pyproject {raw}"
+    for extra in ("boto3", "aiohttp", "py-spy", "opencensus"):  # what the nodes add: ray[default], boto3
+        assert extra in pins, extra
+
+
+def test_this_venv_runs_the_pinned_versions():
+    """A pyproject pin changed without regenerating constraints.txt (infra/make_constraints.py) shows here."""
+    from importlib import metadata
+
+    pins = _pins()
+    for name in ("torch", "torchvision", "ray", "mlflow", "av", "decord2", "pyarrow", "numpy", "pydantic"):
+        assert metadata.version(name) == pins[name], name

@@ -17,6 +17,7 @@ import sys
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Callable
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -116,9 +117,13 @@ def build_index(
     shards: int | None = None,
     rows_per_shard: int = DEFAULT_ROWS_PER_SHARD,
     chunk_size: int = 16,
-    progress: bool = True,
+    progress: bool | Callable[[int, int], None] = True,
 ) -> dict:
-    """Index ``data_root`` into ``out_dir`` and return the manifest. Needs Ray (``init_ray``) first."""
+    """Index ``data_root`` into ``out_dir`` and return the manifest. Needs Ray (``init_ray``) first.
+    ``progress``: ``True`` writes a ``\\r`` line to stderr; a callable gets ``(done, total)`` videos
+    (the CLI's progress bar); ``False``: silent."""
+    report = progress if callable(progress) else (
+        (lambda done, total: _progress(done, total, start)) if progress else None)
     import ray
 
     root = Path(data_root).resolve()
@@ -151,8 +156,8 @@ def build_index(
             for chunk_id in [c for c, ref in pending.items() if ref in finished]:
                 ready[chunk_id] = ray.get(pending.pop(chunk_id))
                 done += len(chunks[chunk_id])
-            if progress:
-                _progress(done, len(entries), start)
+            if report is not None:
+                report(done, len(entries))
             while consumed in ready:  # write strictly in entry order
                 for i, result in zip(chunks[consumed], ready.pop(consumed)):
                     entry = entries[i]
@@ -171,7 +176,7 @@ def build_index(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    if progress and not entries:
+    if progress is True and not entries:
         sys.stderr.write("indexing: no videos found\n")
     return manifest
 

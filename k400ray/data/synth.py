@@ -160,7 +160,66 @@ _MOTIONS = (
     _Motion("zoom", "zooming", ("outward", "inward")),
 )
 
+MOTION_KINDS = tuple(m.kind for m in _MOTIONS)
 MAX_PAIRS = len(_MOTIONS) * len(_SHAPES) * len(_COLOURS)
+
+
+def _shape_key(shape: _Shape) -> str:
+    """The shape's one-word name for arguments ("plus" for the '"plus" sign')."""
+    return shape.name.replace('"', "").split()[0]
+
+
+SHAPE_KINDS = tuple(_shape_key(s) for s in _SHAPES)
+COLOUR_NAMES = tuple(name for name, _ in _COLOURS)
+
+
+@dataclass(frozen=True)
+class _Vocabulary:
+    """The motions, shapes and colours that direction pairs are made of (by default all of them)."""
+
+    motions: tuple[_Motion, ...] = _MOTIONS
+    shapes: tuple[_Shape, ...] = _SHAPES
+    colours: tuple[tuple[str, tuple[int, int, int]], ...] = _COLOURS
+
+    @property
+    def max_pairs(self) -> int:
+        return len(self.motions) * len(self.shapes) * len(self.colours)
+
+
+def _pick(kind: str, names: Sequence[str] | None, items: tuple, key: Callable) -> tuple:
+    """``items`` whose ``key`` is in ``names``, in the order of ``names`` (all of them for None)."""
+    if names is None:
+        return items
+    by_name = {key(item): item for item in items}
+    if not names or len(set(names)) != len(names) or any(n not in by_name for n in names):
+        raise ValueError(f"{kind} must be distinct names out of {', '.join(by_name)}, got {list(names)}")
+    return tuple(by_name[n] for n in names)
+
+
+def _vocabulary(motions: Sequence[str] | None = None, shapes: Sequence[str] | None = None,
+                colours: Sequence[str] | None = None) -> _Vocabulary:
+    """The vocabulary restricted to the motion kinds, shapes and colours named (``MOTION_KINDS``,
+    ``SHAPE_KINDS``, ``COLOUR_NAMES``; None: all).
+
+    Why a choice: what pairs are made of decides how fast a toy model learns the direction. A
+    run that must learn in minutes (the demo) keeps to one motion, one solid shape and bright
+    colours, so that every pair asks the same question (up or down?) of alike-looking objects
+    and the model learns it once for all pairs. The numbers of motions and shapes must stay
+    coprime for ``_pair_spec``'s enumeration.
+    """
+    vocab = _Vocabulary(_pick("motions", motions, _MOTIONS, lambda m: m.kind),
+                        _pick("shapes", shapes, _SHAPES, _shape_key),
+                        _pick("colours", colours, _COLOURS, lambda c: c[0]))
+    if math.gcd(len(vocab.motions), len(vocab.shapes)) != 1:
+        raise ValueError(f"the numbers of motions ({len(vocab.motions)}) and shapes ({len(vocab.shapes)}) "
+                         "must be coprime, so that every combination gets a pair")
+    return vocab
+
+
+def max_pairs(motions: Sequence[str] | None = None, shapes: Sequence[str] | None = None,
+              colours: Sequence[str] | None = None) -> int:
+    """How many distinct direction pairs there are with these motion kinds, shapes and colours."""
+    return _vocabulary(motions, shapes, colours).max_pairs
 
 
 @dataclass(frozen=True)
@@ -174,38 +233,42 @@ class _PairSpec:
         return f"{self.motion.verb} {self.colour_name} {self.shape.name} ({self.motion.directions[direction]})"
 
 
-def _pair_spec(index: int) -> _PairSpec:
+def _pair_spec(index: int, vocab: _Vocabulary = _Vocabulary()) -> _PairSpec:
     """The ``index``-th (motion, shape, colour) combination, enumerated so that neighbours differ.
 
-    ``len(_MOTIONS)`` and ``len(_SHAPES)`` are coprime, so ``j -> (j % M, j % S)`` visits every
-    (motion, shape) once per block of M*S; the colour shifts by one per block. The first
-    min(M, S) pairs therefore differ in all three attributes, and all MAX_PAIRS are distinct.
+    The numbers of motions M and shapes S are coprime (4 and 5 by default), so ``j -> (j % M,
+    j % S)`` visits every (motion, shape) once per block of M*S; the colour shifts by one per
+    block. The first min(M, S) pairs therefore differ in all three attributes, and all
+    ``vocab.max_pairs`` are distinct (with one motion and one shape: one colour per pair).
     """
-    if not 0 <= index < MAX_PAIRS:
-        raise ValueError(f"pair index {index} outside [0, {MAX_PAIRS})")
-    period = len(_MOTIONS) * len(_SHAPES)
+    if not 0 <= index < vocab.max_pairs:
+        raise ValueError(f"pair index {index} outside [0, {vocab.max_pairs})")
+    period = len(vocab.motions) * len(vocab.shapes)
     j, block = index % period, index // period
-    name, rgb = _COLOURS[(j + block) % len(_COLOURS)]
-    return _PairSpec(_MOTIONS[j % len(_MOTIONS)], _SHAPES[j % len(_SHAPES)], name, rgb)
+    name, rgb = vocab.colours[(j + block) % len(vocab.colours)]
+    return _PairSpec(vocab.motions[j % len(vocab.motions)], vocab.shapes[j % len(vocab.shapes)], name, rgb)
 
 
-def class_names(num_classes: int) -> list[str]:
+def class_names(num_classes: int, motions: Sequence[str] | None = None,
+                shapes: Sequence[str] | None = None, colours: Sequence[str] | None = None) -> list[str]:
     """Class names in generation order: pair p gives classes 2p (phase forward) and 2p+1 (reversed).
 
     An odd count adds one unpaired class (the forward direction of pair ``num_classes // 2``).
     The class index used for training is the position in the *sorted* list, as for K400.
+    ``motions``, ``shapes``, ``colours``: what pairs are made of (None: all, see ``_vocabulary``).
     """
-    if not 1 <= num_classes <= 2 * MAX_PAIRS:
-        raise ValueError(f"num_classes must be in [1, {2 * MAX_PAIRS}], got {num_classes}")
-    names = []
-    for c in range(num_classes):
-        names.append(_pair_spec(c // 2).label(c % 2))
-    return names
+    vocab = _vocabulary(motions, shapes, colours)
+    if not 1 <= num_classes <= 2 * vocab.max_pairs:
+        raise ValueError(f"num_classes must be in [1, {2 * vocab.max_pairs}], got {num_classes}")
+    return [_pair_spec(c // 2, vocab).label(c % 2) for c in range(num_classes)]
 
 
 # --------------------------------------------------------------------------------------------
 # Rendering
 # --------------------------------------------------------------------------------------------
+
+
+_RADIUS = (0.12, 0.16)  # object radius, as a fraction of the short side
 
 
 @dataclass(frozen=True)
@@ -223,10 +286,12 @@ class _VideoParams:
     y0: float
     drift: int  # +-1, horizontal drift direction of the slanted motion
     noise: float  # std of per-pixel Gaussian noise
+    copies: int = 1  # sliding / drifting objects side by side, ``width / copies`` apart (not drawn)
 
 
 def _draw_params(
-    rng: np.random.Generator, spec: _PairSpec, width: int, height: int, travel: tuple[float, float]
+    rng: np.random.Generator, spec: _PairSpec, width: int, height: int, travel: tuple[float, float], *,
+    copies: int = 1,
 ) -> _VideoParams:
     side = min(width, height)
     base = rng.uniform(30, 80)
@@ -238,14 +303,22 @@ def _draw_params(
         colour=tuple(float(np.clip(c + rng.uniform(-15, 15), 0, 255)) for c in spec.colour),
         # Object about 1/4 of the short side across: still ~15 px after resize to short side 64
         # and a crop that may cut a third of the frame.
-        radius=float(rng.uniform(0.12, 0.16) * side),
+        radius=float(rng.uniform(*_RADIUS) * side),
         travel=float(rng.uniform(*travel)),
         phase=float(rng.uniform(0, 1)),
         x0=float(mirror_axis if spec.motion.kind in ("mirror", "zoom") else rng.uniform(0.3, 0.7) * width),
         y0=float(rng.uniform(0.35, 0.65) * height),
         drift=int(rng.choice((-1, 1))),
         noise=float(rng.uniform(1.0, 4.0)),
+        copies=copies,
     )
+
+
+def max_copies(width: int, height: int) -> int:
+    """How many objects fit side by side without touching: the widest shape at the largest radius,
+    on both sides of its centre, plus a gap of 2% of the short side."""
+    extent = 2 * max(shape.scale for shape in _SHAPES) * _RADIUS[1] + 0.02
+    return max(1, int(width // (extent * min(width, height))))
 
 
 def _wrap(delta: np.ndarray, period: float) -> np.ndarray:
@@ -267,11 +340,12 @@ def _alpha(
     if kind in ("vertical", "slanted"):
         dy = _wrap(ys - ph * height, height)
         if kind == "vertical":
-            dx = xs - p.x0
+            # copies: the nearest of the objects spaced width/copies apart (wrapping at the edges)
+            dx = xs - p.x0 if p.copies == 1 else _wrap(xs - p.x0, width / p.copies)
         else:  # 45 degrees in pixels; drift sign drawn per video so the class is flip-symmetric.
             # Unwrapped phase: x has period width, not height, and must not jump when y wraps.
             x = (p.x0 + p.drift * phase * height) % width
-            dx = _wrap(xs - x.astype(np.float32)[:, None, None], width)
+            dx = _wrap(xs - x.astype(np.float32)[:, None, None], width / p.copies)
         return _coverage(shape.signed_distance(dx, dy, p.radius))
     if kind == "mirror":
         # Two copies at axis +- d, d = phase * width/2: they move apart (phase up) or together.
@@ -547,6 +621,10 @@ def generate_synthetic(
     corrupt: int = 0,
     missing: int = 0,
     travel: tuple[float, float] = (1.5, 2.0),
+    motions: Sequence[str] | None = None,
+    shapes: Sequence[str] | None = None,
+    colours: Sequence[str] | None = None,
+    copies: int = 1,
     preset: str = "ultrafast",
     overwrite: bool = False,
 ) -> SynthSummary:
@@ -566,6 +644,14 @@ def generate_synthetic(
             TSM compares frames ``frames/8`` apart: travel/8 of a period (0.19-0.25), below the half
             period where the direction would become ambiguous, yet large enough for toy models to
             learn the direction in ~20 epochs (at 0.55-0.75 toy TSM plateaued near 70%).
+        motions, shapes, colours: what the pairs are made of, in order (names in ``MOTION_KINDS``,
+            ``SHAPE_KINDS``, ``COLOUR_NAMES``; None: all; motions and shapes in coprime numbers).
+            The demo takes one motion, one shape and bright colours (``_vocabulary``).
+        copies: objects per frame for the sliding and drifting motions, side by side
+            ``width / copies`` apart, all moving alike (the mirroring and zooming figures already
+            span the frame and stay single). More of the frame moves, so a toy model sees the
+            direction in more places of every clip; at most as many as fit without touching
+            (3 at the default 80x64).
         preset: x264 preset (speed only; every preset keeps yuv420p and constant fps).
         overwrite: replace an existing ``train/``, ``val/``, ``annotations/`` under ``out_dir``.
     """
@@ -580,8 +666,12 @@ def generate_synthetic(
         raise ValueError("corrupt, missing and seed must be >= 0")
     if not 0 < travel[0] <= travel[1] < 4:
         raise ValueError(f"travel must satisfy 0 < low <= high < 4 (periods), got {travel}")
+    if not 1 <= copies <= max_copies(width, height):
+        raise ValueError(f"copies must be in [1, {max_copies(width, height)}] at {width}x{height} "
+                         f"(objects side by side must not touch), got {copies}")
     fps = Fraction(fps)
-    names = class_names(num_classes)
+    vocab = _vocabulary(motions, shapes, colours)
+    names = class_names(num_classes, motions, shapes, colours)
     out = Path(out_dir)
     _prepare_out_dir(out, overwrite)
 
@@ -613,8 +703,8 @@ def generate_synthetic(
     counts = {name: dict.fromkeys(SPLITS, 0) for name in ("videos", "corrupt", "missing")}
 
     def video_source(c: int, key: tuple[int, ...]) -> Callable[[], Iterator[np.ndarray]]:
-        spec = _pair_spec(c // 2)
-        params = _draw_params(np.random.default_rng(list(key)), spec, width, height, travel)
+        spec = _pair_spec(c // 2, vocab)
+        params = _draw_params(np.random.default_rng(list(key)), spec, width, height, travel, copies=copies)
         times = np.arange(frames)
         if c % 2:  # the reversed twin of the pair draw
             times = times[::-1]

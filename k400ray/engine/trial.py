@@ -38,6 +38,37 @@ def default_storage() -> str:
     return str(Path("k400ray-runs").resolve())
 
 
+def train_run_dir(cfg: TrialConfig) -> str:
+    """Where Ray Train keeps this trial's run (checkpoints, its manager's state): a second fit with
+    the same name and storage path continues it rather than training again."""
+    return f"{(cfg.storage_path or default_storage()).rstrip('/')}/{cfg.name}"
+
+
+def existing_run(cfg: TrialConfig) -> str | None:
+    """What a previous fit of this trial left (``"finished, 4 epochs"``, ``"stopped after epoch
+    2 of 4"``, ``"started"``), or None when there is none to continue."""
+    import pyarrow.fs
+
+    from ray.train.v2._internal.constants import CHECKPOINT_MANAGER_SNAPSHOT_FILENAME
+
+    fs, root = pyarrow.fs.FileSystem.from_uri(train_run_dir(cfg)) if "://" in train_run_dir(cfg) else (
+        pyarrow.fs.LocalFileSystem(), str(Path(train_run_dir(cfg)).resolve()))
+    if fs.get_file_info(root).type == pyarrow.fs.FileType.NotFound:
+        return None
+    entries = fs.get_file_info(pyarrow.fs.FileSelector(root))
+    names = sorted(e.base_name for e in entries if e.base_name.startswith("checkpoint_") and
+                   e.type == pyarrow.fs.FileType.Directory)
+    if not names and not any(e.base_name == CHECKPOINT_MANAGER_SNAPSHOT_FILENAME for e in entries):
+        return None
+    if names and isinstance(fs, pyarrow.fs.LocalFileSystem):
+        metrics = ckpt.load_metrics(Path(root) / names[-1])
+        if metrics.get("done"):
+            return f"finished, {metrics.get('epoch')} epochs"
+        if "epoch" in metrics:
+            return f"stopped after epoch {metrics['epoch']}"
+    return "started" if not names else f"{len(names)} checkpoint(s)"
+
+
 def build_trainer(cfg: TrialConfig, *, recipe: TrialRecipe | None = None, callbacks: list | None = None):
     """``recipe``: the trial's resolved recipe (default: resolved here), which the workers receive.
 

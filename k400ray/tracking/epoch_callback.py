@@ -3,7 +3,9 @@
 A ``ray.train.UserCallback`` runs on the Train controller after every ``ray.train.report``
 of the worker group, with every rank's metrics: rank 0's are logged to the trial's child run,
 step = epoch. The final report (``done=1``) is left to the trial function, which logs the
-final metrics and artifacts once the fit returned.
+final metrics and artifacts once the fit returned. With an ``outbox``, an epoch the tracking
+server does not take (it is down) is held on the trial's storage and sent later
+(:mod:`k400ray.tracking.outbox`), without holding up training.
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ logger = logging.getLogger(__name__)
 
 
 class MlflowEpochLogger(UserCallback):
-    def __init__(self, tracking_uri: str, run_id: str) -> None:
+    def __init__(self, tracking_uri: str, run_id: str, outbox=None) -> None:
         self.tracking_uri = tracking_uri
         self.run_id = run_id
+        self.outbox = outbox
         self._client = None
 
     def after_report(self, run_context, metrics, checkpoint) -> None:
@@ -30,6 +33,6 @@ class MlflowEpochLogger(UserCallback):
         try:
             if self._client is None:
                 self._client = client_for(self.tracking_uri)
-            log_epoch(self._client, self.run_id, latest)
+            log_epoch(self._client, self.run_id, latest, outbox=self.outbox)
         except Exception:  # noqa: BLE001 - a tracking outage must not stop training
             logger.warning("could not log epoch %s to MLflow run %s", latest.get("epoch"), self.run_id, exc_info=True)

@@ -1,11 +1,16 @@
 """Parent and child MLflow runs of a grid, found again by tags so that a resumed or retried
 trial keeps its one child run.
 
+- experiment: tagged ``mlflow.experimentKind = custom_model_development``, so that MLflow's UI
+  treats it as model training rather than GenAI (with :func:`ui_links`, which also carry the
+  mode in the URL).
 - parent (one per ``k400ray tune`` experiment): tags ``k400ray.role=grid``, ``k400ray.grid``
-  (the spec's experiment), ``k400ray.spec_sha1``; the spec as an artifact; the report later.
+  (the spec's experiment), ``k400ray.spec_sha1``; the spec as an artifact; the report later;
+  its description (``mlflow.note.content``, markdown on its page) is the result sheet and every
+  trial's figures (:func:`set_description`, refreshed by the CLI as trials finish).
 - child (one per trial): tags ``mlflow.parentRunId``, ``k400ray.role=trial``, ``k400ray.trial``
-  (:func:`~k400ray.tune.spec.trial_name`, stable across restarts), ``model``, ``aug``, ``seed``,
-  ``family``, ``trial_id`` (Tune's); params = the resolved ``TrialConfig``; per-epoch metrics
+  (:func:`~k400ray.tune.spec.trial_name`, stable across restarts), ``model``, ``config`` (the
+  sheet's configs column; also as ``aug``, its older name), ``seed``, ``family``, ``trial_id`` (Tune's); params = the resolved ``TrialConfig``; per-epoch metrics
   (step = epoch) and the final ones; artifacts (:mod:`k400ray.tracking.artifacts`).
 
 A run is never left ``RUNNING``: the trial function ends its own run (FINISHED / FAILED /
@@ -33,6 +38,9 @@ SPEC_TAG = "k400ray.spec_sha1"
 ERROR_TAG = "k400ray.error"
 END_TAG = "k400ray.end_reason"
 PARENT_TAG = "mlflow.parentRunId"
+NOTE_TAG = "mlflow.note.content"  # a run's description in MLflow's UI (markdown)
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"  # MLflow 3's "model training" kind (not GenAI)
 
 logger = logging.getLogger(__name__)
 
@@ -116,16 +124,43 @@ def client_for(uri: str):
 
 
 def get_or_create_experiment(client, name: str, uri: str) -> str:
+    """The experiment (restored if deleted, created if absent), tagged as model development."""
     found = client.get_experiment_by_name(name)
     if found is not None:
         if found.lifecycle_stage == "deleted":
             client.restore_experiment(found.experiment_id)
+        if found.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
+            client.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
         return found.experiment_id
     location = _artifact_location(uri)
     if location:
         base = location.rstrip("/")
         location = f"{base}/{name}"
-    return client.create_experiment(name, artifact_location=location)
+    return client.create_experiment(name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
+
+
+def set_description(client, run_id: str, markdown: str) -> None:
+    """A run's description in MLflow's UI (rendered as markdown on the run's page). MLflow keeps
+    tag values up to 8000 characters in its stores; a longer text is cut with a pointer."""
+    limit = 7900
+    if len(markdown) > limit:
+        markdown = markdown[:limit] + "\n\n(cut: the whole sheet is the run's artifact report/report.md)\n"
+    client.set_tag(run_id, NOTE_TAG, markdown)
+
+
+def ui_links(tracking_uri: str, experiment_id: str, run_id: str | None = None) -> dict[str, str]:
+    """Links into MLflow's UI that open in "Model training" mode (MLflow 3 picks the mode from the
+    URL or the browser's last choice; a bare experiment URL opens the GenAI overview), and the
+    command that serves the UI for this store: ``{"experiment", "run", "command", "base"}``."""
+    if tracking_uri.startswith(("http://", "https://")):
+        base, command = redact_uri(tracking_uri).rstrip("/"), ""
+    else:
+        base, command = "http://127.0.0.1:5000", f"mlflow ui --backend-store-uri {tracking_uri}"
+    query = "?workflowType=machine_learning"
+    links = {"base": base, "command": command, "experiment": f"{base}/#/experiments/{experiment_id}{query}"}
+    if run_id:
+        links["run"] = f"{base}/#/experiments/{experiment_id}/runs/{run_id}{query}"
+    return links
 
 
 def spec_hash(spec_json: dict) -> str:
@@ -222,7 +257,7 @@ class TrialRun:
         found = list(client.search_runs([grid.experiment_id], query, order_by=["attributes.start_time ASC"]))
         tags = {
             PARENT_TAG: grid.parent_run_id, ROLE_TAG: "trial", GRID_TAG: grid.grid, TRIAL_TAG: cfg.name,
-            "model": cfg.preset, "aug": cfg.aug, "seed": str(cfg.seed), "family": family,
+            "model": cfg.preset, "config": cfg.aug, "aug": cfg.aug, "seed": str(cfg.seed), "family": family,
         }
         if tune_trial_id:
             tags["trial_id"] = tune_trial_id
@@ -300,14 +335,17 @@ def _same(a: float, b: float) -> bool:
     return (math.isnan(a) and math.isnan(b)) or math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
 
 
-def log_epoch(client, run_id: str, metrics: dict) -> None:
-    """One epoch's metrics (rank 0's report) at step = epoch."""
+def log_epoch(client, run_id: str, metrics: dict, outbox=None) -> None:
+    """One epoch's metrics (rank 0's report) at step = epoch. With an ``outbox``
+    (:class:`~k400ray.tracking.outbox.Outbox`), a server that does not answer gets them later."""
     from mlflow.entities import Metric
 
     step = int(metrics["epoch"])
     now = int(time.time() * 1000)
     batch = [Metric(k, float(metrics[k]), now, step) for k in EPOCH_METRICS if k in metrics]
-    if batch:
+    if outbox is not None:
+        outbox.send(client, run_id, batch)
+    elif batch:
         client.log_batch(run_id, metrics=batch)
 
 

@@ -1,16 +1,22 @@
-"""What a grid will cost before anything starts (``k400ray tune SPEC --dry-run``).
+"""What a grid will cost before anything starts (``k400ray tune SPEC --dry-run``), from measurements.
 
-Compute only, from model FLOPs::
+Per trial, on ``G`` GPUs of the trial's kind with ``D`` decode cores (``cluster_shape``)::
 
-    per trial = epochs x (train videos x 3 x F_train + val videos x views_eff x F_eff)
-                + val videos x views_acc x F_acc                  (the accurate-mode test, once)
+    train clips/s  = min(G x GPU clips/s, D x decode clips/s per core x Ray Data's share)
+    epoch          = train videos / train clips/s + the epoch's pipeline start
+    efficient eval = val videos / min(G x views/s / views, D_eval x decode videos/s per core x share)
+    wall clock     = epochs x epoch + evaluations x efficient eval + accurate eval + start-up
+    GPU-hours      = wall clock x G  (a trial holds its GPUs while it waits for data)
 
-``F`` is the FLOPs of one forward pass of one view (2 x the multiply-adds that
-``k400ray.models.summary.count_gflops`` counts), and 3 x stands for forward + backward
-(backward ~ 2 x forward). Divided by a sustained throughput per GPU (peak x utilisation,
-printed with the estimate), it gives GPU-hours; divided again by the GPUs of a trial, hours of
-wall clock. Decoding, I/O and start-up are not counted: for video training they often
-dominate, so read the figure as a lower bound.
+GPU clips/s come from ``bench train`` records (``throughput``: measured, or a FLOP model
+calibrated on the measured kinds, and each row says which); decode clips/s per core from
+``bench data`` on a prepared copy, divided by the raw / prepared ratio for a raw copy. The
+slower side bounds the trial: the dry run names it and the decode cores per GPU that would
+balance it. Efficient evaluation runs every ``eval_interval`` epochs and after the last, the
+accurate mode once, with the trial's bounded evaluation decode tasks. Dollars: GPU node-hours,
+decode node-hours (the trial's share of the cluster's decode nodes, for its whole wall clock),
+the head for the grid's wall clock, and storage reads (EFS elastic throughput bills every GB
+read: the dataset once per epoch per trial).
 
 Each row also shows what the trial trains with: its config, the base lr after linear scaling to
 the spec's workers x batch per worker, the total batch and the schedule, read from the trial's
@@ -23,6 +29,7 @@ Needs no Ray and no index: without one, the Kinetics-400 split sizes are used (a
 from __future__ import annotations
 
 import hashlib
+import heapq
 import json
 import math
 import os
@@ -30,13 +37,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from k400ray.engine.recipe import TrialRecipe, resolve_recipe
-from k400ray.presets import ModelPreset
+from k400ray.presets import PRESETS, ModelPreset
+from k400ray.tune import throughput as tp
+from k400ray.tune.cluster_shape import ClusterShape, cluster_shape, efs_price, nodes_per_trial
 from k400ray.tune.spec import SearchSpec, trial_config
 
-# One H100-class GPU in bf16 dense (~990 TFLOP/s peak on H100 SXM, ~312 on A100): 400 is a
-# middle figure for a mixed fleet; 40% model-FLOP utilisation is typical for video CNNs.
-PEAK_TFLOPS = 400.0
-UTILISATION = 0.40
 # Kinetics-400 as released (Academic Torrents copy): ~240k train / ~19.8k val videos.
 K400_TRAIN_VIDEOS = 240_000
 K400_VAL_VIDEOS = 19_800
@@ -51,6 +56,15 @@ class VideoCounts:
 
 
 @dataclass(frozen=True)
+class DecodeCores:
+    """Decode cores one trial has, for training and for evaluation, and where the figure comes from."""
+
+    train: float
+    eval: float
+    how: str
+
+
+@dataclass(frozen=True)
 class TrialCost:
     preset: str
     aug: str  # the config
@@ -61,11 +75,35 @@ class TrialCost:
     efficient_views: int
     accurate_gmacs: float
     accurate_views: int
-    gpu_hours: float
+    gpus: int
+    gpu_rate: tp.Rate  # training clips/s of one GPU
+    decode_rate: float  # training clips/s the trial's decode cores deliver
+    balance_cores_per_gpu: float  # decode cores per GPU at which both sides are equal
+    evaluations: int  # efficient-mode evaluations
+    train_h: float  # all epochs, pipeline starts included
+    efficient_h: float  # all efficient evaluations
+    accurate_h: float
+    startup_h: float
 
     @property
     def epochs(self) -> int:
         return self.recipe.epochs
+
+    @property
+    def bottleneck(self) -> str:
+        return "decode" if self.decode_rate < self.gpus * self.gpu_rate.clips_per_s else "GPU"
+
+    @property
+    def train_clips_per_s(self) -> float:
+        return min(self.decode_rate, self.gpus * self.gpu_rate.clips_per_s)
+
+    @property
+    def wall_h(self) -> float:
+        return self.train_h + self.efficient_h + self.accurate_h + self.startup_h
+
+    @property
+    def gpu_hours(self) -> float:
+        return self.wall_h * self.gpus
 
 
 def video_counts(spec: SearchSpec) -> VideoCounts:
@@ -132,6 +170,52 @@ def view_gmacs(preset: ModelPreset, frames: int, crop: int, num_classes: int, ca
     return value
 
 
+def _cache_path() -> Path:
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return root / "k400ray" / "gmacs.json"
+
+
+def _load_cache() -> dict:
+    try:
+        return json.loads(_cache_path().read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _save_cache(cache: dict) -> None:
+    path = _cache_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp-{os.getpid()}")
+        tmp.write_text(json.dumps(cache, indent=1, sort_keys=True))
+        tmp.replace(path)
+    except OSError:
+        pass  # a read-only home only costs the recount next time
+
+
+def view_gmacs(preset: ModelPreset, frames: int, crop: int, num_classes: int, cache: dict | None = None) -> float:
+    """Multiply-adds (1e9) of one forward pass on ``(1, 3, frames, crop, crop)``.
+
+    Counted on the ``meta`` device; cached on disk by the architecture's repr, since building
+    the full models is what makes a dry run slow.
+    """
+    from k400ray.models.build import build_model
+    from k400ray.models.summary import count_gflops
+
+    arch = replace(preset.arch, pretrained=None)
+    key = f"{hashlib.sha1(repr(arch).encode()).hexdigest()[:16]}:{frames}x{crop}:{num_classes}"
+    if cache is not None and key in cache:
+        return cache[key]
+    import torch
+
+    with torch.device("meta"):
+        model = build_model(arch, num_classes)
+    value = count_gflops(model, (1, 3, frames, crop, crop))
+    if cache is not None:
+        cache[key] = value
+    return value
+
+
 def _view_costs(preset: ModelPreset, num_classes: int, cache: dict) -> tuple[float, float, int, float, int]:
     """GMACs of one train, efficient and accurate view of ``preset``, with the views per mode."""
     p = preset
@@ -144,26 +228,176 @@ def _view_costs(preset: ModelPreset, num_classes: int, cache: dict) -> tuple[flo
     )
 
 
-def estimate(spec: SearchSpec, counts: VideoCounts, *, num_classes: int = 400) -> list[TrialCost]:
+def _reference_gmacs(cache: dict) -> tuple[dict[str, float], dict[str, str]]:
+    """Training-clip GMACs (400 classes, as benchmarked) and backbones of every measured preset."""
+    names = {p for kind in tp.records()["gpu_train"].values() for p in kind["presets"]}
+    gmacs, backbones = {}, {}
+    for name in sorted(names):
+        p = PRESETS[name]
+        gmacs[name] = view_gmacs(p, p.train_sampling.view_frames, p.train_crop.crop_size, 400, cache)
+        backbones[name] = p.arch.backbone
+    return gmacs, backbones
+
+
+def trial_gpus(spec: SearchSpec) -> int:
+    """GPUs of one trial; a spec without GPUs is priced as if each worker had one."""
+    r = spec.resources
+    return r.workers_per_trial * max(1, r.gpus_per_worker)
+
+
+def concurrency(spec: SearchSpec, trials: int) -> int:
+    return min(spec.resources.max_concurrent_trials or trials, max(1, trials))
+
+
+def decode_cores(spec: SearchSpec, shape: ClusterShape, trials: int) -> DecodeCores:
+    """Decode cores per trial: ``cost.decode_cores_per_gpu``, else the trial's GPU nodes'
+    ``decode_cpu`` plus its share of the decode nodes (they serve the trials that run at once);
+    then in decode tasks (each holds ``decode_cpus``, decodes on one core), capped by
+    ``resources.decode_tasks``; evaluation by its own bound (``eval_decode_tasks``, default
+    ``decode_tasks`` or 2 per worker)."""
+    r = spec.resources
+    gpus = trial_gpus(spec)
+    if spec.cost.decode_cores_per_gpu is not None:
+        cores, how = spec.cost.decode_cores_per_gpu * gpus, f"cost.decode_cores_per_gpu {spec.cost.decode_cores_per_gpu:g}"
+    else:
+        nodes = nodes_per_trial(shape, gpus)
+        shared = shape.decode_nodes * shape.decode_node_cores / concurrency(spec, trials)
+        cores = nodes * shape.gpu_node_decode_cores + shared
+        how = f"{shape.source}: {nodes} GPU node(s) x {shape.gpu_node_decode_cores:g} decode_cpu"
+        if shape.decode_nodes:
+            how += (f" + {shape.decode_nodes} decode node(s) x {shape.decode_node_cores:g} "
+                    f"shared by {concurrency(spec, trials)} trial(s)")
+    tasks = cores / r.decode_cpus
+    if r.decode_tasks:
+        tasks, how = min(tasks, r.decode_tasks), how + f", capped by resources.decode_tasks {r.decode_tasks}"
+    eval_tasks = min(tasks, r.eval_decode_tasks or r.decode_tasks or 2 * r.workers_per_trial)
+    return DecodeCores(tasks, eval_tasks, how)
+
+
+def efficient_evaluations(epochs: int, interval: int) -> int:
+    """Efficient mode runs after every ``interval``-th epoch and after the last."""
+    return epochs // interval + (1 if epochs % interval else 0)
+
+
+def _eval_hours(videos: int, views: int, view_gmacs_: float, mode: str, preset: ModelPreset, gpus: int,
+                rate: tp.Rate, train_gmacs: float, cores: float, share: float, resolution: str) -> float:
+    gpu_videos = gpus * tp.eval_views_per_s(rate, train_gmacs, view_gmacs_) / views
+    decode_videos = cores * share * tp.decode_videos_per_core_s(preset, mode, resolution)
+    return (videos / min(gpu_videos, decode_videos) + tp.epoch_start_s(videos, shuffled=False)) / 3600
+
+
+def estimate(spec: SearchSpec, counts: VideoCounts, *, num_classes: int = 400, shape: ClusterShape | None = None,
+             spec_path: str | Path = "spec") -> list[TrialCost]:
     """One row per grid point, from the recipe the trial itself resolves."""
+    shape = shape or cluster_shape(spec, spec_path)
     cache = _load_cache()
     before = dict(cache)
+    ref_gmacs, ref_backbones = _reference_gmacs(cache)
+    points = spec.grid_points()
+    cores = decode_cores(spec, shape, len(points))
+    gpus = trial_gpus(spec)
+    resolution = spec.cost.resolution
     per_cell: dict[tuple[str, str], tuple] = {}
-    sustained = PEAK_TFLOPS * 1e12 * UTILISATION
     rows = []
-    for preset, aug, seed in spec.grid_points():
+    for preset, aug, seed in points:
         recipe = resolve_recipe(trial_config(spec, preset, aug, seed, num_classes=num_classes))
+        model = recipe.model_preset()
         if (preset, aug) not in per_cell:
-            per_cell[(preset, aug)] = _view_costs(recipe.model_preset(), num_classes, cache)
+            per_cell[(preset, aug)] = _view_costs(model, num_classes, cache)
         g_train, g_eff, v_eff, g_acc, v_acc = per_cell[(preset, aug)]
-        flops = 2e9 * (
-            recipe.epochs * (counts.train * 3 * g_train + counts.val * v_eff * g_eff) + counts.val * v_acc * g_acc
-        )
-        rows.append(TrialCost(preset, aug, seed, recipe, g_train, g_eff, v_eff, g_acc, v_acc,
-                              flops / sustained / 3600))
+        rate = tp.train_rate(preset, model, shape.gpu, g_train, ref_gmacs, ref_backbones,
+                             exact=spec.scale == "full" and aug != "gluoncv")
+        share = spec.cost.decode_efficiency or tp.ray_data_efficiency(model)
+        per_core = tp.decode_videos_per_core_s(model, "train", resolution) * share
+        decode_rate = cores.train * per_core
+        train_rate = min(decode_rate, gpus * rate.clips_per_s)
+        epoch_h = (counts.train / train_rate + tp.epoch_start_s(counts.train, shuffled=True)) / 3600
+        evals = efficient_evaluations(recipe.epochs, recipe.eval_interval)
+        common = dict(preset=model, gpus=gpus, rate=rate, train_gmacs=g_train, cores=cores.eval, share=share,
+                      resolution=resolution)
+        rows.append(TrialCost(
+            preset, aug, seed, recipe, g_train, g_eff, v_eff, g_acc, v_acc, gpus, rate, decode_rate,
+            rate.clips_per_s / per_core, evals, recipe.epochs * epoch_h,
+            evals * _eval_hours(counts.val, v_eff, g_eff, "efficient", **common),
+            _eval_hours(counts.val, v_acc, g_acc, "accurate", **common),
+            spec.cost.startup_minutes / 60,
+        ))
     if cache != before:
         _save_cache(cache)
     return rows
+
+
+def grid_wall_hours(rows: list[TrialCost], slots: int) -> float:
+    """Trials in spec order, each to the first free slot (as Tune's FIFO fills them)."""
+    free = [0.0] * max(1, slots)
+    for row in rows:
+        start = heapq.heappop(free)
+        heapq.heappush(free, start + row.wall_h)
+    return max(free)
+
+
+def decode_nodes_used(spec: SearchSpec, shape: ClusterShape, row: TrialCost, trials: int) -> float:
+    """Decode nodes a trial keeps busy: the cores it can use (its decode cores, or the balance
+    when the GPU bounds it) beyond its GPU nodes' own, in whole nodes (the autoscaler starts
+    whole nodes), at most its share of the cluster's decode nodes."""
+    if not shape.decode_node_cores:
+        return 0.0
+    cores = decode_cores(spec, shape, trials)
+    used = min(cores.train, row.balance_cores_per_gpu * row.gpus) * spec.resources.decode_cpus
+    extra = used - nodes_per_trial(shape, row.gpus) * shape.gpu_node_decode_cores
+    nodes = math.ceil(extra / shape.decode_node_cores - 1e-9) if extra > 0 else 0
+    if shape.decode_nodes:
+        nodes = min(nodes, shape.decode_nodes / concurrency(spec, trials))
+    return float(nodes)
+
+
+K400_RAW_GB = 350.0  # the CVDF copy at source resolution, train + val
+
+
+def dataset_gb(spec: SearchSpec) -> tuple[float, str]:
+    """GB one epoch reads from shared storage, and where the figure comes from: ``cost.dataset_gb``,
+    else the bytes of the train split's indexed videos, else Kinetics-400's raw size."""
+    if spec.cost.dataset_gb is not None:
+        return spec.cost.dataset_gb, "cost.dataset_gb"
+    try:
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+
+        from k400ray.data.index import shard_paths
+
+        total = sum(pc.sum(pq.read_table(p, columns=["bytes"])["bytes"]).as_py() or 0
+                    for p in shard_paths(spec.data.train_index, "train"))
+        return total / 1e9, f"the indexed train videos in {spec.data.train_index}"
+    except (FileNotFoundError, OSError, KeyError, ValueError):
+        return K400_RAW_GB, "Kinetics-400 raw, no index here; a prepared copy is smaller: set cost.dataset_gb"
+
+
+@dataclass(frozen=True)
+class Dollars:
+    gpu_node_hours: float
+    gpu_nodes: float | None  # None: no price for this GPU kind
+    decode_node_hours: float
+    decode_nodes: float | None
+    head: float | None
+    storage_gb: float
+    storage: float
+
+    @property
+    def total(self) -> float:
+        return sum(x for x in (self.gpu_nodes, self.decode_nodes, self.head, self.storage) if x is not None)
+
+
+def dollars(spec: SearchSpec, shape: ClusterShape, rows: list[TrialCost], grid_h: float) -> Dollars:
+    gpu_node_h = sum(r.wall_h * nodes_per_trial(shape, r.gpus) for r in rows)
+    decode_node_h = sum(r.wall_h * decode_nodes_used(spec, shape, r, len(rows)) for r in rows)
+    gb = dataset_gb(spec)[0] * sum(r.epochs for r in rows)
+
+    def price(inst, hours):
+        return None if inst is None else inst.usd_per_hour * hours
+
+    return Dollars(gpu_node_h, price(shape.gpu_instance, gpu_node_h), decode_node_h,
+                   price(shape.decode_instance, decode_node_h) if decode_node_h else 0.0,
+                   price(shape.head_instance, grid_h), gb, gb * efs_price(spec))
 
 
 def resources_line(spec: SearchSpec) -> str:
@@ -178,47 +412,103 @@ def resources_line(spec: SearchSpec) -> str:
 
 def format_dry_run(spec: SearchSpec, spec_path: str | Path) -> str:
     counts = video_counts(spec)
-    rows = estimate(spec, counts)
-    r = spec.resources
+    shape = cluster_shape(spec, spec_path)
+    rows = estimate(spec, counts, shape=shape, spec_path=spec_path)
+    cores = decode_cores(spec, shape, len(rows))
     lines = [
         f"{spec_path}: experiment {spec.experiment!r}, scale {spec.scale}, {len(rows)} trials ({_grid_shape(spec)})",
         resources_line(spec),
         f"videos: {counts.train:,} train / {counts.val:,} val ({counts.source})",
         "lr: the trial's base lr, the recipe's scaled linearly to the total batch (* = set by training.lr); "
-        "batch: total (workers x per worker); schedule: in epochs",
+        "batch: total (workers x per worker); schedule: in epochs; clips/s: training, the trial's GPUs | its decode cores",
         "",
     ]
     header = ("preset", "config", "seed", "epochs", "lr", "batch", "schedule", "GMACs train/eff/acc view",
-              "views eff/acc", "GPU-hours")
+              "views eff/acc", "clips/s GPU | decode", "bound", "wall h", "GPU-hours")
     lr_mark = "*" if spec.training.lr is not None else ""
     body = [
         (c.preset, c.aug, str(c.seed), str(c.epochs), f"{c.recipe.lr:.4g}{lr_mark}",
          f"{c.recipe.total_batch} ({c.recipe.world_size}x{c.recipe.batch_per_worker})", schedule_text(c.recipe),
          f"{c.train_gmacs:.2f} / {c.efficient_gmacs:.2f} / {c.accurate_gmacs:.2f}",
-         f"{c.efficient_views} / {c.accurate_views}", _hours(c.gpu_hours))
+         f"{c.efficient_views} / {c.accurate_views}",
+         f"{c.gpus * c.gpu_rate.clips_per_s:,.0f} | {c.decode_rate:,.0f}", c.bottleneck, _hours(c.wall_h),
+         _hours(c.gpu_hours))
         for c in rows
     ]
     widths = [max(len(x[i]) for x in (header, *body)) for i in range(len(header))]
-    right = {2, 3, 4, 5, 9}
+    right = {2, 3, 4, 5, 9, 11, 12}
     for cells in (header, tuple("-" * w for w in widths), *body):
         lines.append("  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip())
+    lines += ["", *_throughput_lines(spec, shape, rows, cores), ""]
     total = sum(c.gpu_hours for c in rows)
-    lines += ["", f"estimated cost: {_hours(total)} GPU-hours for {len(rows)} trials"]
-    gpus = r.workers_per_trial * r.gpus_per_worker
-    if gpus:
-        waves = math.ceil(len(rows) / (r.max_concurrent_trials or len(rows)))
-        per_trial = max(c.gpu_hours for c in rows) / gpus
-        lines.append(f"  ~{_hours(per_trial)} h wall clock per trial on {gpus} GPUs; ~{_hours(waves * per_trial)} h for the grid "
-                     f"({waves} wave(s) of {r.max_concurrent_trials or len(rows)} trials)")
-    else:
-        lines.append("  (this spec requests no GPUs; the figure is what the same work would take on the GPU below)")
-    lines.append(
-        f"assumption: {PEAK_TFLOPS:.0f} TFLOP/s bf16 peak per GPU x {UTILISATION:.0%} utilisation = "
-        f"{PEAK_TFLOPS * UTILISATION:.0f} TFLOP/s sustained; FLOPs = 2 x multiply-adds; backward = 2 x forward; "
-        "compute only (decoding, I/O and start-up not counted)"
-    )
+    parts = {"training": sum(c.train_h for c in rows), "efficient eval": sum(c.efficient_h for c in rows),
+             "accurate eval": sum(c.accurate_h for c in rows), "start-up": sum(c.startup_h for c in rows)}
+    gpus = rows[0].gpus if rows else 0
+    lines.append(f"estimated cost: {_hours(total)} {shape.gpu} GPU-hours for {len(rows)} trials ("
+                 + ", ".join(f"{k} {_hours(v * gpus)}" for k, v in parts.items()) + ")")
+    slots = concurrency(spec, len(rows))
+    grid_h = grid_wall_hours(rows, slots)
+    if rows:
+        lines.append(f"  wall clock: ~{_hours(max(c.wall_h for c in rows))} h per trial at most on {gpus} GPUs; "
+                     f"~{_hours(grid_h)} h for the grid at {slots} trial(s) at once")
+    if not spec.resources.gpus_per_worker:
+        lines.append("  (this spec requests no GPUs; priced as if each worker had one GPU of the kind above)")
+    lines += _dollar_lines(spec, shape, dollars(spec, shape, rows, grid_h))
     lines.append("dry run: nothing was started")
     return "\n".join(lines)
+
+
+def _throughput_lines(spec: SearchSpec, shape: ClusterShape, rows: list[TrialCost], cores: DecodeCores) -> list[str]:
+    """Where each rate comes from, per preset: the GPU side, the data side, the balance."""
+    res = spec.cost.resolution
+    lines = [f"GPU: {shape.gpu} ({_gpu_source(shape)}); decode cores per trial: {cores.train:g} for training, "
+             f"{cores.eval:g} for evaluation ({cores.how})",
+             f"data: {'a prepared copy (short side 256)' if res == 'prepared' else f'a raw {res} copy'}; "
+             f"decode limit per core from bench data x Ray Data's share of it"
+             + (f" (cost.decode_efficiency {spec.cost.decode_efficiency:g})" if spec.cost.decode_efficiency else
+                " (measured on 2 cores: a lower bound)")]
+    seen = set()
+    for c in rows:
+        key = (c.preset, c.aug in ("gluoncv",))
+        if key in seen:
+            continue
+        seen.add(key)
+        model = c.recipe.model_preset()
+        share = spec.cost.decode_efficiency or tp.ray_data_efficiency(model)
+        per_core = tp.decode_videos_per_core_s(model, "train", res)
+        ratio = "" if res == "prepared" else f", {tp.raw_ratio(model, res):.2f}x the CPU of a prepared copy"
+        name = c.preset + (" (gluoncv)" if c.aug == "gluoncv" else "")
+        lines.append(
+            f"  {name}: {c.gpu_rate.clips_per_s:,.0f} train clips/s per GPU ({c.gpu_rate.how}); decode "
+            f"{per_core:.1f} clips/s per core{ratio} x {share:.2f}; {c.bottleneck}-bound at "
+            f"{cores.train / c.gpus:.1f} decode cores per GPU, {c.balance_cores_per_gpu:.1f} would balance it")
+    return lines
+
+
+def _gpu_source(shape: ClusterShape) -> str:
+    how = "measured" if shape.gpu in tp.measured_kinds() else \
+        f"not measured: FLOP model calibrated on {' and '.join(tp.measured_kinds())}"
+    inst = f"{shape.gpu_instance.name}, {shape.gpu_instance.gpus} per node" if shape.gpu_instance else "no priced instance"
+    return f"{how}; {inst}; from {shape.source}"
+
+
+def _dollar_lines(spec: SearchSpec, shape: ClusterShape, d: Dollars) -> list[str]:
+    def money(value, what):
+        return f"{what}: no price (add it under cost.instances)" if value is None else f"${value:,.0f} {what}"
+
+    gpu_name = shape.gpu_instance.name if shape.gpu_instance else shape.gpu
+    parts = [money(d.gpu_nodes, f"GPU nodes ({_hours(d.gpu_node_hours)} {gpu_name} node-hours)")]
+    if d.decode_node_hours:
+        parts.append(money(d.decode_nodes, f"decode nodes ({_hours(d.decode_node_hours)} "
+                                           f"{shape.decode_instance.name if shape.decode_instance else '?'} node-hours)"))
+    parts.append(money(d.head, f"head ({shape.head_instance.name if shape.head_instance else 'unpriced'})"))
+    gb, source = dataset_gb(spec)
+    parts.append(f"${d.storage:,.0f} storage reads ({gb:,.0f} GB x epochs = {d.storage_gb:,.0f} GB at "
+                 f"${efs_price(spec):g}/GB, EFS elastic throughput; {gb:,.0f} GB: {source})")
+    return [f"  dollars: ~${d.total:,.0f} on demand = " + " + ".join(parts),
+            "  prices: k400ray/tune/records/prices.json (on-demand list prices; override under cost.instances "
+            "and cost.efs_usd_per_gb_read); start-up "
+            f"{spec.cost.startup_minutes:g} min per trial (cost.startup_minutes)"]
 
 
 def _grid_shape(spec: SearchSpec) -> str:

@@ -11,11 +11,16 @@ a finished trial is never run again. A restarted trial's Train run continues fro
 checkpoint and its MLflow child run is reopened, not duplicated. Ctrl+C (or SIGTERM, turned
 into Ctrl+C) stops the Tuner gracefully: its state is saved, the open MLflow runs are marked
 KILLED, and the command prints how to resume.
+
+Progress: ``run_grid(..., on_event=...)`` hands :mod:`k400ray.tune.events` to the caller (the
+CLI's console and the parent run's description) as the grid moves: every trial's start, each
+epoch, the accurate mode, its end, and the grid's end. Nothing here prints them.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 import signal
 import threading
 from contextlib import contextmanager
@@ -25,6 +30,7 @@ from typing import Callable
 
 from k400ray.tracking import mlflow_log
 from k400ray.tune.cost import DRIVER_CPUS
+from k400ray.tune.events import FINAL_FIELDS, Emit, GridEnded, GridStarted, TrialEnded, TrialPlan, pick
 from k400ray.tune.spec import SearchSpec, grid_point, trial_name
 from k400ray.tune.trainable import FINISHED_KEY
 
@@ -99,14 +105,23 @@ def _sigterm_as_ctrl_c():
 
 
 def run_grid(spec: SearchSpec, *, num_classes: int, class_names: list[str], address: str | None = None,
-             resume: bool = False, echo: Callable[[str], None] = print) -> GridOutcome:
-    """Run (or resume) every trial of ``spec``; ``check_indexes`` must have passed."""
+             resume: bool = False, smoke: bool = False, echo: Callable[[str], None] = print,
+             on_event: Emit | None = None,
+             on_parent_run: Callable[[mlflow_log.GridRun], None] | None = None) -> GridOutcome:
+    """Run (or resume) every trial of ``spec``; ``check_indexes`` must have passed. ``smoke``: its
+    smoke run instead (one epoch, a few videos per class, ``-smoke`` names: :mod:`k400ray.tune.smoke`).
+    ``on_event`` receives the grid's progress events; ``on_parent_run`` the MLflow parent run
+    once it is open, before any trial starts (the CLI prints its links then)."""
     from ray import tune
 
     from k400ray.runtime import init_ray
+    from k400ray.tune.progress import GridProgress
+    from k400ray.tune.smoke import smoke_spec, write_smoke_indexes
     from k400ray.tune.trainable import grid_trial
 
-    spec = resolve_spec(spec)
+    emit = on_event or (lambda event: None)
+    real = spec
+    spec = resolve_spec(smoke_spec(spec) if smoke else spec)
     path = experiment_path(spec)
     uri = spec.mlflow.tracking_uri
     shown_uri = mlflow_log.redact_uri(uri)
@@ -125,6 +140,15 @@ def run_grid(spec: SearchSpec, *, num_classes: int, class_names: list[str], addr
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise GridError(f"cannot reach the Ray cluster at {address or 'RAY_ADDRESS'}: {first}") from None
     check_cluster_fits(spec)
+    if smoke:
+        try:
+            write_smoke_indexes(real)
+        except OSError as exc:
+            raise GridError(f"--smoke: cannot write the smoke index next to {real.data.train_index}: {exc}") from None
+        from k400ray.tune.smoke import VIDEOS_PER_CLASS
+
+        echo(f"smoke run: experiment {spec.experiment!r} (MLflow {spec.mlflow_experiment!r}): every trial, "
+             f"1 epoch on {VIDEOS_PER_CLASS} videos per class ({spec.data.train_index}), both eval modes")
     if resume and not restorable:
         echo(f"nothing to resume at {path}: starting the experiment")
     if address and uri.startswith("sqlite:"):
@@ -140,6 +164,8 @@ def run_grid(spec: SearchSpec, *, num_classes: int, class_names: list[str], addr
     # No trial of this grid runs now: a child left RUNNING belongs to a driver that was killed.
     mlflow_log.close_open_trials(grid, reason_by_trial_id={}, default_reason="interrupted (found open at resume)")
     echo(f"MLflow: experiment {spec.mlflow_experiment!r}, parent run {grid.parent_run_id} at {shown_uri}")
+    if on_parent_run is not None:
+        on_parent_run(grid)
 
     trainable = tune.with_resources(
         tune.with_parameters(grid_trial, spec=spec_json, num_classes=num_classes, class_names=class_names, grid=grid),
@@ -148,10 +174,14 @@ def run_grid(spec: SearchSpec, *, num_classes: int, class_names: list[str], addr
     status, reason = "KILLED", "interrupted"
     try:
         with _sigterm_as_ctrl_c():
+            before = _summaries(spec, tune.ExperimentAnalysis(path))[0] if restorable else []
+            emit(GridStarted(spec.experiment, tuple(plan_trials(spec, before)),
+                             spec.resources.max_concurrent_trials))
             if restorable:
                 tuner = tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True)
             else:
                 tuner = _new_tuner(spec, trainable)
+            _attach_callbacks(tuner, [GridProgress(spec.experiment, emit, finished_key=FINISHED_KEY)])
             tuner.fit()
         trials, stopped_ids = _summaries(spec, tune.ExperimentAnalysis(path))
         outcome = GridOutcome(path, shown_uri, grid.parent_run_id, trials)
@@ -163,12 +193,53 @@ def run_grid(spec: SearchSpec, *, num_classes: int, class_names: list[str], addr
             status, reason = "FAILED", "some trials failed"
         else:
             status, reason = "FINISHED", "done"
+        # What Tune saved is the truth (an interrupted trial, one that never started).
+        for t in trials:
+            emit(TrialEnded(trial_name(spec.experiment, t.preset, t.aug, t.seed), t.status,
+                            pick(t.metrics, FINAL_FIELDS), error=t.error))
         return outcome
     except BaseException:
         mlflow_log.close_open_trials(grid, reason_by_trial_id={}, default_reason="interrupted")
         raise
     finally:
         mlflow_log.finish_grid_run(grid, status, reason)
+        emit(GridEnded(status))
+
+
+def plan_trials(spec: SearchSpec, before: list[TrialSummary]) -> list[TrialPlan]:
+    """Every grid point with its epochs (the spec's, else its config's recipe: what the trial
+    runs) and, on a resume, what the previous run left: finished trials keep their figures."""
+    from k400ray.presets import config_variant, get_preset
+
+    left = {(t.preset, t.aug, t.seed): t for t in before}
+    plans = []
+    for preset, aug, seed in spec.grid_points():
+        epochs = spec.training.epochs or config_variant(get_preset(preset, scale=spec.scale), aug).recipe.epochs
+        old = left.get((preset, aug, seed))
+        kept = old is not None and old.status in ("done", "stopped early")
+        plans.append(TrialPlan(trial_name(spec.experiment, preset, aug, seed), preset, aug, seed, int(epochs),
+                               status=old.status if kept else "pending",
+                               metrics=pick(old.metrics, FINAL_FIELDS) if kept else {}))
+    return plans
+
+
+def _attach_callbacks(tuner, callbacks: list) -> None:
+    """Give this ``fit`` our driver-side callbacks. Not through ``RunConfig(callbacks=...)``: Tune
+    pickles the run config into ``tuner.pkl`` and ``Tuner.restore`` brings back those copies, which
+    cannot reach this process's console; the restored config is updated in place instead.
+
+    Also lets every epoch's report through Tune's strict metric check: the epochs that were not
+    evaluated lack ``efficient_acc1`` (ASHA's metric) and carry only the progress; ASHA itself
+    skips results without its metric."""
+    os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
+    run_config = tuner._local_tuner.get_run_config()  # noqa: SLF001 - see the docstring
+    run_config.callbacks = [*(c for c in run_config.callbacks or [] if not _is_progress(c)), *callbacks]
+
+
+def _is_progress(callback) -> bool:
+    from k400ray.tune.progress import GridProgress
+
+    return isinstance(callback, GridProgress)
 
 
 def check_cluster_fits(spec: SearchSpec) -> None:
@@ -211,12 +282,18 @@ def _new_tuner(spec: SearchSpec, trainable):
         tune_config=tune.TuneConfig(
             scheduler=build_scheduler(spec), max_concurrent_trials=spec.resources.max_concurrent_trials,
             trial_name_creator=label, trial_dirname_creator=label,
+            # The next trial runs in the process of one that ended (Tune's default starts a new one,
+            # which imports torch again): one process fewer per trial beyond the concurrency.
+            reuse_actors=True,
         ),
         run_config=tune.RunConfig(
             name=spec.experiment, storage_path=spec.storage_path,
-            # Worker failures are retried inside the trial (Train's FailureConfig); a trial that
-            # still fails is reported, and `--resume` retries it.
-            failure_config=tune.FailureConfig(max_failures=0),
+            # A worker lost is retried inside the trial (Train's FailureConfig). A node lost with
+            # the trial's own process (its Tune actor and Train controller) is retried here, once
+            # capacity returns: the Train run continues from its checkpoint, the MLflow run is
+            # reopened. An error that repeats is retried too (each retry resumes); then reported,
+            # and `--resume` retries it.
+            failure_config=tune.FailureConfig(max_failures=spec.resources.max_failures),
         ),
     )
 

@@ -194,6 +194,39 @@ class ReportSpec(_Strict):
         return name if name is None else _known_preset(name)
 
 
+class InstanceSpec(_Strict):
+    """One instance type's price (and GPUs), overriding or adding to the built-in table."""
+
+    usd_per_hour: float = Field(gt=0)
+    gpus: int = Field(0, ge=0)
+    gpu: str | None = None  # the GPU kind, e.g. A100 (required when gpus > 0)
+    cores: int = Field(0, ge=0)
+
+    @model_validator(mode="after")
+    def _gpu_kind(self) -> "InstanceSpec":
+        if self.gpus and not self.gpu:
+            raise ValueError("gpu: name the GPU kind of an instance with GPUs (e.g. A100)")
+        return self
+
+
+class CostSpec(_Strict):
+    """What ``--dry-run`` prices the grid with (``k400ray/tune/cost.py``). Every field is
+    optional; not part of the grid's identity (changing it never stops a ``--resume``).
+    ``cluster``: a Ray cluster-launcher YAML (``cluster.yaml``): the GPU instance type, its
+    ``decode_cpu`` and the decode nodes' are read from its node types. ``resolution``: the copy
+    the index points at (``prepared`` by ``k400ray prepare``, or a raw 720p / 1080p copy)."""
+
+    cluster: str | None = None
+    gpu: str | None = None  # GPU kind (default: the cluster's GPU instance's, else A100)
+    decode_cores_per_gpu: float | None = Field(None, gt=0)  # default: from the cluster
+    resolution: Literal["prepared", "720p", "1080p"] = "prepared"
+    decode_efficiency: float | None = Field(None, gt=0, le=1)  # default: Ray Data's measured share of the decode limit
+    startup_minutes: float = Field(10.0, ge=0)  # per trial: node boot + setup, worker group, first batch
+    dataset_gb: float | None = Field(None, gt=0)  # one epoch's reads (default: the index's bytes, else 350)
+    efs_usd_per_gb_read: float | None = Field(None, ge=0)
+    instances: dict[str, InstanceSpec] = Field(default_factory=dict)
+
+
 class SearchSpec(_Strict):
     experiment: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     scale: Literal["full", "toy"] = "full"
@@ -205,6 +238,7 @@ class SearchSpec(_Strict):
     scheduler: SchedulerSpec = SchedulerSpec()
     mlflow: MlflowSpec = MlflowSpec()
     report: ReportSpec = ReportSpec()
+    cost: CostSpec = CostSpec()
     storage_path: str = "k400ray-runs"  # local dir, or a URI every node reaches (s3://...)
     # ImageNet weights per 2D backbone, local files every node reads (nothing is downloaded):
     # {resnet50: /mnt/k400/weights/resnet50-imagenet.pth, mobilenetv2: ...}. Full scale only.

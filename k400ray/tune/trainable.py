@@ -10,6 +10,9 @@ metrics, the artifacts and ``ray.tune.report`` of the final result happen here, 
 The Train run is named by :func:`~k400ray.tune.spec.trial_name`, with the spec's storage path:
 a trial restarted by ``--resume`` (or a Tune retry) finds its own checkpoints there and
 continues from the last epoch; one that had finished training only redoes what is missing.
+Epoch metrics the tracking server did not take (an outage) wait in the trial's outbox
+(:mod:`k400ray.tracking.outbox`) and are sent when the trial (re)starts and before its final
+metrics.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 from ray.tune.integration.ray_train import TuneReportCallback
 
 from k400ray.tracking.mlflow_log import GridRun, TrialRun
+from k400ray.tracking.outbox import Outbox, outbox_location
 from k400ray.tune.spec import SearchSpec, grid_point, trial_config
 
 
@@ -32,12 +36,12 @@ FINISHED_KEY = "finished"
 
 
 class ForwardToTune(TuneReportCallback):
-    """Forwards the epochs that were evaluated (every ``eval_interval``-th and the last): Tune's
-    schedulers (ASHA) compare trials on ``efficient_acc1``, which the other epochs lack."""
+    """Forwards every epoch's report to Tune: the driver's console shows each epoch
+    (:mod:`k400ray.tune.progress`). Only the evaluated epochs (every ``eval_interval``-th and
+    the last) carry ``efficient_acc1``, ASHA's metric; ASHA skips the others, and the runner
+    lets them through Tune's strict metric check."""
 
     def after_report(self, run_context, metrics, checkpoint):
-        if not all("efficient_acc1" in m for m in metrics):
-            return
         renamed = [{("trained" if k == "done" else k): v for k, v in m.items()} for m in metrics]
         super().after_report(run_context, renamed, checkpoint)
 
@@ -47,7 +51,7 @@ def grid_trial(params: dict, *, spec: dict, num_classes: int, class_names: list[
     import ray.tune
 
     from k400ray.engine.recipe import resolve_recipe
-    from k400ray.engine.trial import FINAL_METRICS, run_trial
+    from k400ray.engine.trial import FINAL_METRICS, default_storage, run_trial
     from k400ray.tracking.epoch_callback import MlflowEpochLogger
 
     cfg = trial_config(SearchSpec.model_validate(spec), *grid_point(params), num_classes=num_classes)
@@ -55,12 +59,16 @@ def grid_trial(params: dict, *, spec: dict, num_classes: int, class_names: list[
                         tune_trial_id=ray.tune.get_context().get_trial_id())
     # Which node drove the trial: on a cluster, where to look for its logs.
     run.client.set_tag(run.run_id, "ray_node_id", ray.get_runtime_context().get_node_id())
+    outbox = Outbox(outbox_location(cfg.storage_path or default_storage(), cfg.name), grid.tracking_uri)
     try:
+        outbox.flush(run.client)  # what an earlier attempt held during an outage
         recipe = resolve_recipe(cfg)  # once: the workers train with it, MLflow and checkpoints record it
         run.log_recipe(recipe)
-        outcome = run_trial(cfg, recipe=recipe, callbacks=[ForwardToTune(), MlflowEpochLogger(grid.tracking_uri, run.run_id)])
+        epoch_logger = MlflowEpochLogger(grid.tracking_uri, run.run_id, outbox=outbox)
+        outcome = run_trial(cfg, recipe=recipe, callbacks=[ForwardToTune(), epoch_logger])
         if outcome.error:
             raise TrialFailed(f"{cfg.name}: {outcome.error}")
+        outbox.flush(run.client)  # MLflow's client waits out a short outage here (~4 min of retries)
         run.log_final(outcome.metrics, step=int(outcome.metrics["epoch"]))
         run.log_artifacts(cfg, outcome.predictions, class_names)
     except (KeyboardInterrupt, SystemExit):

@@ -87,3 +87,18 @@ def test_bench_data_rejects_unknown_methods_and_epoch_rows_without_ray():
     assert r.exit_code == 2 and "--methods: unknown method(s) gpu" in r.output
     r = runner.invoke(app, ["bench", "data", "--methods", "limit", "--epoch-rows", "100"])
     assert r.exit_code == 2 and "keep 'ray' in --methods" in r.output
+
+
+@pytest.mark.slow
+def test_bench_data_raw_sizes_prints_the_ratio(tmp_path):
+    """`--raw-sizes`: generated videos at a size against their `k400ray prepare` copies (no Ray)."""
+    out = tmp_path / "record.md"
+    r = runner.invoke(app, ["bench", "data", "--raw-sizes", "160x120", "--short-side", "32", "--presets",
+                            "tsn_r50_1x1x8", "--videos", "1", "--seconds", "1", "--fps", "8", "--clips", "2",
+                            "--repeats", "1", "--processes", "1", "--work-dir", str(tmp_path / "w"), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    m = re.search(r"ratio tsn_r50_1x1x8 160x120: decoding a training clip costs ([\d.]+)x the CPU", r.output)
+    assert m and float(m.group(1)) > 0
+    assert "### bench data (raw vs prepared)" in out.read_text()
+    r = runner.invoke(app, ["bench", "data", "--raw-sizes", "161x120"])
+    assert r.exit_code == 2 and "--size" in r.output

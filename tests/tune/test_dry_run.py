@@ -37,9 +37,14 @@ def test_aug_grid_dry_run(cli_app, no_ray, monkeypatch):
     assert "12 trials" in out
     assert "8 workers x (4 CPU + 1 GPU)" in out
     assert "Kinetics-400 sizes: no index at /mnt/k400/index" in out and "240,000 train / 19,800 val" in out
-    total = float(re.search(r"estimated cost: ([\d,.]+) GPU-hours", out).group(1).replace(",", ""))
+    total = float(re.search(r"estimated cost: ([\d,.]+) A100 GPU-hours", out).group(1).replace(",", ""))
     assert 10 < total < 10_000
-    assert "TFLOP/s" in out and "utilisation" in out
+    # the cluster's GPU was never benchmarked: said so; every preset's bottleneck named; dollars
+    assert "A100 (not measured: FLOP model calibrated on H100 and H200; p4d.24xlarge" in out
+    assert all(re.search(rf"  {p}: .*(GPU|decode)-bound at [\d.]+ decode cores per GPU, [\d.]+ would balance it", out)
+               for p in ("tsn_r50_1x1x8", "tsm_r50_1x1x8", "i3d_r50_32x2x1"))
+    assert re.search(r"wall clock: ~[\d.]+ h per trial .* ~[\d.]+ h for the grid at 2 trial\(s\) at once", out)
+    assert re.search(r"dollars: ~\$[\d,]+ on demand = \$[\d,]+ GPU nodes .* storage reads", out)
     assert not (REPO / "k400_aug_grid").exists()
 
 
@@ -106,22 +111,22 @@ def test_dry_run_lr_is_the_trials_own(tmp_path, monkeypatch):
 
 def test_schedule_text_with_a_warmup_and_a_spec_lr(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    spec = load_spec(REPO / "search_spaces/demo.yaml")  # training.lr 0.05, 2 epochs
+    spec = load_spec(REPO / "search_spaces/demo.yaml")  # training.lr 0.005, batch 4, 4 epochs, milestone 3
     spec = spec.model_copy(update={"training": spec.training.model_copy(update={"warmup_epochs": 1})})
     out = cost.format_dry_run(spec, "demo.yaml")
     row = next(ln for ln in out.splitlines() if ln.startswith("tsm_r50_1x1x8"))
-    assert "0.05*" in row and "8 (1x8)" in row and "step x0.1 at 1,2, warmup 1" in row
+    assert "0.005*" in row and "4 (1x4)" in row and "step x0.1 at 3, warmup 1" in row
 
 
-def test_estimate_follows_the_formula(tmp_path, monkeypatch):
+def test_estimate_caches_gmacs(tmp_path, monkeypatch):
+    """The model (hand-computed expectations) is tests/tune/test_cost.py; here: the second dry run
+    skips model building."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.chdir(REPO)
     spec = load_spec(REPO / "search_spaces/aug_grid.yaml")
-    counts = cost.VideoCounts(train=1000, val=100, source="test")
-    row = cost.estimate(spec, counts)[0]
-    flops = 2e9 * (row.epochs * (1000 * 3 * row.train_gmacs + 100 * row.efficient_views * row.efficient_gmacs)
-                   + 100 * row.accurate_views * row.accurate_gmacs)
-    assert row.gpu_hours == pytest.approx(flops / (cost.PEAK_TFLOPS * 1e12 * cost.UTILISATION) / 3600)
-    assert (tmp_path / "cache" / "k400ray" / "gmacs.json").is_file()  # second dry run skips model building
+    row = cost.estimate(spec, cost.VideoCounts(train=1000, val=100, source="test"))[0]
+    assert row.gpu_hours > 0 and row.bottleneck in ("GPU", "decode")
+    assert (tmp_path / "cache" / "k400ray" / "gmacs.json").is_file()
 
 
 def test_video_counts_from_an_index(tmp_path):

@@ -80,7 +80,19 @@ def test_interrupted_grid_resumes_only_unfinished_trials(cli_app, tiny_index, tm
     assert first[other].info.status == "KILLED" and first[other].data.tags[ml.END_TAG] == "interrupted"
     client = ml.client_for(uri)
     done_history = len(client.get_metric_history(first[done_aug].info.run_id, "train_loss"))
-    assert "resume with `k400ray tune spec.yaml --resume`" in (tmp_path / "first.log").read_text()
+    first_out = (tmp_path / "first.log").read_text()
+    assert "resume with `k400ray tune spec.yaml --resume`" in first_out
+    # Without a terminal the console is plain lines; Ray's own output went to the log file it named.
+    ray_log = tmp_path / "runs" / "e2e.ray.log"
+    assert f"Ray's output (Tune's tables, worker and raylet messages): {ray_log}" in first_out
+    assert "grid e2e: 2 trials, up to 1 at a time" in first_out
+    done_name = f"e2e-{first[done_aug].data.tags['model']}-{done_aug}-s0"
+    for line in (f"start  {done_name} (1 epochs)", f"epoch  {done_name} 1/1: loss ", f"tested {done_name}: ",
+                 f"done {done_name} in "):
+        assert line in first_out, (line, first_out[-3000:])
+    assert "grid e2e KILLED" in first_out and "Trial status" not in first_out and "╭" not in first_out
+    assert "Trial status" in ray_log.read_text()
+    assert "?workflowType=machine_learning" in first_out
 
     monkeypatch.chdir(tmp_path)
     resumed = CliRunner().invoke(cli_app, ["tune", spec, "--resume"])
@@ -105,6 +117,27 @@ def test_interrupted_grid_resumes_only_unfinished_trials(cli_app, tiny_index, tm
     assert (done_after.start_time, done_after.end_time) == (done_before.start_time, done_before.end_time)
     assert len(client.get_metric_history(done_after.run_id, "train_loss")) == done_history
     assert final[other].data.tags["k400ray.attempt"] == "2"
+    # The console of the resumed grid: the finished trial kept, the other one step by step, the end.
+    other_name = f"e2e-{final[other].data.tags['model']}-{other}-s0"
+    out = resumed.stdout
+    assert "grid e2e: 2 trials, up to 1 at a time (1 already finished)" in out
+    for line in (f"start  {other_name} (1 epochs)", f"epoch  {other_name} 1/1: ", f"done {other_name} in ",
+                 "grid e2e FINISHED in "):
+        assert line in out, (line, out[-3000:])
+    assert f"start  {done_name}" not in out
+    # MLflow: the experiment is "model development"; the links open the runs table in that mode;
+    # the parent's description holds every trial's figures and the sheet; children carry filter tags.
+    experiment = client.get_experiment_by_name("e2e-mlflow")
+    assert experiment.tags[ml.EXPERIMENT_KIND_TAG] == "custom_model_development"
+    assert f"#/experiments/{experiment.experiment_id}?workflowType=machine_learning" in out
+    assert f"#/experiments/{experiment.experiment_id}/runs/{parent_id}?workflowType=machine_learning" in out
+    note = client.get_run(parent_id).data.tags[ml.NOTE_TAG]
+    for aug, run in final.items():
+        m, t = run.data.metrics, run.data.tags
+        assert (t["model"], t["config"], t["seed"]) == (t["model"], aug, "0")
+        assert (f"| {t['model']} | {aug} | 0 | done | {m['efficient_acc1']:.2f} / {m['efficient_acc5']:.2f} | "
+                f"{m['accurate_acc1']:.2f} / {m['accurate_acc5']:.2f} |") in note, note
+    assert "## Result sheet" in note
     rows = [ln.split() for ln in resumed.stdout.splitlines() if ln.startswith(("tsn_r50_1x1x8", "i3d_r50_32x2x1"))]
     assert sorted((r[0], r[1], r[-1]) for r in rows) == [("i3d_r50_32x2x1", "gluoncv", "done"),
                                                           ("tsn_r50_1x1x8", "randaugment", "done")]
@@ -113,6 +146,7 @@ def test_interrupted_grid_resumes_only_unfinished_trials(cli_app, tiny_index, tm
     assert again.exit_code == 2 and "--resume" in again.stderr
     report = CliRunner().invoke(cli_app, ["report", "--spec", spec])
     assert report.exit_code == 0, report.output
+    assert "?workflowType=machine_learning" in report.stderr and "workflowType" not in report.stdout
     assert "| i3d_r50_32x2x1 | GluonCV |" in report.stdout
     assert "| tsn_r50_1x1x8 | randaugment |" in report.stdout
 

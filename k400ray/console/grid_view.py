@@ -1,0 +1,170 @@
+"""How a running grid is shown: one live table on a terminal, plain lines anywhere else.
+
+Both views take the grid's events (:mod:`k400ray.tune.events`) through ``view(event)`` and
+notes (the MLflow links, the log path) through ``view.note(text)``; :func:`grid_view` picks one
+for a stream. The live view redraws a row per trial (status, epoch / epochs, loss, last
+efficient acc1, accurate acc1 once tested, elapsed, ETA) and the grid's ETA; the plain view
+writes a line per thing that happened (a trial's start, each epoch, its test, its end, the
+grid's end), which is what CI logs and ``| tee`` keep.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import TextIO
+
+from k400ray.console.board import ENDED, GridBoard, TrialRow, clock
+from k400ray.tune.events import EpochEnded, GridEnded, GridEvent, GridStarted, TrialEnded, TrialStarted, TrialTested
+
+
+def _pct(value) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def epoch_figures(metrics: dict) -> str:
+    """``loss 1.386, efficient acc1/acc5 25.00/75.00, 12.3 clips/s, data wait 40%`` (what there is)."""
+    parts = []
+    if "train_loss" in metrics:
+        parts.append(f"loss {metrics['train_loss']:.4f}")
+    if "efficient_acc1" in metrics:
+        parts.append(f"efficient acc1/acc5 {_pct(metrics['efficient_acc1'])}/{_pct(metrics.get('efficient_acc5'))}")
+    if "clips_per_s" in metrics:
+        parts.append(f"{metrics['clips_per_s']:.1f} clips/s")
+    if "data_wait_fraction" in metrics:
+        parts.append(f"data wait {100 * metrics['data_wait_fraction']:.0f}%")
+    return ", ".join(parts)
+
+
+def final_figures(metrics: dict) -> str:
+    parts = []
+    for mode in ("efficient", "accurate"):
+        if f"{mode}_acc1" in metrics:
+            parts.append(f"{mode} acc1/acc5 {_pct(metrics[f'{mode}_acc1'])}/{_pct(metrics.get(f'{mode}_acc5'))}")
+    return ", ".join(parts)
+
+
+class PlainGridView:
+    """A line per event, flushed at once (a pipe must not hold them back)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.board = GridBoard()
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> "PlainGridView":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stream.flush()
+
+    def note(self, text: str) -> None:
+        self._write(text)
+
+    def _write(self, line: str) -> None:
+        with self._lock:
+            self.stream.write(line + "\n")
+            self.stream.flush()
+
+    def __call__(self, event: GridEvent) -> None:
+        if not self.board.apply(event):
+            return
+        line = self.line(event)
+        if line:
+            self._write(line)
+
+    def line(self, event: GridEvent) -> str | None:
+        b, now = self.board, event.at
+        if isinstance(event, GridStarted):
+            kept = sum(r.status in ENDED for r in b.rows.values())
+            return (f"grid {b.experiment}: {len(b.rows)} trials, up to {b.max_concurrent} at a time"
+                    + (f" ({kept} already finished)" if kept else ""))
+        if isinstance(event, GridEnded):
+            counts = ", ".join(f"{n} {s}" for s, n in sorted(b.counts().items()))
+            return f"grid {b.experiment} {event.status} in {clock(b.elapsed(now))}: {counts}"
+        row = b.rows[event.name]
+        if isinstance(event, TrialStarted):
+            return f"start  {row.name} ({row.plan.epochs} epochs)"
+        if isinstance(event, EpochEnded):
+            return (f"epoch  {row.name} {row.epoch}/{row.plan.epochs}: {epoch_figures(event.metrics)}"
+                    f" | trial {clock(row.elapsed(now))}, ETA {clock(row.eta(now))} | grid ETA {clock(b.eta(now))}")
+        if isinstance(event, TrialTested):
+            return f"tested {row.name}: {final_figures(row.metrics)}"
+        if isinstance(event, TrialEnded):
+            figures = final_figures(row.metrics)
+            took = f" in {clock(row.elapsed(now))}" if row.started_at is not None else ""
+            return (f"{row.status} {row.name}{took}" + (f": {figures}" if figures else "")
+                    + (f" ({row.error})" if row.error else "")
+                    + f" [{b.ended_count()}/{len(b.rows)} trials ended]")
+        return None
+
+
+class LiveGridView:
+    """A rich ``Live`` table, redrawn every second (elapsed times move between events); notes
+    print above it. Leaves the final table on screen."""
+
+    def __init__(self, console) -> None:
+        from rich.live import Live
+
+        self.console = console
+        self.board = GridBoard()
+        self.log_path: str | None = None
+        self._live = Live(console=console, get_renderable=self.render, refresh_per_second=1, transient=False)
+
+    def __enter__(self) -> "LiveGridView":
+        self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._live.refresh()
+        self._live.__exit__(*exc)
+
+    def note(self, text: str) -> None:
+        self._live.console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+    def __call__(self, event: GridEvent) -> None:
+        if self.board.apply(event):
+            self._live.refresh()
+
+    def render(self):
+        from rich.table import Table
+
+        b, now = self.board, time.time()
+        if not b.rows:
+            return ""
+        table = Table(title=f"grid {b.experiment}", title_justify="left", caption_justify="left", expand=False,
+                      caption=self._caption(now))
+        for header, justify in (("model", "left"), ("config", "left"), ("seed", "right"), ("status", "left"),
+                                ("epoch", "right"), ("loss", "right"), ("eff acc1", "right"),
+                                ("acc acc1", "right"), ("elapsed", "right"), ("ETA", "right")):
+            table.add_column(header, justify=justify, no_wrap=True)
+        for row in b.rows.values():
+            table.add_row(*self._cells(row, now))
+        return table
+
+    def _caption(self, now: float) -> str:
+        b = self.board
+        counts = ", ".join(f"{n} {s}" for s, n in sorted(b.counts().items()))
+        state = f"{b.ended.status}" if b.ended else f"grid ETA {clock(b.eta(now))}"
+        return f"{state} | {clock(b.elapsed(now))} elapsed | {counts}"
+
+    @staticmethod
+    def _cells(row: TrialRow, now: float) -> tuple[str, ...]:
+        m = row.metrics
+        style = {"done": "green", "error": "red", "interrupted": "yellow", "stopped early": "yellow",
+                 "training": "cyan", "testing": "cyan", "logging": "cyan", "starting": "cyan"}.get(row.status, "dim")
+        loss = f"{m['train_loss']:.3f}" if "train_loss" in m and row.status not in ENDED else ""
+        return (row.plan.preset, row.plan.aug, str(row.plan.seed), f"[{style}]{row.status}[/]",
+                f"{row.epoch}/{row.plan.epochs}", loss, _pct(m.get("efficient_acc1")) if "efficient_acc1" in m else "",
+                _pct(m.get("accurate_acc1")) if "accurate_acc1" in m else "", clock(row.elapsed(now)),
+                clock(row.eta(now)) if row.status not in ENDED else "")
+
+
+def grid_view(stream: TextIO, *, live: bool | None = None):
+    """The live view when ``stream`` is a terminal (or ``live``), else plain lines."""
+    from rich.console import Console
+
+    console = Console(file=stream)
+    if live if live is not None else console.is_terminal:
+        return LiveGridView(console)
+    return PlainGridView(stream)

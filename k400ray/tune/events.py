@@ -1,0 +1,93 @@
+"""What a running grid tells whoever shows it: small frozen events, nothing rendered.
+
+The grid runs in Ray processes the user never sees; the driver is the one place that hears
+about every trial (:class:`k400ray.tune.progress.GridProgress`, a Tune callback, produces these
+events there). Rendering them (a live table on a terminal, plain lines in a pipe, the MLflow
+description) is the CLI's job (:mod:`k400ray.console`). No Ray import here: the CLI imports
+this module before Ray starts.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Union
+
+# What a trial's epoch report may carry that a console shows (the worker's metric names).
+EPOCH_FIELDS = ("train_loss", "efficient_acc1", "efficient_acc5", "clips_per_s", "data_wait_fraction")
+FINAL_FIELDS = ("efficient_acc1", "efficient_acc5", "accurate_acc1", "accurate_acc5")
+
+
+@dataclass(frozen=True)
+class TrialPlan:
+    """One grid point as the grid starts: ``status`` is ``pending``, or what a previous run of
+    this experiment left (``done``, ``stopped early``, ...) when it is resumed."""
+
+    name: str
+    preset: str
+    aug: str
+    seed: int
+    epochs: int
+    status: str = "pending"
+    metrics: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class GridStarted:
+    experiment: str
+    trials: tuple[TrialPlan, ...]
+    max_concurrent: int
+    at: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True)
+class TrialStarted:
+    name: str
+    at: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True)
+class EpochEnded:
+    """One epoch of one trial; ``metrics`` holds the :data:`EPOCH_FIELDS` it reported."""
+
+    name: str
+    epoch: int
+    metrics: dict
+    at: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True)
+class TrialTested:
+    """The accurate mode finished (the worker's final report); the trial is logging its artifacts."""
+
+    name: str
+    metrics: dict
+    at: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True)
+class TrialEnded:
+    """``status``: done | stopped early | error | interrupted | not started."""
+
+    name: str
+    status: str
+    metrics: dict = field(default_factory=dict)
+    error: str | None = None
+    at: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True)
+class GridEnded:
+    """The grid returned (or was interrupted): ``status`` FINISHED | FAILED | KILLED."""
+
+    status: str
+    at: float = field(default_factory=time.time)
+
+
+GridEvent = Union[GridStarted, TrialStarted, EpochEnded, TrialTested, TrialEnded, GridEnded]
+Emit = Callable[[GridEvent], None]
+
+
+def pick(metrics: dict, keys: tuple[str, ...]) -> dict:
+    """The numeric ``keys`` present in ``metrics`` (Tune adds its own fields beside them)."""
+    return {k: float(metrics[k]) for k in keys if isinstance(metrics.get(k), (int, float))}

@@ -1,0 +1,55 @@
+"""The outbox: epoch metrics a tracking server did not take are held on the trial's storage and
+sent, oldest first, once it answers; nothing is lost and nothing is sent twice."""
+
+from __future__ import annotations
+
+import socket
+
+from mlflow.entities import Metric
+
+from k400ray.tracking import mlflow_log as ml
+from k400ray.tracking.outbox import Outbox, outbox_location, server_answers
+
+
+def _closed_port_uri() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}"  # nothing listens once the socket closes
+
+
+def _run(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    client = ml.client_for(uri)
+    run = client.create_run(client.create_experiment("x"))
+    return client, run.info.run_id
+
+
+def test_metrics_held_while_the_server_is_down_are_sent_in_order_when_it_answers(tmp_path):
+    client, run_id = _run(tmp_path)
+    down = _closed_port_uri()
+    assert not server_answers(down)
+    box = Outbox(outbox_location(str(tmp_path / "runs"), "trial"), down)
+    for epoch in (1, 2):  # the server is down: both epochs held, the callers go on
+        ml.log_epoch(client, run_id, {"epoch": epoch, "train_loss": 1.0 / epoch, "lr": 0.1}, outbox=box)
+    assert len(box.pending()) == 2 and (tmp_path / "runs" / "trial" / "mlflow-outbox").is_dir()
+    assert client.get_metric_history(run_id, "train_loss") == []
+
+    box.tracking_uri = client.tracking_uri  # the server is back (a SQLite store always answers)
+    ml.log_epoch(client, run_id, {"epoch": 3, "train_loss": 0.25, "lr": 0.1}, outbox=box)
+    history = client.get_metric_history(run_id, "train_loss")
+    assert sorted((m.step, m.value) for m in history) == [(1, 1.0), (2, 0.5), (3, 0.25)]
+    assert box.pending() == [] and box.flush(client) == 0  # each sent once, then deleted
+
+
+def test_a_failing_send_is_held_and_flushed_later(tmp_path):
+    client, run_id = _run(tmp_path)
+
+    class Refusing:
+        def log_batch(self, *args, **kwargs):
+            raise ConnectionError("503 from a proxy")
+
+    box = Outbox(str(tmp_path / "outbox"), client.tracking_uri)
+    assert not box.send(Refusing(), run_id, [Metric("train_loss", 2.0, 1, 1)])
+    assert len(box.pending()) == 1
+    assert box.flush(client) == 1 and box.pending() == []
+    assert [(m.step, m.value) for m in client.get_metric_history(run_id, "train_loss")] == [(1, 2.0)]
