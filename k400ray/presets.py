@@ -26,6 +26,9 @@ from k400ray.data.transforms import EVAL_CROP_VIEWS, TrainCrop
 from k400ray.models.arch import ArchConfig
 
 
+# The two evaluation modes of every preset (MMAction2's "efficient" and "accurate" test settings).
+EVAL_MODES: tuple[str, ...] = ("efficient", "accurate")
+
 @dataclass(frozen=True)
 class EvalViews:
     """One evaluation mode: temporal views x spatial crops, and how their scores combine.
@@ -105,7 +108,7 @@ class ModelPreset:
     note: str = ""
 
     def views(self, mode: Literal["efficient", "accurate"]) -> EvalViews:
-        if mode not in ("efficient", "accurate"):
+        if mode not in EVAL_MODES:
             raise ValueError(f"mode must be 'efficient' or 'accurate', got {mode!r}")
         return self.efficient if mode == "efficient" else self.accurate
 

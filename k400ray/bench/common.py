@@ -20,6 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from k400ray.text_table import text_table
+
 
 def median(values: Sequence[float]) -> float:
     return float(statistics.median(values)) if values else float("nan")
@@ -198,14 +200,9 @@ class Table:
         return [[_fmt(v) for v in row] for row in self.rows]
 
     def text(self) -> str:
-        cells = self._cells()
-        widths = [max(len(r[i]) for r in [self.columns, *cells]) for i in range(len(self.columns))]
-        numeric = [all(isinstance(r[i], (int, float)) or r[i] is None for r in self.rows) for i in range(len(self.columns))]
-
-        def line(parts: list[str]) -> str:
-            return "  ".join(p.rjust(w) if num else p.ljust(w) for p, w, num in zip(parts, widths, numeric)).rstrip()
-
-        return "\n".join([line(self.columns), line(["-" * w for w in widths]), *(line(r) for r in cells)])
+        numeric = {i for i in range(len(self.columns))
+                   if all(isinstance(r[i], (int, float)) or r[i] is None for r in self.rows)}
+        return "\n".join(text_table(self.columns, self._cells(), numeric))
 
     def markdown(self) -> str:
         lines = ["| " + " | ".join(self.columns) + " |", "|" + "|".join("---" for _ in self.columns) + "|"]

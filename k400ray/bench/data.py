@@ -342,22 +342,10 @@ def epoch_start_seconds(
 
 def preset_gflops(names: list[str]) -> dict[str, float]:
     """Forward multiply-adds (1e9) of one train clip of each preset (meta-device models)."""
-    from dataclasses import replace
-
-    import torch
-
-    from k400ray.models.build import build_model
-    from k400ray.models.summary import count_gflops
+    from k400ray.bench.train import train_clip_gmacs
     from k400ray.presets import get_preset
 
-    out = {}
-    for name in dict.fromkeys([REFERENCE_PRESET, *names]):
-        preset = get_preset(name)
-        with torch.device("meta"):
-            model = build_model(replace(preset.arch, pretrained=None), 400)
-        _, c, t, s, _ = preset.clip_spec("train").output_shape
-        out[name] = count_gflops(model, (1, c, t, s, s))
-    return out
+    return {name: train_clip_gmacs(get_preset(name), 400) for name in dict.fromkeys([REFERENCE_PRESET, *names])}
 
 
 def run_data_bench(

@@ -17,10 +17,8 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import tempfile
-from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from unittest import mock
 
 from k400ray.bench.common import PeakMemory, Stopwatch, Table, gib, median
 
@@ -111,11 +109,11 @@ def index_memory(rows: int, work_dir: Path) -> IndexMemory:
     from k400ray.data import index as index_module
 
     out = work_dir / f"memory-index-{rows}"
-    with tempfile.TemporaryDirectory(dir=work_dir) as empty_root, ExitStack() as stack:
-        stack.enter_context(mock.patch.object(index_module, "discover", lambda root, layout="auto": synthetic_discovery(rows)))
-        stack.enter_context(mock.patch.object(index_module, "_probe_chunk", _kinetics_like_probe))
+    with tempfile.TemporaryDirectory(dir=work_dir) as empty_root:
         with PeakMemory(interval=0.1) as mem, Stopwatch() as sw:
-            manifest = index_module.build_index(empty_root, out, progress=False)
+            manifest = index_module.build_index(empty_root, out, progress=False,
+                                                discovery=lambda root, layout: synthetic_discovery(rows),
+                                                probe_chunk=_kinetics_like_probe)
     shards = sum(len(s["shards"]) for s in manifest["splits"].values())
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     return IndexMemory(rows=rows, seconds=sw.seconds, baseline_gib=gib(mem.start_own), peak_driver_gib=gib(mem.own),

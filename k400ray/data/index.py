@@ -118,10 +118,14 @@ def build_index(
     rows_per_shard: int = DEFAULT_ROWS_PER_SHARD,
     chunk_size: int = 16,
     progress: bool | Callable[[int, int], None] = True,
+    discovery: Callable[[Path, str], Discovery] | None = None,
+    probe_chunk: Callable[[str, list[str]], list] | None = None,
 ) -> dict:
     """Index ``data_root`` into ``out_dir`` and return the manifest. Needs Ray (``init_ray``) first.
     ``progress``: ``True`` writes a ``\\r`` line to stderr; a callable gets ``(done, total)`` videos
-    (the CLI's progress bar); ``False``: silent."""
+    (the CLI's progress bar); ``False``: silent. ``discovery`` (default :func:`discover`) and
+    ``probe_chunk`` (default: decode each video, run as a Ray task) are parameters so that the
+    index benchmark can feed a million made-up rows through the real sharding and writing."""
     report = progress if callable(progress) else (
         (lambda done, total: _progress(done, total, start)) if progress else None)
     import ray
@@ -130,7 +134,7 @@ def build_index(
     out_dir = Path(out_dir)
     if out_dir.exists() and not (out_dir / MANIFEST).is_file() and any(out_dir.iterdir()):
         raise FileExistsError(f"{out_dir}: exists, is not empty and holds no {MANIFEST}; refusing to replace it")
-    found: Discovery = discover(root, layout)  # raises AnnotationError on unusable annotations
+    found: Discovery = (discovery or discover)(root, layout)  # raises AnnotationError on unusable annotations
     labels = class_index(found.classes)
     entries = found.entries
     plan = _shard_plan(entries, shards, rows_per_shard)
@@ -140,7 +144,7 @@ def build_index(
     tmp.mkdir(parents=True)
     writer = _ShardWriter(tmp)
     excluded = list(found.excluded)
-    probe = ray.remote(num_cpus=1, max_retries=2)(_probe_chunk)
+    probe = ray.remote(num_cpus=1, max_retries=2)(probe_chunk or _probe_chunk)
     chunks = [list(range(i, min(i + chunk_size, len(entries)))) for i in range(0, len(entries), chunk_size)]
     window = max(4, 2 * int(ray.cluster_resources().get("CPU", 1)))
     pending: dict[int, ray.ObjectRef] = {}

@@ -35,492 +35,38 @@ a file), listed in the CSVs like good videos.
 from __future__ import annotations
 
 import csv
-import math
 import shutil
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
+
+from k400ray.data.synth_encode import encode
+from k400ray.data.synth_faults import CORRUPT_KINDS, write_corrupt
+from k400ray.data.synth_render import (  # noqa: F401 - class_names, max_pairs, the kinds: part of this module's API
+    COLOUR_NAMES,
+    MAX_PAIRS,
+    MOTION_KINDS,
+    SHAPE_KINDS,
+    class_names,
+    draw_params,
+    max_copies,
+    max_pairs,
+    pair_spec,
+    render,
+    vocabulary,
+)
 
 SPLITS = ("train", "val")
 CSV_HEADER = ("label", "youtube_id", "time_start", "time_end", "split")
-CORRUPT_KINDS = ("empty", "truncated", "random_bytes", "audio_only", "undecodable_tail")
-"""Broken-file kinds in the order ``corrupt=N`` cycles through them.
-
-- ``empty``: 0 bytes.
-- ``truncated``: the first 30% of a good file; the index (``moov``, written last) is gone.
-- ``random_bytes``: 1-9 KB of noise named .mp4 (real broken K400 files are often 0-9 KB).
-- ``audio_only``: a valid mp4 with one AAC stream and no video.
-- ``undecodable_tail``: a valid index (``moov`` first) declaring every frame, but the second half
-  of the frame data zeroed: ``len(VideoReader)`` says ``frames`` while only about half decode.
-"""
-
 _ID_ALPHABET = np.array(list("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"))
-_CHUNK_PIXELS = 1 << 21  # frames rendered per numpy batch: keeps temporaries to ~10s of MB
 _MAX_START_S = 600
-_NOISE_FRAMES = 7  # prime, so the noise period never lines up with 8-segment sampling
 
 # Sub-stream keys: every random draw comes from default_rng([seed, key, ...]) so that a video's
 # content depends only on (seed, split, pair, index) and never on how many other videos exist.
 _KEY_IDS, _KEY_TIMES, _KEY_VIDEO, _KEY_NOISE, _KEY_EXTRA, _KEY_CORRUPT, _KEY_MISSING = range(7)
-
-
-# --------------------------------------------------------------------------------------------
-# Vocabulary: shapes x colours x motions -> class names
-# --------------------------------------------------------------------------------------------
-
-
-def _polygon(normals: Sequence[tuple[float, float]]) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
-    """Gauge of a convex polygon given its unit outward normals (apothem 1 -> gauge 1 on the edge).
-
-    A gauge is positively homogeneous (g(k*x) = k*g(x)): its level sets are scaled copies of the
-    shape, which is what the zoom motion draws, and with unit normals ``g - r`` is a signed
-    distance in pixels, which is what the anti-aliasing needs.
-    """
-
-    def gauge(dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
-        out = dx * normals[0][0] + dy * normals[0][1]
-        for nx, ny in normals[1:]:
-            np.maximum(out, dx * nx + dy * ny, out=out)
-        return out
-
-    return gauge
-
-
-_S3 = math.sqrt(3) / 2
-_R2 = math.sqrt(0.5)
-_PLUS_ASPECT = 2.75  # arm length / arm half-width
-
-
-def _plus_gauge(dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
-    ax, ay = np.abs(dx), np.abs(dy)
-    return np.minimum(np.maximum(ax, ay * _PLUS_ASPECT), np.maximum(ax * _PLUS_ASPECT, ay))
-
-
-def _plus_sdf(dx: np.ndarray, dy: np.ndarray, r: float) -> np.ndarray:
-    """Union of two bars; unlike ``_plus_gauge - r`` its gradient is 1, so edges anti-alias evenly."""
-    ax, ay = np.abs(dx), np.abs(dy)
-    w = r / _PLUS_ASPECT
-    return np.minimum(np.maximum(ax - r, ay - w), np.maximum(ax - w, ay - r))
-
-
-@dataclass(frozen=True)
-class _Shape:
-    name: str
-    gauge: Callable[[np.ndarray, np.ndarray], np.ndarray]
-    scale: float  # the shape of "radius" r is gauge <= scale * r (sizes chosen for similar areas)
-    sdf: Callable[[np.ndarray, np.ndarray, float], np.ndarray] | None = None
-
-    def signed_distance(self, dx: np.ndarray, dy: np.ndarray, r: float) -> np.ndarray:
-        if self.sdf is not None:
-            return self.sdf(dx, dy, r * self.scale)
-        return self.gauge(dx, dy) - r * self.scale
-
-
-# All shapes are symmetric under a left-right flip (see module docstring).
-_SHAPES = (
-    _Shape("square", _polygon([(1, 0), (-1, 0), (0, 1), (0, -1)]), 0.9),
-    # A name with double quotes: real K400 labels carry quotes, the CSV writer must escape them.
-    _Shape('"plus" sign', _plus_gauge, 1.15, _plus_sdf),
-    _Shape("disk", lambda dx, dy: np.hypot(dx, dy), 1.0),
-    _Shape("triangle", _polygon([(0, 1), (-_S3, -0.5), (_S3, -0.5)]), 0.75),
-    _Shape("diamond", _polygon([(_R2, _R2), (-_R2, _R2), (_R2, -_R2), (-_R2, -_R2)]), 0.9),
-)
-
-# Saturated colours: each has a channel >= 200, the background stays <= ~100 (object always visible).
-_COLOURS = (
-    ("red", (220, 40, 40)),
-    ("green", (40, 200, 60)),
-    ("blue", (60, 100, 235)),
-    ("yellow", (230, 220, 50)),
-    ("magenta", (215, 50, 205)),
-    ("cyan", (50, 215, 225)),
-    ("orange", (245, 140, 30)),
-    ("white", (235, 235, 235)),
-    ("purple", (150, 70, 225)),
-    ("pink", (245, 140, 180)),
-    ("lime", (170, 240, 80)),
-)
-
-
-@dataclass(frozen=True)
-class _Motion:
-    kind: str
-    verb: str
-    directions: tuple[str, str]  # (phase increasing, phase decreasing)
-
-
-_MOTIONS = (
-    _Motion("vertical", "sliding", ("top to bottom", "bottom to top")),
-    _Motion("slanted", "drifting", ("diagonally downward", "diagonally upward")),
-    _Motion("mirror", "mirroring", ("moving apart", "moving together")),
-    _Motion("zoom", "zooming", ("outward", "inward")),
-)
-
-MOTION_KINDS = tuple(m.kind for m in _MOTIONS)
-MAX_PAIRS = len(_MOTIONS) * len(_SHAPES) * len(_COLOURS)
-
-
-def _shape_key(shape: _Shape) -> str:
-    """The shape's one-word name for arguments ("plus" for the '"plus" sign')."""
-    return shape.name.replace('"', "").split()[0]
-
-
-SHAPE_KINDS = tuple(_shape_key(s) for s in _SHAPES)
-COLOUR_NAMES = tuple(name for name, _ in _COLOURS)
-
-
-@dataclass(frozen=True)
-class _Vocabulary:
-    """The motions, shapes and colours that direction pairs are made of (by default all of them)."""
-
-    motions: tuple[_Motion, ...] = _MOTIONS
-    shapes: tuple[_Shape, ...] = _SHAPES
-    colours: tuple[tuple[str, tuple[int, int, int]], ...] = _COLOURS
-
-    @property
-    def max_pairs(self) -> int:
-        return len(self.motions) * len(self.shapes) * len(self.colours)
-
-
-def _pick(kind: str, names: Sequence[str] | None, items: tuple, key: Callable) -> tuple:
-    """``items`` whose ``key`` is in ``names``, in the order of ``names`` (all of them for None)."""
-    if names is None:
-        return items
-    by_name = {key(item): item for item in items}
-    if not names or len(set(names)) != len(names) or any(n not in by_name for n in names):
-        raise ValueError(f"{kind} must be distinct names out of {', '.join(by_name)}, got {list(names)}")
-    return tuple(by_name[n] for n in names)
-
-
-def _vocabulary(motions: Sequence[str] | None = None, shapes: Sequence[str] | None = None,
-                colours: Sequence[str] | None = None) -> _Vocabulary:
-    """The vocabulary restricted to the motion kinds, shapes and colours named (``MOTION_KINDS``,
-    ``SHAPE_KINDS``, ``COLOUR_NAMES``; None: all).
-
-    Why a choice: what pairs are made of decides how fast a toy model learns the direction. A
-    run that must learn in minutes (the demo) keeps to one motion, one solid shape and bright
-    colours, so that every pair asks the same question (up or down?) of alike-looking objects
-    and the model learns it once for all pairs. The numbers of motions and shapes must stay
-    coprime for ``_pair_spec``'s enumeration.
-    """
-    vocab = _Vocabulary(_pick("motions", motions, _MOTIONS, lambda m: m.kind),
-                        _pick("shapes", shapes, _SHAPES, _shape_key),
-                        _pick("colours", colours, _COLOURS, lambda c: c[0]))
-    if math.gcd(len(vocab.motions), len(vocab.shapes)) != 1:
-        raise ValueError(f"the numbers of motions ({len(vocab.motions)}) and shapes ({len(vocab.shapes)}) "
-                         "must be coprime, so that every combination gets a pair")
-    return vocab
-
-
-def max_pairs(motions: Sequence[str] | None = None, shapes: Sequence[str] | None = None,
-              colours: Sequence[str] | None = None) -> int:
-    """How many distinct direction pairs there are with these motion kinds, shapes and colours."""
-    return _vocabulary(motions, shapes, colours).max_pairs
-
-
-@dataclass(frozen=True)
-class _PairSpec:
-    motion: _Motion
-    shape: _Shape
-    colour_name: str
-    colour: tuple[int, int, int]
-
-    def label(self, direction: int) -> str:
-        return f"{self.motion.verb} {self.colour_name} {self.shape.name} ({self.motion.directions[direction]})"
-
-
-def _pair_spec(index: int, vocab: _Vocabulary = _Vocabulary()) -> _PairSpec:
-    """The ``index``-th (motion, shape, colour) combination, enumerated so that neighbours differ.
-
-    The numbers of motions M and shapes S are coprime (4 and 5 by default), so ``j -> (j % M,
-    j % S)`` visits every (motion, shape) once per block of M*S; the colour shifts by one per
-    block. The first min(M, S) pairs therefore differ in all three attributes, and all
-    ``vocab.max_pairs`` are distinct (with one motion and one shape: one colour per pair).
-    """
-    if not 0 <= index < vocab.max_pairs:
-        raise ValueError(f"pair index {index} outside [0, {vocab.max_pairs})")
-    period = len(vocab.motions) * len(vocab.shapes)
-    j, block = index % period, index // period
-    name, rgb = vocab.colours[(j + block) % len(vocab.colours)]
-    return _PairSpec(vocab.motions[j % len(vocab.motions)], vocab.shapes[j % len(vocab.shapes)], name, rgb)
-
-
-def class_names(num_classes: int, motions: Sequence[str] | None = None,
-                shapes: Sequence[str] | None = None, colours: Sequence[str] | None = None) -> list[str]:
-    """Class names in generation order: pair p gives classes 2p (phase forward) and 2p+1 (reversed).
-
-    An odd count adds one unpaired class (the forward direction of pair ``num_classes // 2``).
-    The class index used for training is the position in the *sorted* list, as for K400.
-    ``motions``, ``shapes``, ``colours``: what pairs are made of (None: all, see ``_vocabulary``).
-    """
-    vocab = _vocabulary(motions, shapes, colours)
-    if not 1 <= num_classes <= 2 * vocab.max_pairs:
-        raise ValueError(f"num_classes must be in [1, {2 * vocab.max_pairs}], got {num_classes}")
-    return [_pair_spec(c // 2, vocab).label(c % 2) for c in range(num_classes)]
-
-
-# --------------------------------------------------------------------------------------------
-# Rendering
-# --------------------------------------------------------------------------------------------
-
-
-_RADIUS = (0.12, 0.16)  # object radius, as a fraction of the short side
-
-
-@dataclass(frozen=True)
-class _VideoParams:
-    """Per-video draws. Drawn without knowing the direction, so both classes share the distribution."""
-
-    background: tuple[float, float, float]
-    gradient: float  # amplitude of a static linear shading, in grey levels
-    gradient_angle: float
-    colour: tuple[float, float, float]
-    radius: float  # pixels
-    travel: float  # periods covered over the whole video
-    phase: float  # in periods, uniform in [0, 1)
-    x0: float  # pixels, meaning depends on the motion (column, start column, or mirror axis)
-    y0: float
-    drift: int  # +-1, horizontal drift direction of the slanted motion
-    noise: float  # std of per-pixel Gaussian noise
-    copies: int = 1  # sliding / drifting objects side by side, ``width / copies`` apart (not drawn)
-
-
-def _draw_params(
-    rng: np.random.Generator, spec: _PairSpec, width: int, height: int, travel: tuple[float, float], *,
-    copies: int = 1,
-) -> _VideoParams:
-    side = min(width, height)
-    base = rng.uniform(30, 80)
-    mirror_axis = width / 2 + rng.uniform(-0.05, 0.05) * width
-    return _VideoParams(
-        background=tuple(float(base + rng.uniform(-15, 15)) for _ in range(3)),
-        gradient=float(rng.uniform(0, 15)),
-        gradient_angle=float(rng.uniform(0, 2 * math.pi)),
-        colour=tuple(float(np.clip(c + rng.uniform(-15, 15), 0, 255)) for c in spec.colour),
-        # Object about 1/4 of the short side across: still ~15 px after resize to short side 64
-        # and a crop that may cut a third of the frame.
-        radius=float(rng.uniform(*_RADIUS) * side),
-        travel=float(rng.uniform(*travel)),
-        phase=float(rng.uniform(0, 1)),
-        x0=float(mirror_axis if spec.motion.kind in ("mirror", "zoom") else rng.uniform(0.3, 0.7) * width),
-        y0=float(rng.uniform(0.35, 0.65) * height),
-        drift=int(rng.choice((-1, 1))),
-        noise=float(rng.uniform(1.0, 4.0)),
-        copies=copies,
-    )
-
-
-def max_copies(width: int, height: int) -> int:
-    """How many objects fit side by side without touching: the widest shape at the largest radius,
-    on both sides of its centre, plus a gap of 2% of the short side."""
-    extent = 2 * max(shape.scale for shape in _SHAPES) * _RADIUS[1] + 0.02
-    return max(1, int(width // (extent * min(width, height))))
-
-
-def _wrap(delta: np.ndarray, period: float) -> np.ndarray:
-    """Signed offset on a circle of ``period`` pixels, in [-period/2, period/2)."""
-    return (delta + period / 2) % period - period / 2
-
-
-def _coverage(sdf: np.ndarray) -> np.ndarray:
-    """Anti-aliased fill from a signed distance in pixels: 1-pixel ramp, so sub-pixel motion is smooth."""
-    return np.clip(0.5 - sdf, 0.0, 1.0)
-
-
-def _alpha(
-    spec: _PairSpec, p: _VideoParams, phase: np.ndarray, xs: np.ndarray, ys: np.ndarray, width: int, height: int
-) -> np.ndarray:
-    """Object opacity ``(K, H, W)`` float32 for phases ``(K,)`` (in periods, any real value)."""
-    ph = (phase % 1.0).astype(np.float32)[:, None, None]
-    shape, kind = spec.shape, spec.motion.kind
-    if kind in ("vertical", "slanted"):
-        dy = _wrap(ys - ph * height, height)
-        if kind == "vertical":
-            # copies: the nearest of the objects spaced width/copies apart (wrapping at the edges)
-            dx = xs - p.x0 if p.copies == 1 else _wrap(xs - p.x0, width / p.copies)
-        else:  # 45 degrees in pixels; drift sign drawn per video so the class is flip-symmetric.
-            # Unwrapped phase: x has period width, not height, and must not jump when y wraps.
-            x = (p.x0 + p.drift * phase * height) % width
-            dx = _wrap(xs - x.astype(np.float32)[:, None, None], width / p.copies)
-        return _coverage(shape.signed_distance(dx, dy, p.radius))
-    if kind == "mirror":
-        # Two copies at axis +- d, d = phase * width/2: they move apart (phase up) or together.
-        # Opacity goes to 0 at d = 0 and d = width/2, so the jump when the phase wraps is invisible.
-        d = ph * (width / 2)
-        dy = ys - p.y0
-        left = shape.signed_distance(xs - (p.x0 - d), dy, p.radius)
-        right = shape.signed_distance(xs - (p.x0 + d), dy, p.radius)
-        fade = np.clip(3.0 * np.sin(np.pi * ph), 0.0, 1.0)
-        return _coverage(np.minimum(left, right)) * fade
-    if kind == "zoom":
-        # Concentric outlines at radii r * 2**(k + phase): a zoom that repeats every octave.
-        g = np.maximum(shape.gauge(xs - p.x0, ys - height / 2), 1e-3)
-        u = np.log2(g / p.radius) - ph
-        # Bands are g*ln2/2 px wide: ramp of ~1 px at their edges, none where they get too thin
-        # to draw (inner fade) or leave the frame (outer fade).
-        ramp = g * (math.log(2) / (2 * math.pi))
-        bands = np.clip(0.5 + np.cos(2 * np.pi * u) * ramp, 0.0, 1.0)
-        outer = 0.45 * min(width, height)
-        envelope = np.clip((outer - g) / 2, 0, 1) * np.clip((g - 6.0) / 2, 0, 1)
-        return bands * envelope
-    raise ValueError(f"unknown motion {kind!r}")
-
-
-def _render(
-    spec: _PairSpec,
-    p: _VideoParams,
-    times: np.ndarray,
-    *,
-    frames: int,
-    width: int,
-    height: int,
-    noise_key: Sequence[int],
-) -> Iterator[np.ndarray]:
-    """Yield uint8 RGB chunks ``(K, H, W, 3)`` for the frame indices ``times`` (in that order).
-
-    Frame ``t`` is a pure function of (params, t), noise included, so rendering ``times[::-1]``
-    gives exactly the time-reversed video (the twin).
-    """
-    xs = (np.arange(width, dtype=np.float32) + 0.5)[None, None, :]
-    ys = (np.arange(height, dtype=np.float32) + 0.5)[None, :, None]
-    ca, sa = math.cos(p.gradient_angle), math.sin(p.gradient_angle)
-    shade = p.gradient * ((xs[0] - width / 2) * ca + (ys[0] - height / 2) * sa) / max(width, height)
-    background = np.asarray(p.background, np.float32) + shade[..., None]  # (H, W, 3)
-    colour = np.asarray(p.colour, np.float32)
-    speed = p.travel / max(frames - 1, 1)
-    # A short bank of noise frames indexed by t % len: drawing fresh Gaussian noise for every
-    # frame was half the render time at 340x256, and the noise only has to look like sensor noise.
-    noise = np.random.default_rng(list(noise_key)).standard_normal(
-        (min(_NOISE_FRAMES, frames), height, width, 3), dtype=np.float32
-    )
-    noise *= p.noise
-    chunk = max(1, _CHUNK_PIXELS // (width * height))
-    for start in range(0, len(times), chunk):
-        ts = np.asarray(times[start : start + chunk])
-        alpha = _alpha(spec, p, p.phase + speed * ts, xs, ys, width, height)[..., None]
-        out = background + alpha * (colour - background)
-        out += noise[ts % len(noise)]
-        np.clip(out + 0.5, 0, 255, out=out)
-        yield out.astype(np.uint8)
-
-
-# --------------------------------------------------------------------------------------------
-# Encoding and broken files
-# --------------------------------------------------------------------------------------------
-
-
-def _encode(
-    path: Path,
-    chunks: Iterator[np.ndarray],
-    *,
-    width: int,
-    height: int,
-    fps: Fraction,
-    preset: str,
-    faststart: bool = False,
-) -> list[int]:
-    """H.264 mp4 at constant ``fps``; returns packet sizes in file order (for ``undecodable_tail``).
-
-    One encoder thread: x264 output then depends only on the input, so the same seed gives the
-    same bytes.
-    """
-    container = av.open(str(path), "w", format="mp4", options={"movflags": "faststart"} if faststart else {})
-    try:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.codec_context.thread_count = 1
-        stream.options = {"preset": preset, "crf": "23", "threads": "1"}
-        sizes: list[int] = []
-        index = 0
-        for chunk in chunks:
-            for rgb in chunk:
-                frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-                frame.pts = index
-                index += 1
-                for packet in stream.encode(frame):
-                    sizes.append(packet.size)
-                    container.mux(packet)
-        for packet in stream.encode():
-            sizes.append(packet.size)
-            container.mux(packet)
-    finally:
-        container.close()
-    return sizes
-
-
-def _write_audio_only(path: Path, rng: np.random.Generator) -> None:
-    """A playable mp4 with one second of quiet AAC noise and no video stream."""
-    container = av.open(str(path), "w", format="mp4")
-    try:
-        stream = container.add_stream("aac", rate=16000)
-        stream.layout = "mono"
-        samples = stream.codec_context.frame_size or 1024
-        for i in range(16000 // samples + 1):
-            data = (rng.standard_normal((1, samples)) * 0.01).astype(np.float32)
-            frame = av.AudioFrame.from_ndarray(data, format="fltp", layout="mono")
-            frame.sample_rate, frame.pts = 16000, i * samples
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    finally:
-        container.close()
-
-
-def _mdat_payload_offset(data: bytes) -> int:
-    """Byte offset of the first payload byte of the top-level ``mdat`` box (ISO BMFF box walk)."""
-    pos = 0
-    while pos + 8 <= len(data):
-        size, header = int.from_bytes(data[pos : pos + 4], "big"), 8
-        if size == 1:  # 64-bit largesize follows the type
-            size, header = int.from_bytes(data[pos + 8 : pos + 16], "big"), 16
-        elif size == 0:  # box runs to the end of the file
-            size = len(data) - pos
-        if data[pos + 4 : pos + 8] == b"mdat":
-            return pos + header
-        if size < header:
-            break
-        pos += size
-    raise ValueError("no mdat box found")
-
-
-def _scratch(path: Path) -> Path:
-    """Where to encode the good file a broken one is cut from: outside train/ and val/, so an
-    interrupted run never leaves an extra video in a split folder."""
-    return path.parent.parent / f".synth-tmp-{path.name}"
-
-
-def _write_corrupt(
-    path: Path, kind: str, rng: np.random.Generator, render: Callable[[], Iterator[np.ndarray]], encode_kw: dict
-) -> None:
-    if kind == "empty":
-        path.write_bytes(b"")
-    elif kind == "random_bytes":
-        path.write_bytes(rng.bytes(int(rng.integers(1024, 9 * 1024))))
-    elif kind == "audio_only":
-        _write_audio_only(path, rng)
-    elif kind == "truncated":
-        tmp = _scratch(path)
-        _encode(tmp, render(), **encode_kw)
-        data = tmp.read_bytes()
-        tmp.unlink()
-        path.write_bytes(data[: max(1, int(len(data) * 0.3))])
-    elif kind == "undecodable_tail":
-        # moov first (faststart) so the index survives; then zero the packets of the second half.
-        # Zeros are not a decodable H.264 slice: decoders stop at the first of them.
-        tmp = _scratch(path)
-        sizes = _encode(tmp, render(), faststart=True, **encode_kw)
-        data = bytearray(tmp.read_bytes())
-        tmp.unlink()
-        cut = _mdat_payload_offset(bytes(data)) + sum(sizes[: max(1, len(sizes) // 2)])
-        data[cut:] = bytes(len(data) - cut)
-        path.write_bytes(bytes(data))
-    else:
-        raise ValueError(f"unknown corrupt kind {kind!r}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -646,7 +192,7 @@ def generate_synthetic(
             learn the direction in ~20 epochs (at 0.55-0.75 toy TSM plateaued near 70%).
         motions, shapes, colours: what the pairs are made of, in order (names in ``MOTION_KINDS``,
             ``SHAPE_KINDS``, ``COLOUR_NAMES``; None: all; motions and shapes in coprime numbers).
-            The demo takes one motion, one shape and bright colours (``_vocabulary``).
+            The demo takes one motion, one shape and bright colours (``synth_render.vocabulary``).
         copies: objects per frame for the sliding and drifting motions, side by side
             ``width / copies`` apart, all moving alike (the mirroring and zooming figures already
             span the frame and stay single). More of the frame moves, so a toy model sees the
@@ -670,7 +216,7 @@ def generate_synthetic(
         raise ValueError(f"copies must be in [1, {max_copies(width, height)}] at {width}x{height} "
                          f"(objects side by side must not touch), got {copies}")
     fps = Fraction(fps)
-    vocab = _vocabulary(motions, shapes, colours)
+    vocab = vocabulary(motions, shapes, colours)
     names = class_names(num_classes, motions, shapes, colours)
     out = Path(out_dir)
     _prepare_out_dir(out, overwrite)
@@ -703,18 +249,18 @@ def generate_synthetic(
     counts = {name: dict.fromkeys(SPLITS, 0) for name in ("videos", "corrupt", "missing")}
 
     def video_source(c: int, key: tuple[int, ...]) -> Callable[[], Iterator[np.ndarray]]:
-        spec = _pair_spec(c // 2, vocab)
-        params = _draw_params(np.random.default_rng(list(key)), spec, width, height, travel, copies=copies)
+        spec = pair_spec(c // 2, vocab)
+        params = draw_params(np.random.default_rng(list(key)), spec, width, height, travel, copies=copies)
         times = np.arange(frames)
         if c % 2:  # the reversed twin of the pair draw
             times = times[::-1]
-        return lambda: _render(
+        return lambda: render(
             spec, params, times, frames=frames, width=width, height=height, noise_key=(*key, _KEY_NOISE)
         )
 
     for n, (c, split, key) in enumerate(good):
         r = row(n, split, names[c])
-        _encode(out / split / r.filename, video_source(c, key)(), **encode_kw)
+        encode(out / split / r.filename, video_source(c, key)(), **encode_kw)
         rows.append(r)
         counts["videos"][split] += 1
 
@@ -723,7 +269,7 @@ def generate_synthetic(
         r = row(len(good) + i, split, names[c])
         path = out / split / r.filename
         source = video_source(c, (seed, _KEY_CORRUPT, i))
-        _write_corrupt(path, kind, np.random.default_rng([seed, _KEY_CORRUPT, i, 1]), source, encode_kw)
+        write_corrupt(path, kind, np.random.default_rng([seed, _KEY_CORRUPT, i, 1]), source, encode_kw)
         rows.append(r)
         corrupt_files.append(CorruptFile(path, kind, split, names[c]))
         counts["corrupt"][split] += 1

@@ -13,6 +13,7 @@ from k400ray.engine import checkpoint as ckpt
 from k400ray.engine.config import TrialConfig
 from k400ray.engine.metrics import Predictions
 from k400ray.engine.recipe import TrialRecipe, resolve_recipe
+from k400ray.presets import EVAL_MODES
 from k400ray.engine.worker import train_loop_per_worker
 
 FINAL_METRICS = (
@@ -111,7 +112,7 @@ def run_trial(cfg: TrialConfig, *, recipe: TrialRecipe | None = None, callbacks:
     with result.checkpoint.as_directory() as directory:
         d = Path(directory)
         metrics = ckpt.load_metrics(d)
-        predictions = {m: p for m in ("efficient", "accurate") if (p := ckpt.load_predictions(d, m)) is not None}
+        predictions = {m: p for m in EVAL_MODES if (p := ckpt.load_predictions(d, m)) is not None}
     error = None if metrics.get("done") else (str(result.error) if result.error else "trial did not finish")
     history = sorted(result.best_checkpoints or [], key=lambda cm: (cm[1].get("epoch", 0), cm[1].get("done", 0)))
     return TrialOutcome(metrics, result.checkpoint.path, predictions, error=error, checkpoint=result.checkpoint,

@@ -34,6 +34,7 @@ from k400ray.engine.optim import build_optimizer
 from k400ray.engine.recipe import TrialRecipe, for_world
 from k400ray.engine.resume import restore
 from k400ray.models.build import build_model
+from k400ray.presets import EVAL_MODES
 
 
 def seed_everything(seed: int) -> None:
@@ -110,14 +111,14 @@ def train_loop_per_worker(config: dict) -> None:
         )
         return ds.iter_batches(batch_size=cfg.batch_size, batch_format="numpy", prefetch_batches=2)
     eval_batches = {mode: eval_batch_videos(preset.clip_spec(mode), cfg.eval_batch_videos)
-                    for mode in ("efficient", "accurate")}
+                    for mode in EVAL_MODES}
     val_sets = {
         mode: clip_dataset(
             cfg.val_index, cfg.val_split, preset.clip_spec(mode), data_root=cfg.data_root,
             decode_cpus=cfg.decode_cpus, decode_tasks=cfg.eval_decode_tasks_per_worker,
             batch_size=eval_batches[mode], limit=cfg.limit_videos, shard=(rank, world),
         )
-        for mode in ("efficient", "accurate")
+        for mode in EVAL_MODES
     }
     memory_format = input_memory_format(family, device)
 

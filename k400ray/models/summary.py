@@ -1,4 +1,5 @@
-"""Parameter and GFLOP counts of the presets (the ``k400ray models`` command).
+"""Parameter and GFLOP counts of a model (``k400ray models`` prints them per preset:
+:mod:`k400ray.preset_summary`).
 
 GFLOPs here are multiply-adds of conv and matmul ops (``FlopCounterMode`` counts 2 per
 multiply-add; we halve it), in units of 1e9, for one view of the efficient mode:
@@ -15,11 +16,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any, Literal
 
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
+
 
 _ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU)
 _POOLS = (
@@ -76,63 +77,12 @@ def count_gflops(model: nn.Module, input_shape: Sequence[int], *, with_elementwi
     return (counter.get_total_flops() / 2 + extra[0]) / 1e9
 
 
-def preset_summaries(scale: Literal["full", "toy"] = "full", num_classes: int = 400) -> list[dict[str, Any]]:
-    """One row per preset of :data:`k400ray.presets.PRESETS`: architecture, sampling, views, size, cost."""
-    # Imported here: presets sit one layer above models (see k400ray/__init__.py); only this
-    # reporting helper, which the CLI calls, needs them.
+def arch_gmacs(arch, num_classes: int, input_shape: Sequence[int]) -> float:
+    """Forward multiply-adds (1e9) of ``arch`` (a preset's architecture, weights ignored) on one
+    input of ``input_shape``, built on the ``meta`` device: no memory, no weights, seconds for a
+    full-size model. The one way the dry-run, the benchmarks and ``k400ray models`` count cost."""
     from k400ray.models.build import build_model
-    from k400ray.presets import PRESETS, get_preset
 
-    rows = []
-    for name in PRESETS:
-        preset = get_preset(name, scale=scale)
-        arch = replace(preset.arch, pretrained=None)  # counting needs no weights
-        with torch.device("meta"):
-            model = build_model(arch, num_classes)
-        frames = arch.num_segments if arch.family == "tsn" else preset.efficient.sampling.view_frames
-        crop = preset.train_crop.crop_size
-        params = count_params(model)
-        rows.append(
-            {
-                "name": name,
-                "family": arch.family,
-                "backbone": arch.backbone,
-                "params": params,
-                "params_m": round(params / 1e6, 2),
-                "gflops": round(count_gflops(model, (1, 3, frames, crop, crop)), 2),
-                "view": f"{frames}x{crop}x{crop}",
-                "clip_len": preset.train_sampling.clip_len,
-                "frame_interval": preset.train_sampling.frame_interval,
-                "num_clips": preset.train_sampling.num_clips,
-                "efficient": preset.efficient.description,
-                "efficient_views": preset.efficient.num_views,
-                "accurate": preset.accurate.description,
-                "accurate_views": preset.accurate.num_views,
-            }
-        )
-    return rows
-
-
-_TABLE_COLUMNS = (
-    ("name", "preset"), ("family", "family"), ("backbone", "backbone"), ("params_m", "params(M)"),
-    ("gflops", "GFLOPs/view"), ("view", "view TxHxW"), ("efficient", "efficient mode"), ("efficient_views", "views"),
-    ("accurate", "accurate mode"), ("accurate_views", "views"),
-)
-
-
-def format_table(rows: Sequence[dict[str, Any]]) -> str:
-    """Plain aligned text table; numbers right-aligned, text left-aligned."""
-    header = [title for _, title in _TABLE_COLUMNS]
-    body = [[_cell(row.get(key, "")) for key, _ in _TABLE_COLUMNS] for row in rows]
-    numeric = [all(isinstance(row.get(key), (int, float)) for row in rows) for key, _ in _TABLE_COLUMNS]
-    widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
-
-    def line(cells: list[str]) -> str:
-        parts = [c.rjust(w) if num else c.ljust(w) for c, w, num in zip(cells, widths, numeric)]
-        return "  ".join(parts).rstrip()
-
-    return "\n".join([line(header), line(["-" * w for w in widths]), *(line(r) for r in body)])
-
-
-def _cell(value: Any) -> str:
-    return f"{value:.2f}" if isinstance(value, float) else str(value)
+    with torch.device("meta"):
+        model = build_model(replace(arch, pretrained=None), num_classes)
+    return count_gflops(model, input_shape)

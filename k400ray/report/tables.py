@@ -26,9 +26,10 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from k400ray.engine.metrics import Predictions, correct_at
+from k400ray.presets import EVAL_MODES
 from k400ray.report import stats
 
-MODES = ("efficient", "accurate")
+MODES = EVAL_MODES
 TOPK = (1, 5)
 FAMILY_TITLES = {"tsn": "TSN", "tsm": "TSM", "i3d": "I3D"}
 AUG_ORDER = ("gluoncv", "default", "randaugment", "mixup", "cutmix")  # the sheet puts its GluonCV rows first

@@ -9,17 +9,17 @@ from pathlib import Path
 
 import numpy as np
 
+from k400ray.engine.checkpoint import predictions_file
 from k400ray.engine.config import TrialConfig
 from k400ray.engine.metrics import Predictions, confusion_matrix, per_class_accuracy
+from k400ray.presets import EVAL_MODES
 
 CONFIG = "config.json"
 PER_CLASS = "per_class_accuracy.csv"
 CONFUSION = "confusion_matrix.png"
-MODES = ("efficient", "accurate")
-
-
-def predictions_artifact(mode: str) -> str:
-    return f"predictions_{mode}.parquet"
+MODES = EVAL_MODES
+# The same file name as in a trial's checkpoints: one name for a mode's predictions wherever they lie.
+predictions_artifact = predictions_file
 
 
 def write_trial_artifacts(out: Path, cfg: TrialConfig, predictions: dict[str, Predictions],

@@ -40,6 +40,7 @@ from k400ray.engine.recipe import TrialRecipe, resolve_recipe
 from k400ray.presets import PRESETS, ModelPreset
 from k400ray.tune import throughput as tp
 from k400ray.tune.cluster_shape import ClusterShape, cluster_shape, efs_price, nodes_per_trial
+from k400ray.text_table import text_table
 from k400ray.tune.spec import SearchSpec, trial_config
 
 # Kinetics-400 as released (Academic Torrents copy): ~240k train / ~19.8k val videos.
@@ -153,64 +154,13 @@ def view_gmacs(preset: ModelPreset, frames: int, crop: int, num_classes: int, ca
     Counted on the ``meta`` device; cached on disk by the architecture's repr, since building
     the full models is what makes a dry run slow.
     """
-    from k400ray.models.build import build_model
-    from k400ray.models.summary import count_gflops
+    from k400ray.models.summary import arch_gmacs
 
     arch = replace(preset.arch, pretrained=None)
     key = f"{hashlib.sha1(repr(arch).encode()).hexdigest()[:16]}:{frames}x{crop}:{num_classes}"
     if cache is not None and key in cache:
         return cache[key]
-    import torch
-
-    with torch.device("meta"):
-        model = build_model(arch, num_classes)
-    value = count_gflops(model, (1, 3, frames, crop, crop))
-    if cache is not None:
-        cache[key] = value
-    return value
-
-
-def _cache_path() -> Path:
-    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return root / "k400ray" / "gmacs.json"
-
-
-def _load_cache() -> dict:
-    try:
-        return json.loads(_cache_path().read_text())
-    except (OSError, ValueError):
-        return {}
-
-
-def _save_cache(cache: dict) -> None:
-    path = _cache_path()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp-{os.getpid()}")
-        tmp.write_text(json.dumps(cache, indent=1, sort_keys=True))
-        tmp.replace(path)
-    except OSError:
-        pass  # a read-only home only costs the recount next time
-
-
-def view_gmacs(preset: ModelPreset, frames: int, crop: int, num_classes: int, cache: dict | None = None) -> float:
-    """Multiply-adds (1e9) of one forward pass on ``(1, 3, frames, crop, crop)``.
-
-    Counted on the ``meta`` device; cached on disk by the architecture's repr, since building
-    the full models is what makes a dry run slow.
-    """
-    from k400ray.models.build import build_model
-    from k400ray.models.summary import count_gflops
-
-    arch = replace(preset.arch, pretrained=None)
-    key = f"{hashlib.sha1(repr(arch).encode()).hexdigest()[:16]}:{frames}x{crop}:{num_classes}"
-    if cache is not None and key in cache:
-        return cache[key]
-    import torch
-
-    with torch.device("meta"):
-        model = build_model(arch, num_classes)
-    value = count_gflops(model, (1, 3, frames, crop, crop))
+    value = arch_gmacs(arch, num_classes, (1, 3, frames, crop, crop))
     if cache is not None:
         cache[key] = value
     return value
@@ -435,10 +385,7 @@ def format_dry_run(spec: SearchSpec, spec_path: str | Path) -> str:
          _hours(c.gpu_hours))
         for c in rows
     ]
-    widths = [max(len(x[i]) for x in (header, *body)) for i in range(len(header))]
-    right = {2, 3, 4, 5, 9, 11, 12}
-    for cells in (header, tuple("-" * w for w in widths), *body):
-        lines.append("  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip())
+    lines += text_table(header, body, right={2, 3, 4, 5, 9, 11, 12})
     lines += ["", *_throughput_lines(spec, shape, rows, cores), ""]
     total = sum(c.gpu_hours for c in rows)
     parts = {"training": sum(c.train_h for c in rows), "efficient eval": sum(c.efficient_h for c in rows),

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Callable
 
 from k400ray.tracking import mlflow_log
+from k400ray.text_table import text_table
 from k400ray.tune.cost import DRIVER_CPUS
 from k400ray.tune.events import FINAL_FIELDS, Emit, GridEnded, GridStarted, TrialEnded, TrialPlan, pick
 from k400ray.tune.spec import SearchSpec, grid_point, trial_name
@@ -350,10 +351,7 @@ def format_summary(trials: list[TrialSummary]) -> str:
 
     body = [(t.preset, t.aug, str(t.seed), pair(t.metrics, "efficient"), pair(t.metrics, "accurate"), t.status)
             for t in trials]
-    widths = [max(len(r[i]) for r in (header, *body)) for i in range(len(header))]
-    lines = []
-    for row in (header, tuple("-" * w for w in widths), *body):
-        lines.append("  ".join(c.rjust(w) if i == 2 else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip())
+    lines = text_table(header, body, right={2})
     for t in trials:
         if t.error:
             lines.append(f"{trial_name('', t.preset, t.aug, t.seed).lstrip('-')}: {t.error}")

@@ -29,7 +29,7 @@ from k400ray.data.annotations import AnnotationError, discover
 from k400ray.data.clip import load_clip
 from k400ray.data.decode import DecodeError, read_frames
 from k400ray.data.index import build_index, shard_paths
-from k400ray.data.synth import _mdat_payload_offset
+from k400ray.data.synth_faults import mdat_payload_offset
 from k400ray.presets import get_preset
 from tests.conftest import write_video
 
@@ -140,7 +140,7 @@ def csv_root(tmp_path_factory):
     data = _faststart_h264(_vid(root, "train", "cut_tail"))
     _vid(root, "train", "cut_tail").write_bytes(data[: len(data) * 6 // 10])
     data = bytearray(_faststart_h264(_vid(root, "train", "zero_tail")))
-    cut = _mdat_payload_offset(bytes(data)) + (len(data) - _mdat_payload_offset(bytes(data))) // 2
+    cut = mdat_payload_offset(bytes(data)) + (len(data) - mdat_payload_offset(bytes(data))) // 2
     data[cut:] = bytes(len(data) - cut)
     _vid(root, "train", "zero_tail").write_bytes(bytes(data))
     train += [["zumba", "cut_tail", 0, 10, "train"], ["abseiling", "zero_tail", 0, 10, "train"]]
@@ -151,7 +151,7 @@ def csv_root(tmp_path_factory):
     _vid(root, "train", "random_bytes").write_bytes(np.random.default_rng(0).bytes(3000))
     _audio_only(_vid(root, "train", "audio_only"))
     data = bytearray(_faststart_h264(_vid(root, "train", "no_frames")))
-    start = _mdat_payload_offset(bytes(data))
+    start = mdat_payload_offset(bytes(data))
     data[start:] = bytes(len(data) - start)  # a valid container whose every frame is zeros
     _vid(root, "train", "no_frames").write_bytes(bytes(data))
     good.unlink()

@@ -9,7 +9,7 @@ import decord
 import numpy as np
 import pytest
 
-from k400ray.data import synth
+from k400ray.data import synth, synth_render
 from k400ray.data.synth import CORRUPT_KINDS, CSV_HEADER, class_names, generate_synthetic
 
 NAME = re.compile(r"^[A-Za-z0-9_-]{11}_(\d{6})_(\d{6})\.mp4$")
@@ -150,7 +150,7 @@ def test_pair_classes_have_the_same_frames(pairs):
 def test_pair_classes_move_in_opposite_directions(pairs):
     summary, videos = pairs
     for pair_index, (forward, backward) in enumerate(summary.pairs):
-        spec = synth._pair_spec(pair_index)
+        spec = synth_render.pair_spec(pair_index)
         steps = _spread_steps if spec.motion.kind == "mirror" else _vertical_steps
         for label, sign in ((forward, 1), (backward, -1)):
             for frames in videos[label]:
@@ -162,14 +162,14 @@ def test_pair_classes_move_in_opposite_directions(pairs):
 
 def test_zoom_bands_move_outward_for_the_forward_class():
     """Log-periodic zoom: the phase of the bands in log2(radius) must grow for the forward class."""
-    spec = synth._pair_spec(3)
+    spec = synth_render.pair_spec(3)
     assert spec.motion.kind == "zoom"
     w, h = 96, 64
-    p = synth._draw_params(np.random.default_rng(0), spec, w, h, (0.55, 0.75))
+    p = synth_render.draw_params(np.random.default_rng(0), spec, w, h, (0.55, 0.75))
     xs = (np.arange(w, dtype=np.float32) + 0.5)[None, None, :]
     ys = (np.arange(h, dtype=np.float32) + 0.5)[None, :, None]
     phases = p.phase + np.linspace(0, p.travel, 12)
-    alpha = synth._alpha(spec, p, phases, xs, ys, w, h)
+    alpha = synth_render.object_alpha(spec, p, phases, xs, ys, w, h)
     log_radius = np.log2(np.maximum(spec.shape.gauge(xs - p.x0, ys - h / 2), 1e-3))[0]
     band_phase = np.angle((alpha * np.exp(2j * np.pi * log_radius)).sum((1, 2))) / (2 * np.pi)
     steps = (np.diff(band_phase) + 0.5) % 1.0 - 0.5
@@ -178,11 +178,11 @@ def test_zoom_bands_move_outward_for_the_forward_class():
 
 def test_rendered_twin_is_the_exact_time_reversal():
     for index in range(4):
-        spec = synth._pair_spec(index)
-        p = synth._draw_params(np.random.default_rng(index), spec, 40, 32, (0.55, 0.75))
+        spec = synth_render.pair_spec(index)
+        p = synth_render.draw_params(np.random.default_rng(index), spec, 40, 32, (0.55, 0.75))
         kw = dict(frames=10, width=40, height=32, noise_key=(index,))
-        forward = np.concatenate(list(synth._render(spec, p, np.arange(10), **kw)))
-        backward = np.concatenate(list(synth._render(spec, p, np.arange(10)[::-1], **kw)))
+        forward = np.concatenate(list(synth_render.render(spec, p, np.arange(10), **kw)))
+        backward = np.concatenate(list(synth_render.render(spec, p, np.arange(10)[::-1], **kw)))
         assert np.array_equal(forward[::-1], backward)
 
 
@@ -190,7 +190,7 @@ def test_shapes_are_left_right_symmetric():
     """Training flips clips left-right, so a class must look the same mirrored (docstring of synth)."""
     xs = np.arange(-20, 21, dtype=np.float32)[None, None, :]
     ys = np.arange(-20, 21, dtype=np.float32)[None, :, None] + 0.3
-    for shape in synth._SHAPES:
+    for shape in synth_render.SHAPES:
         sdf = shape.signed_distance(xs, ys, 9.0)
         assert np.allclose(sdf, sdf[..., ::-1], atol=1e-4), shape.name
 

@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from k400ray.models.build import build_model
-from k400ray.models.summary import count_gflops, count_params, preset_summaries
+from k400ray.models.summary import count_gflops, count_params
+from k400ray.preset_summary import preset_summaries
 from k400ray.presets import PRESETS
 
 # preset: (sheet params M, sheet GFLOPs, reference input (N, C, T, H, W), MMAction2 params, MMAction2 FLOPs)

@@ -7,7 +7,7 @@ import pytest
 
 @pytest.fixture(scope="session")
 def cli_app():
-    """``k400ray.cli.app`` with ``tune``/``report``/``demo`` (``register`` adds them once)."""
+    """``k400ray.cli.app``: every command, ``tune``, ``report`` and ``demo`` included."""
     from k400ray.cli import app
 
     return app

@@ -44,8 +44,8 @@ def _stop(proc: subprocess.Popen) -> None:
     if proc.poll() is not None:
         return
     os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=30)
+    try:  # `ray start --block` exits within a second or two of SIGTERM, or not for a minute: then kill
+        proc.wait(timeout=5)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()

@@ -15,6 +15,8 @@ from typing import Optional
 
 import typer
 
+from k400ray.cli.common import fail, parse_size
+
 bench_app = typer.Typer(add_completion=False, no_args_is_help=True,
                         help="Benchmarks: data path, training step and indexing against their hardware limits.")
 
@@ -22,15 +24,10 @@ _PRESETS_HELP = "comma-separated preset names"
 
 
 def _fail(message: str) -> None:
-    from k400ray.cli import fail
-
     fail(message)
 
 
-def _parse_size(text: str) -> tuple[int, int]:
-    from k400ray.cli import _parse_size as parse
-
-    return parse(text)
+_parse_size = parse_size
 
 
 def _comma_list(text: str, known, option: str, what: str) -> list[str]:

@@ -1,5 +1,4 @@
-"""The ``k400ray`` command line. Thin: each command parses arguments, calls one library
-function, prints, and maps user errors to a one-line message with exit code 2."""
+"""``train``, ``eval``, ``models``: one trial, one checkpoint, the presets."""
 
 from __future__ import annotations
 
@@ -9,129 +8,7 @@ from typing import Optional
 
 import typer
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="k400ray: Ray-distributed ablation grids for Kinetics-400 action recognition (TSN, TSM, I3D).")
-
-
-def fail(message: str, code: int = 2) -> None:
-    """One line on stderr, non-zero exit: the contract for every bad input."""
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
-
-
-def _parse_size(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        fail(f"--size must look like WIDTHxHEIGHT (e.g. 340x256), got {text!r}")
-    if w < 16 or h < 16 or w % 2 or h % 2:
-        fail(f"--size {text}: width and height must be even and >= 16 (H.264 yuv420p)")
-    return w, h
-
-
-@app.command()
-def synth(
-    out_dir: Path = typer.Argument(..., help="where to write train/, val/ and annotations/"),
-    classes: int = typer.Option(10, "--classes", min=2, help="number of classes (pairs differing only in motion direction)"),
-    train_per_class: int = typer.Option(16, min=1, help="train videos per class"),
-    val_per_class: int = typer.Option(4, min=1, help="val videos per class"),
-    frames: int = typer.Option(48, min=1, help="frames per video"),
-    fps: int = typer.Option(12, min=1, help="frames per second"),
-    size: str = typer.Option("80x64", help="WIDTHxHEIGHT, e.g. 340x256 like Kinetics short-side-256 copies"),
-    seed: int = typer.Option(0, help="same seed, same labels, motion and pixels"),
-    corrupt: int = typer.Option(0, min=0, help="add N broken files (0 bytes, truncated, random bytes, audio only...)"),
-    missing: int = typer.Option(0, min=0, help="add N CSV rows whose file does not exist"),
-) -> None:
-    """Write a synthetic Kinetics-400-shaped dataset (Academic Torrents layout, official CSVs)."""
-    from k400ray.data.synth import generate_synthetic
-
-    summary = generate_synthetic(
-        out_dir, num_classes=classes, videos_per_class=(train_per_class, val_per_class), frames=frames,
-        fps=fps, size=_parse_size(size), seed=seed, corrupt=corrupt, missing=missing,
-    )
-    typer.echo(summary.describe() if hasattr(summary, "describe") else str(summary))
-
-
-@app.command()
-def index(
-    data_root: Path = typer.Argument(..., help="dataset root (official CSVs + videos, list files, or class folders)"),
-    out: Path = typer.Option(..., "--out", help="index directory to (re)write"),
-    layout: str = typer.Option("auto", help="auto | csv | list | tree"),
-    shards: Optional[int] = typer.Option(None, min=1, help="shards per split (default: ~2000 rows each)"),
-    address: Optional[str] = typer.Option(None, help="Ray cluster address (default: RAY_ADDRESS or a local Ray)"),
-) -> None:
-    """Probe every video in parallel Ray tasks and write the Parquet clip index + manifest.json."""
-    from k400ray.data.annotations import AnnotationError
-    from k400ray.data.index import build_index
-    from k400ray.runtime import init_ray
-
-    if layout not in ("auto", "csv", "list", "tree"):
-        fail(f"--layout must be auto, csv, list or tree, got {layout!r}")
-    if not data_root.is_dir():
-        fail(f"{data_root}: data root is not a directory")
-    import sys
-
-    from k400ray.console.counter import count_progress
-
-    init_ray(address)
-    try:  # a bar with a count on a terminal, a line every few seconds otherwise (stderr: stdout is the result)
-        with count_progress("indexing", "videos", sys.stderr) as update:
-            manifest = build_index(data_root, out, layout=layout, shards=shards, progress=update)
-    except (AnnotationError, FileExistsError) as exc:
-        fail(str(exc))
-    typer.echo(f"index {out} ({manifest['layout']} layout, {manifest['num_classes']} classes)")
-    for split, info in manifest["splits"].items():
-        typer.echo(
-            f"  {split}: {info['videos']} videos in {len(info['shards'])} shard(s); excluded: "
-            f"{info['missing']} missing, {info['corrupt']} corrupt, {info['rejected']} rejected"
-        )
-    for item in manifest["excluded"][:20]:
-        typer.echo(f"  excluded {item['path']}: {item['reason']}")
-    if len(manifest["excluded"]) > 20:
-        typer.echo(f"  ... {len(manifest['excluded']) - 20} more in {out / 'manifest.json'}")
-
-
-@app.command()
-def prepare(
-    raw_root: Path = typer.Argument(..., help="raw dataset root (the layouts `k400ray index` reads)"),
-    out: Path = typer.Option(..., "--out", help="where the re-encoded copy goes (same layout and annotations)"),
-    short_side: int = typer.Option(256, "--short-side", min=16, help="short side of the re-encoded videos"),
-    layout: str = typer.Option("auto", help="auto | csv | list | tree"),
-    address: Optional[str] = typer.Option(None, help="Ray cluster address (default: RAY_ADDRESS or a local Ray)"),
-) -> None:
-    """Re-encode every video to a short side on Ray tasks (resumable); failures go to prepare-manifest.json."""
-    import sys
-    import time
-
-    from k400ray.data.annotations import AnnotationError
-    from k400ray.data.prepare import PREPARE_MANIFEST, PrepareError, prepare_dataset
-    from k400ray.runtime import init_ray
-
-    if layout not in ("auto", "csv", "list", "tree"):
-        fail(f"--layout must be auto, csv, list or tree, got {layout!r}")
-    if not raw_root.is_dir():
-        fail(f"{raw_root}: raw root is not a directory")
-    start = time.perf_counter()
-
-    def progress(done: int, total: int, counts: dict) -> None:
-        rate = (done - counts["skipped"]) / max(time.perf_counter() - start, 1e-9)
-        sys.stderr.write(f"\rpreparing: {done}/{total} videos ({counts['skipped']} already done, "
-                         f"{counts['failed']} failed), {rate:.1f} videos/s" + ("\n" if done == total else ""))
-        sys.stderr.flush()
-
-    init_ray(address)
-    try:
-        manifest = prepare_dataset(raw_root, out, short_side=short_side, layout=layout, progress=progress)
-    except (AnnotationError, PrepareError) as exc:
-        fail(str(exc))
-    typer.echo(f"prepared {out} ({manifest['layout']} layout, short side {short_side}): {manifest['videos']} videos, "
-               f"{manifest['prepared']} re-encoded, {manifest['copied']} copied (already small), "
-               f"{manifest['skipped']} already done, {manifest['partial']} partial, {manifest['failed']} failed")
-    for item in manifest["failed_videos"][:20]:
-        typer.echo(f"  failed {item['path']}: {item['reason']}")
-    if manifest["failed"] > 20:
-        typer.echo(f"  ... {manifest['failed'] - 20} more in {out / PREPARE_MANIFEST}")
-    typer.echo(f"next: k400ray index {out} --out {out / 'index'}")
+from k400ray.cli.common import fail
 
 
 def _load_spec_or_fail(spec_path: Path):
@@ -202,7 +79,6 @@ def _run_and_print(cfg) -> None:
     typer.echo(f"  accurate  acc1/acc5: {m['accurate_acc1']:.2f} / {m['accurate_acc5']:.2f}")
 
 
-@app.command()
 def train(
     spec_path: Path = typer.Argument(..., metavar="SPEC", help="search-space YAML (data, resources, training)"),
     model: str = typer.Option(..., "--model", help="preset name, e.g. tsm_r50_1x1x8"),
@@ -237,7 +113,6 @@ def train(
     _run_and_print(cfg)
 
 
-@app.command("eval")
 def eval_checkpoint(
     checkpoint: Path = typer.Argument(..., help="a trial checkpoint directory (holds state.pt)"),
     index_dir: Path = typer.Option(..., "--index", help="index directory to evaluate on"),
@@ -250,7 +125,9 @@ def eval_checkpoint(
     weights: str = typer.Option("last", "--weights", help="last | best (the best efficient-mode epoch's weights)"),
 ) -> None:
     """Evaluate a saved model in efficient or accurate mode; print acc1/acc5 and mean class accuracy."""
-    if mode not in ("efficient", "accurate"):
+    from k400ray.presets import EVAL_MODES
+
+    if mode not in EVAL_MODES:
         fail(f"--mode must be 'efficient' or 'accurate', got {mode!r}")
     if weights not in ("last", "best"):
         fail(f"--weights must be 'last' or 'best', got {weights!r}")
@@ -280,12 +157,11 @@ def eval_checkpoint(
     )
 
 
-@app.command()
 def models(fmt: str = typer.Option("table", "--format", help="table | json"),
            scale: str = typer.Option("full", help="full | toy"),
            num_classes: int = typer.Option(400, help="classifier size used for the counts")) -> None:
     """List the model presets with parameters and GFLOPs (multiply-adds) per view."""
-    from k400ray.models.summary import preset_summaries, format_table
+    from k400ray.preset_summary import format_table, preset_summaries
 
     if fmt not in ("table", "json"):
         fail(f"--format must be 'table' or 'json', got {fmt!r}")
@@ -295,13 +171,8 @@ def models(fmt: str = typer.Option("table", "--format", help="table | json"),
     typer.echo(json.dumps(rows, indent=2) if fmt == "json" else format_table(rows))
 
 
-from k400ray.cli_tune import register as _register_tune  # noqa: E402 - needs `app` and `fail`
-
-_register_tune(app)
-
-from k400ray.cli_bench import bench_app  # noqa: E402 - needs `app` and `fail`
-
-app.add_typer(bench_app, name="bench")
-
-if __name__ == "__main__":  # every command registered above: `python -m k400ray.cli bench` works too
-    app()
+def register(app: typer.Typer) -> None:
+    """Add ``train``, ``eval`` and ``models`` to ``app``."""
+    app.command("train")(train)
+    app.command("eval")(eval_checkpoint)
+    app.command("models")(models)

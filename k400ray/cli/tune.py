@@ -1,7 +1,7 @@
 """The ``tune``, ``report`` and ``demo`` commands; ``register(app)`` adds them to the CLI.
 
 Thin like the rest of the CLI: parse, call one library function, print; user errors are one
-line on stderr with exit code 2 (``k400ray.cli.fail``).
+line on stderr with exit code 2 (``k400ray.cli.common.fail``).
 """
 
 from __future__ import annotations
@@ -11,8 +11,10 @@ from typing import Optional
 
 import typer
 
+from k400ray.cli.common import fail
+
 DEMO_DIR = Path("k400ray-demo")
-DEMO_SPEC = Path(__file__).resolve().parent.parent / "search_spaces" / "demo.yaml"
+DEMO_SPEC = Path(__file__).resolve().parents[2] / "search_spaces" / "demo.yaml"
 # The synthetic set of the demo, built so that toy models show in 4 epochs what the set is for
 # (docs/results-synthetic.md): 2 direction pairs (4 classes) of squares sliding up or down, told
 # apart by colour (white, yellow), so frame-averaging TSN can reach 50% and no more; 3 squares side
@@ -25,8 +27,6 @@ DEMO_SYNTH = dict(num_classes=4, videos_per_class=(40, 12), frames=32, motions=(
 
 
 def _fail(message: str, code: int = 2) -> None:
-    from k400ray.cli import fail
-
     fail(message, code)
 
 
@@ -216,11 +216,7 @@ def demo_command() -> None:
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``tune``, ``report`` and ``demo`` to ``app`` (once)."""
-    names = {c.name or c.callback.__name__.replace("_", "-") for c in app.registered_commands}
-    if "tune" not in names:
-        app.command("tune")(tune_command)
-    if "report" not in names:
-        app.command("report")(report_command)
-    if "demo" not in names:
-        app.command("demo")(demo_command)
+    """Add ``tune``, ``report`` and ``demo`` to ``app``."""
+    app.command("tune")(tune_command)
+    app.command("report")(report_command)
+    app.command("demo")(demo_command)

@@ -1,0 +1,119 @@
+"""``synth``, ``index``, ``prepare``: making and indexing a dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from k400ray.cli.common import fail, parse_size
+
+
+def synth(
+    out_dir: Path = typer.Argument(..., help="where to write train/, val/ and annotations/"),
+    classes: int = typer.Option(10, "--classes", min=2, help="number of classes (pairs differing only in motion direction)"),
+    train_per_class: int = typer.Option(16, min=1, help="train videos per class"),
+    val_per_class: int = typer.Option(4, min=1, help="val videos per class"),
+    frames: int = typer.Option(48, min=1, help="frames per video"),
+    fps: int = typer.Option(12, min=1, help="frames per second"),
+    size: str = typer.Option("80x64", help="WIDTHxHEIGHT, e.g. 340x256 like Kinetics short-side-256 copies"),
+    seed: int = typer.Option(0, help="same seed, same labels, motion and pixels"),
+    corrupt: int = typer.Option(0, min=0, help="add N broken files (0 bytes, truncated, random bytes, audio only...)"),
+    missing: int = typer.Option(0, min=0, help="add N CSV rows whose file does not exist"),
+) -> None:
+    """Write a synthetic Kinetics-400-shaped dataset (Academic Torrents layout, official CSVs)."""
+    from k400ray.data.synth import generate_synthetic
+
+    summary = generate_synthetic(
+        out_dir, num_classes=classes, videos_per_class=(train_per_class, val_per_class), frames=frames,
+        fps=fps, size=parse_size(size), seed=seed, corrupt=corrupt, missing=missing,
+    )
+    typer.echo(summary.describe() if hasattr(summary, "describe") else str(summary))
+
+
+def index(
+    data_root: Path = typer.Argument(..., help="dataset root (official CSVs + videos, list files, or class folders)"),
+    out: Path = typer.Option(..., "--out", help="index directory to (re)write"),
+    layout: str = typer.Option("auto", help="auto | csv | list | tree"),
+    shards: Optional[int] = typer.Option(None, min=1, help="shards per split (default: ~2000 rows each)"),
+    address: Optional[str] = typer.Option(None, help="Ray cluster address (default: RAY_ADDRESS or a local Ray)"),
+) -> None:
+    """Probe every video in parallel Ray tasks and write the Parquet clip index + manifest.json."""
+    from k400ray.data.annotations import AnnotationError
+    from k400ray.data.index import build_index
+    from k400ray.runtime import init_ray
+
+    if layout not in ("auto", "csv", "list", "tree"):
+        fail(f"--layout must be auto, csv, list or tree, got {layout!r}")
+    if not data_root.is_dir():
+        fail(f"{data_root}: data root is not a directory")
+    import sys
+
+    from k400ray.console.counter import count_progress
+
+    init_ray(address)
+    try:  # a bar with a count on a terminal, a line every few seconds otherwise (stderr: stdout is the result)
+        with count_progress("indexing", "videos", sys.stderr) as update:
+            manifest = build_index(data_root, out, layout=layout, shards=shards, progress=update)
+    except (AnnotationError, FileExistsError) as exc:
+        fail(str(exc))
+    typer.echo(f"index {out} ({manifest['layout']} layout, {manifest['num_classes']} classes)")
+    for split, info in manifest["splits"].items():
+        typer.echo(
+            f"  {split}: {info['videos']} videos in {len(info['shards'])} shard(s); excluded: "
+            f"{info['missing']} missing, {info['corrupt']} corrupt, {info['rejected']} rejected"
+        )
+    for item in manifest["excluded"][:20]:
+        typer.echo(f"  excluded {item['path']}: {item['reason']}")
+    if len(manifest["excluded"]) > 20:
+        typer.echo(f"  ... {len(manifest['excluded']) - 20} more in {out / 'manifest.json'}")
+
+
+def prepare(
+    raw_root: Path = typer.Argument(..., help="raw dataset root (the layouts `k400ray index` reads)"),
+    out: Path = typer.Option(..., "--out", help="where the re-encoded copy goes (same layout and annotations)"),
+    short_side: int = typer.Option(256, "--short-side", min=16, help="short side of the re-encoded videos"),
+    layout: str = typer.Option("auto", help="auto | csv | list | tree"),
+    address: Optional[str] = typer.Option(None, help="Ray cluster address (default: RAY_ADDRESS or a local Ray)"),
+) -> None:
+    """Re-encode every video to a short side on Ray tasks (resumable); failures go to prepare-manifest.json."""
+    import sys
+    import time
+
+    from k400ray.data.annotations import AnnotationError
+    from k400ray.data.prepare import PREPARE_MANIFEST, PrepareError, prepare_dataset
+    from k400ray.runtime import init_ray
+
+    if layout not in ("auto", "csv", "list", "tree"):
+        fail(f"--layout must be auto, csv, list or tree, got {layout!r}")
+    if not raw_root.is_dir():
+        fail(f"{raw_root}: raw root is not a directory")
+    start = time.perf_counter()
+
+    def progress(done: int, total: int, counts: dict) -> None:
+        rate = (done - counts["skipped"]) / max(time.perf_counter() - start, 1e-9)
+        sys.stderr.write(f"\rpreparing: {done}/{total} videos ({counts['skipped']} already done, "
+                         f"{counts['failed']} failed), {rate:.1f} videos/s" + ("\n" if done == total else ""))
+        sys.stderr.flush()
+
+    init_ray(address)
+    try:
+        manifest = prepare_dataset(raw_root, out, short_side=short_side, layout=layout, progress=progress)
+    except (AnnotationError, PrepareError) as exc:
+        fail(str(exc))
+    typer.echo(f"prepared {out} ({manifest['layout']} layout, short side {short_side}): {manifest['videos']} videos, "
+               f"{manifest['prepared']} re-encoded, {manifest['copied']} copied (already small), "
+               f"{manifest['skipped']} already done, {manifest['partial']} partial, {manifest['failed']} failed")
+    for item in manifest["failed_videos"][:20]:
+        typer.echo(f"  failed {item['path']}: {item['reason']}")
+    if manifest["failed"] > 20:
+        typer.echo(f"  ... {manifest['failed'] - 20} more in {out / PREPARE_MANIFEST}")
+    typer.echo(f"next: k400ray index {out} --out {out / 'index'}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``synth``, ``index`` and ``prepare`` to ``app``."""
+    app.command("synth")(synth)
+    app.command("index")(index)
+    app.command("prepare")(prepare)

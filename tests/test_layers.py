@@ -1,0 +1,54 @@
+"""Imports follow the layer order the package docstring states; a lower layer never imports a
+higher one, not even inside a function."""
+
+import ast
+from pathlib import Path
+
+import k400ray
+
+PACKAGE = Path(k400ray.__file__).resolve().parent
+# Lowest first, as in k400ray/__init__.py. Leaf helpers (no k400ray imports) sit below everything;
+# bench sits beside tune and may use anything up to engine.
+ORDER = {"runtime": 0, "text_table": 0, "data": 1, "models": 2, "presets": 3, "preset_summary": 3, "engine": 4,
+         "bench": 4.5, "tracking": 5, "tune": 6, "report": 7, "console": 8, "cli": 9, "__main__": 9}
+
+
+def _unit(module: str) -> str:
+    return module.split(".")[1]
+
+
+def _imports(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("k400ray."):
+            found.add(_unit(node.module))
+        elif isinstance(node, ast.Import):
+            found |= {_unit(a.name) for a in node.names if a.name.startswith("k400ray.")}
+    return found
+
+
+def test_no_module_imports_a_higher_layer():
+    upward = []
+    for path in PACKAGE.rglob("*.py"):
+        rel = path.relative_to(PACKAGE)
+        if rel.name == "__init__.py" and rel.parent == Path("."):
+            continue
+        me = rel.parts[0].removesuffix(".py")
+        assert me in ORDER, f"{rel}: add its layer to ORDER and to k400ray/__init__.py"
+        upward += [f"{rel} imports k400ray.{t}" for t in _imports(path) if t != me and ORDER[t] > ORDER[me]]
+    assert upward == []
+
+
+def test_python_m_k400ray_lists_every_command():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "k400ray", "--help"], capture_output=True, text=True, check=True,
+                         env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"}).stdout
+    for command in ("synth", "index", "prepare", "train", "eval", "models", "tune", "report", "demo", "bench"):
+        assert f" {command} " in out, command
+
+
+def test_the_package_docstring_states_the_order():
+    doc = " ".join(k400ray.__doc__.split())
+    assert "``data`` -> ``models`` -> ``presets`` -> ``engine`` -> ``tracking`` -> ``tune`` -> ``report`` -> ``console`` -> ``cli``" in doc
