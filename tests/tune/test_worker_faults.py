@@ -57,20 +57,15 @@ def _trial_runs(uri: str) -> list:
         return []
 
 
-def test_killed_worker_and_broken_videos(tmp_path):
+def test_killed_worker_and_broken_videos(tmp_path, ray_local):
+    """Indexes on the session's Ray (never stopping it: other tests share it); the grid runs in
+    its own process with its own local Ray, as `k400ray tune` does."""
     from k400ray.data.index import build_index
     from k400ray.data.synth import generate_synthetic
-    from k400ray.runtime import init_ray
 
     data = tmp_path / "data"
     generate_synthetic(data, num_classes=4, videos_per_class=(4, 2), frames=24)
-    init_ray()
-    try:
-        build_index(data, tmp_path / "index", progress=False)
-    finally:
-        import ray
-
-        ray.shutdown()
+    build_index(data, tmp_path / "index", progress=False)
     # Break two files after indexing: the index still lists them.
     train_video = sorted((data / "train").rglob("*.mp4"))[0]
     train_video.write_bytes(os.urandom(4096))
