@@ -79,7 +79,6 @@ def prepare(
 ) -> None:
     """Re-encode every video to a short side on Ray tasks (resumable); failures go to prepare-manifest.json."""
     import sys
-    import time
 
     from k400ray.data.annotations import AnnotationError
     from k400ray.data.prepare import PREPARE_MANIFEST, PrepareError, prepare_dataset
@@ -89,17 +88,13 @@ def prepare(
         fail(f"--layout must be auto, csv, list or tree, got {layout!r}")
     if not raw_root.is_dir():
         fail(f"{raw_root}: raw root is not a directory")
-    start = time.perf_counter()
-
-    def progress(done: int, total: int, counts: dict) -> None:
-        rate = (done - counts["skipped"]) / max(time.perf_counter() - start, 1e-9)
-        sys.stderr.write(f"\rpreparing: {done}/{total} videos ({counts['skipped']} already done, "
-                         f"{counts['failed']} failed), {rate:.1f} videos/s" + ("\n" if done == total else ""))
-        sys.stderr.flush()
+    from k400ray.console.counter import count_progress
 
     init_ray(address)
-    try:
-        manifest = prepare_dataset(raw_root, out, short_side=short_side, layout=layout, progress=progress)
+    try:  # like `index`: a bar with a count on a terminal, a line every few seconds otherwise (stderr)
+        with count_progress("preparing", "videos", sys.stderr) as update:
+            manifest = prepare_dataset(raw_root, out, short_side=short_side, layout=layout,
+                                       progress=lambda done, total, counts: update(done, total))
     except (AnnotationError, PrepareError) as exc:
         fail(str(exc))
     typer.echo(f"prepared {out} ({manifest['layout']} layout, short side {short_side}): {manifest['videos']} videos, "
