@@ -23,19 +23,12 @@ bench_app = typer.Typer(add_completion=False, no_args_is_help=True,
 _PRESETS_HELP = "comma-separated preset names"
 
 
-def _fail(message: str) -> None:
-    fail(message)
-
-
-_parse_size = parse_size
-
-
 def _comma_list(text: str, known, option: str, what: str) -> list[str]:
     """The names in a comma-separated option, or a one-line error naming the unknown ones."""
     names = [n.strip() for n in text.split(",") if n.strip()]
     unknown = [n for n in names if n not in known]
     if not names or unknown:
-        _fail(f"{option}: unknown {what}(s) {', '.join(unknown) or '(none given)'} (known: {', '.join(known)})")
+        fail(f"{option}: unknown {what}(s) {', '.join(unknown) or '(none given)'} (known: {', '.join(known)})")
     return names
 
 
@@ -75,9 +68,9 @@ def _check_index(index: Path, split: str) -> None:
     try:
         manifest = load_manifest(index)
     except FileNotFoundError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if split not in manifest["splits"] or not manifest["splits"][split]["videos"]:
-        _fail(f"{index}: split {split!r} has no indexed videos")
+        fail(f"{index}: split {split!r} has no indexed videos")
 
 
 def _input_index(index: Optional[Path], split: str, work: Path, *, videos: int, seconds: float, size: str, fps: int) -> Path:
@@ -86,7 +79,7 @@ def _input_index(index: Optional[Path], split: str, work: Path, *, videos: int, 
     if index is not None:
         return index
     typer.echo(f"input: {videos} generated videos of {seconds:g} s, {size}, {fps} fps in {work} (made once, then reused)")
-    return generated_index(work, videos=videos, seconds=seconds, fps=fps, size=_parse_size(size))
+    return generated_index(work, videos=videos, seconds=seconds, fps=fps, size=parse_size(size))
 
 
 def _emit(title: str, tables, notes: list[str], out: Optional[Path]) -> None:
@@ -147,7 +140,7 @@ def data(
     chosen = _methods(methods)
     uses_ray = "ray data" in chosen
     if epoch_rows and not uses_ray:
-        _fail("--epoch-rows times the Ray Data pipeline: keep 'ray' in --methods")
+        fail("--epoch-rows times the Ray Data pipeline: keep 'ray' in --methods")
     if index is not None:
         _check_index(index, split)
     work = _work_dir(work_dir)
@@ -186,9 +179,9 @@ def _raw_vs_prepared(raw_sizes: str, names: list[str], *, short_side: int, video
     from k400ray.bench.common import machine_line
     from k400ray.bench.resolution import run_resolution_bench
 
-    sizes = [_parse_size(s.strip()) for s in raw_sizes.split(",") if s.strip()]
+    sizes = [parse_size(s.strip()) for s in raw_sizes.split(",") if s.strip()]
     if not sizes:
-        _fail("--raw-sizes: give at least one WIDTHxHEIGHT")
+        fail("--raw-sizes: give at least one WIDTHxHEIGHT")
     processes = processes or os.cpu_count() or 1
     load = os.getloadavg()[0]
     result = run_resolution_bench(sizes, presets=names, work_dir=_work_dir(work_dir), short_side=short_side,
@@ -233,7 +226,7 @@ def train(
     names = _presets(presets)
     scale = scale or ("full" if torch.cuda.is_available() else "toy")
     if scale not in ("full", "toy"):
-        _fail(f"--scale must be 'full' or 'toy', got {scale!r}")
+        fail(f"--scale must be 'full' or 'toy', got {scale!r}")
     toy = scale == "toy"
     ray_s = index_dir = work = None
     if not compute_only:
@@ -281,7 +274,7 @@ def index_cmd(
     from k400ray.bench.index import run_index_bench
 
     if data_root is not None and not data_root.is_dir():
-        _fail(f"{data_root}: data root is not a directory")
+        fail(f"{data_root}: data root is not a directory")
     work = _work_dir(work_dir)
     ray_s = _start_ray(address)
     if data_root is None:
@@ -297,7 +290,7 @@ def index_cmd(
         result = run_index_bench(data_root, processes=processes, repeats=repeats, rows=rows, work_dir=work / "index-bench",
                                  log=_log)
     except (AnnotationError, ValueError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     typer.echo(f"bench index: {result.videos} videos under {data_root}, {processes} processes, median of {repeats}; "
                f"{machine_line()}")
     tables = [result.table()] + ([result.memory_table()] if result.memory else [])

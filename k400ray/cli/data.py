@@ -44,10 +44,7 @@ def index(
     from k400ray.data.index import build_index
     from k400ray.runtime import init_ray
 
-    if layout not in ("auto", "csv", "list", "tree"):
-        fail(f"--layout must be auto, csv, list or tree, got {layout!r}")
-    if not data_root.is_dir():
-        fail(f"{data_root}: data root is not a directory")
+    _check_dataset_args(data_root, layout, "data root")
     import sys
 
     from k400ray.console.counter import count_progress
@@ -84,10 +81,7 @@ def prepare(
     from k400ray.data.prepare import PREPARE_MANIFEST, PrepareError, prepare_dataset
     from k400ray.runtime import init_ray
 
-    if layout not in ("auto", "csv", "list", "tree"):
-        fail(f"--layout must be auto, csv, list or tree, got {layout!r}")
-    if not raw_root.is_dir():
-        fail(f"{raw_root}: raw root is not a directory")
+    _check_dataset_args(raw_root, layout, "raw root")
     from k400ray.console.counter import count_progress
 
     init_ray(address)
@@ -105,6 +99,14 @@ def prepare(
     if manifest["failed"] > 20:
         typer.echo(f"  ... {manifest['failed'] - 20} more in {out / PREPARE_MANIFEST}")
     typer.echo(f"next: k400ray index {out} --out {out / 'index'}")
+
+
+def _check_dataset_args(root: Path, layout: str, what: str) -> None:
+    """The checks ``index`` and ``prepare`` share: a known layout and an existing root."""
+    if layout not in ("auto", "csv", "list", "tree"):
+        fail(f"--layout must be auto, csv, list or tree, got {layout!r}")
+    if not root.is_dir():
+        fail(f"{root}: {what} is not a directory")
 
 
 def register(app: typer.Typer) -> None:

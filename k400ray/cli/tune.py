@@ -26,10 +26,6 @@ DEMO_SYNTH = dict(num_classes=4, videos_per_class=(40, 12), frames=32, motions=(
                   colours=("white", "yellow"), copies=3, travel=(0.9, 1.1))
 
 
-def _fail(message: str, code: int = 2) -> None:
-    fail(message, code)
-
-
 def _load_spec(spec_path: Path, *, need_index: bool):
     from k400ray.tune.spec import SpecError, check_indexes, load_spec
 
@@ -37,7 +33,7 @@ def _load_spec(spec_path: Path, *, need_index: bool):
         spec = load_spec(spec_path)
         return spec, (check_indexes(spec, spec_path) if need_index else None)
     except SpecError as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
 
 def run_tune(spec_path: Path, *, address: Optional[str], resume: bool, smoke: bool = False):
@@ -55,7 +51,7 @@ def run_tune(spec_path: Path, *, address: Optional[str], resume: bool, smoke: bo
         outcome = run_grid_shown(spec, run_grid=run_grid, smoke=smoke, num_classes=num_classes,
                                  class_names=class_names, address=address, resume=resume)
     except GridError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     typer.echo("")
     typer.echo(format_summary(outcome.trials))
     typer.echo(f"\nTune experiment: {outcome.experiment_path}")
@@ -96,7 +92,7 @@ def tune_command(
 ) -> None:
     """Run the grid (presets x augmentations x seeds) as Ray Tune trials, logged to MLflow."""
     if dry_run and smoke:
-        _fail("--smoke and --dry-run: choose one (a smoke run is 1 epoch per trial on a few videos per class)")
+        fail("--smoke and --dry-run: choose one (a smoke run is 1 epoch per trial on a few videos per class)")
     if dry_run:
         from k400ray.tune.cost import format_dry_run
 
@@ -120,7 +116,7 @@ def report_command(
     """Print the result tables (one per model family) with bootstrap CIs, paired tests vs default and vs the
     baseline model, and Holm-adjusted p-values."""
     if fmt not in ("md", "csv", "json"):
-        _fail(f"--format must be md, csv or json, got {fmt!r}")
+        fail(f"--format must be md, csv or json, got {fmt!r}")
     source = "--baseline"
     if baseline is not None:
         _check_preset(baseline)
@@ -131,7 +127,7 @@ def report_command(
         if baseline is None and spec.report.baseline_model:
             baseline, source = spec.report.baseline_model, f"report.baseline_model of {spec_path}"
     if not experiment:
-        _fail("--experiment or --spec is required")
+        fail("--experiment or --spec is required")
     typer.echo(_report(experiment, tracking_uri or "sqlite:///mlflow.db", fmt, plot, baseline=baseline,
                        baseline_source=source if baseline else ""))
 
@@ -141,7 +137,7 @@ def _check_preset(name: str) -> None:
     from k400ray.presets import PRESETS
 
     if name not in PRESETS:
-        _fail(f"--baseline: unknown preset {name!r} (known: {', '.join(sorted(PRESETS))})")
+        fail(f"--baseline: unknown preset {name!r} (known: {', '.join(sorted(PRESETS))})")
 
 
 def _report(experiment: str, tracking_uri: str, fmt: str, plot: Optional[Path], *, baseline: Optional[str] = None,
@@ -151,12 +147,12 @@ def _report(experiment: str, tracking_uri: str, fmt: str, plot: Optional[Path], 
 
     uri = tracking_uri
     if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).exists():
-        _fail(f"no MLflow database at {uri}")
+        fail(f"no MLflow database at {uri}")
     try:
         text = build_report(experiment, resolve_tracking_uri(uri), fmt=fmt, plot=plot, baseline=baseline,
                             baseline_source=baseline_source)
     except ReportError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     _describe_grid(experiment, resolve_tracking_uri(uri), text if fmt == "md" else None)
     return text
 
