@@ -296,8 +296,16 @@ def get_preset(name: str, *, scale: Literal["full", "toy"] = "full") -> ModelPre
 
 
 # The sheet's `configs` column: the four augmentations on a preset's own recipe, and GluonCV's
-# own training recipe for the presets GluonCV published a Kinetics-400 model of.
-CONFIGS: tuple[str, ...] = ("default", "randaugment", "mixup", "cutmix", "gluoncv")
+# own training recipe for the presets GluonCV published a Kinetics-400 model of. The one place
+# that names them: every other module uses these constants (tests/test_config_names.py).
+DEFAULT = "default"
+RANDAUGMENT = "randaugment"
+MIXUP = "mixup"
+CUTMIX = "cutmix"
+GLUONCV = "gluoncv"
+CONFIGS: tuple[str, ...] = (DEFAULT, RANDAUGMENT, MIXUP, CUTMIX, GLUONCV)
+# The configs that mix whole batches on the device (``engine.augment.BatchMix``), not single clips.
+BATCH_MIX_CONFIGS: tuple[str, ...] = (MIXUP, CUTMIX)
 GLUONCV_PRESETS: tuple[str, ...] = ("tsn_r50_1x1x7", "i3d_r50_32x2x1")
 
 # dmlc/gluon-cv scripts/action-recognition/train_recognizer.py, run with the commands
@@ -320,8 +328,8 @@ def check_config(preset: str, config: str) -> None:
     """Raise ``ValueError`` (one line) when ``config`` has no meaning for the preset named ``preset``."""
     if config not in CONFIGS:
         raise ValueError(f"unknown config {config!r} (known: {', '.join(CONFIGS)})")
-    if config == "gluoncv" and preset not in GLUONCV_PRESETS:
-        raise ValueError(f"config 'gluoncv' has no meaning for {preset}: GluonCV trained "
+    if config == GLUONCV and preset not in GLUONCV_PRESETS:
+        raise ValueError(f"config {GLUONCV!r} has no meaning for {preset}: GluonCV trained "
                          f"{' and '.join(GLUONCV_PRESETS)} on Kinetics-400, nothing else of the sheet")
 
 
@@ -330,7 +338,7 @@ def config_variant(preset: ModelPreset, config: str) -> ModelPreset:
     in the data pipeline and the batch); ``gluoncv`` swaps in GluonCV's recipe. Raises
     ``ValueError`` (one line) for a config that has no meaning for the preset."""
     check_config(preset.name, config)
-    return gluoncv(preset) if config == "gluoncv" else preset
+    return gluoncv(preset) if config == GLUONCV else preset
 
 
 def gluoncv(preset: ModelPreset) -> ModelPreset:

@@ -3,9 +3,9 @@
 Three ways to turn the same index rows into the same train clips, with the same number of
 processes, measured side by side in one run (issue #7):
 
-- **decode limit**: ``load_clip`` (decord ``get_batch`` of the sampled frames + the preset's
-  train transforms) in a tight loop, one process per core, rows handed out in small chunks.
-  Nothing can deliver clips faster on these cores with this decoder.
+- **decode limit**: ``pipeline.decode_row`` (``load_clip``: decord ``get_batch`` of the sampled
+  frames + the preset's train transforms) in a tight loop, one process per core, rows handed out
+  in small chunks. Nothing can deliver clips faster on these cores with this decoder.
 - **decode limit (glibc malloc)** (only with ``--methods limit-glibc``): the same with glibc's
   default allocator settings, i.e. without ``allocator.keep_freed_memory``, which every other
   method's decode processes apply: what that setting is worth.
@@ -14,7 +14,7 @@ processes, measured side by side in one run (issue #7):
   ``iter_batches(prefetch_batches=2)`` as ``engine.worker`` does, decode capped at P concurrent
   tasks.
 - **dataloader**: ``torch.utils.data.DataLoader`` over a map-style dataset calling the same
-  ``load_clip``, ``num_workers=P``, shuffled, the same batch size: the MMAction2 / PySlowFast way.
+  ``decode_row``, ``num_workers=P``, shuffled, the same batch size: the MMAction2 / PySlowFast way.
   Its workers keep freed memory as the decode tasks do (same decode, not glibc's defaults).
 
 Every method is warmed up once (worker processes start and import torch) before the measured
@@ -35,10 +35,9 @@ import numpy as np
 
 from k400ray.bench.common import Stopwatch, Table, cpu_seconds_between, median, tree_cpu_snapshot
 from k400ray.bench.inputs import BENCH_SPLIT, index_rows, sized_index
-from k400ray.data.clip import ClipSpec, load_clip
-from k400ray.data.decode import DecodeError
+from k400ray.data.clip import ClipSpec
 from k400ray.data.index import load_manifest
-from k400ray.data.pipeline import setup_decode_process
+from k400ray.data.pipeline import decode_row, setup_decode_process
 
 DEFAULT_PRESETS = ("tsn_r50_1x1x8", "i3d_r50_32x2x1")
 METHODS = ("decode limit", "ray data", "dataloader")
@@ -55,17 +54,6 @@ REFERENCE_PRESET = "tsn_r50_1x1x8"
 Row = dict  # one index row (video_id, path, label, num_frames, width, height, decoder, ...)
 
 
-def _load(row: Row, data_root: str, spec: ClipSpec, rng: np.random.Generator) -> np.ndarray | None:
-    """Exactly what ``pipeline.decode_batch`` does for one row (None where it marks ``valid=False``)."""
-    try:
-        return load_clip(
-            os.path.join(data_root, row["path"]), num_frames=int(row["num_frames"]), width=int(row["width"]),
-            height=int(row["height"]), spec=spec, rng=rng, decoder="pyav" if row["decoder"] == "pyav" else "auto",
-        )
-    except DecodeError:
-        return None
-
-
 # --- decode limit ----------------------------------------------------------------------------
 
 
@@ -76,7 +64,7 @@ def _dataloader_worker(_worker_id: int) -> None:
 def _decode_share(args: tuple[list[Row], str, ClipSpec]) -> int:
     rows, data_root, spec = args
     rng = np.random.default_rng()
-    return sum(_load(r, data_root, spec, rng) is not None for r in rows)
+    return sum(decode_row(r, data_root, spec, rng) is not None for r in rows)
 
 
 class DecodeLimit:
@@ -119,7 +107,7 @@ class ClipRows:
     def __getitem__(self, i: int) -> dict:
         import torch
 
-        clip = _load(self.rows[i], self.data_root, self.spec, np.random.default_rng())
+        clip = decode_row(self.rows[i], self.data_root, self.spec, np.random.default_rng())
         valid = clip is not None
         if clip is None:
             clip = np.zeros(self.spec.output_shape, dtype=np.uint8)

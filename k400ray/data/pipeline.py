@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,8 @@ from k400ray.data.decode import DecodeError
 from k400ray.data.index import load_manifest, shard_paths
 
 INDEX_COLUMNS = ["video_id", "path", "label", "num_frames", "width", "height", "decoder"]
+# The columns a row's decode reads (``decode_row``).
+_DECODE_COLUMNS = ("path", "num_frames", "width", "height", "decoder")
 # Clips one training decode task decodes (rounded up to whole batches): 3-5 s on one core.
 TRAIN_ROWS_PER_DECODE_TASK = 64
 # A Ray resource that nodes advertise for the cores they give to decoding (cluster.yaml). Decode
@@ -83,6 +86,19 @@ def video_rng(seed: int, epoch: int, video_id: str) -> np.random.Generator:
     return np.random.default_rng([seed, epoch, key])
 
 
+def decode_row(row: Mapping, data_root: str, spec: ClipSpec, rng: np.random.Generator) -> np.ndarray | None:
+    """One index row (``path``, ``num_frames``, ``width``, ``height``, ``decoder``) -> its clip,
+    uint8 ``spec.output_shape``, or None when the file does not decode. The one decode of a row:
+    ``decode_batch`` runs it on every row of a block, ``bench data`` on rows of its own."""
+    try:
+        return load_clip(
+            os.path.join(data_root, str(row["path"])), num_frames=int(row["num_frames"]), width=int(row["width"]),
+            height=int(row["height"]), spec=spec, rng=rng, decoder="pyav" if row["decoder"] == "pyav" else "auto",
+        )
+    except DecodeError:
+        return None
+
+
 def decode_batch(batch: dict[str, np.ndarray], *, data_root: str, spec: ClipSpec, seed: int | None = None,
                  epoch: int = 0) -> dict[str, np.ndarray]:
     """``map_batches`` body: index rows -> clips. Runs as plain Ray tasks, whose worker
@@ -96,16 +112,11 @@ def decode_batch(batch: dict[str, np.ndarray], *, data_root: str, spec: ClipSpec
     valid = np.zeros(n, dtype=bool)
     for i in range(n):
         rng = fresh if seed is None else video_rng(seed, epoch, batch["video_id"][i])
-        try:
-            clips[i] = load_clip(
-                os.path.join(data_root, str(batch["path"][i])),
-                num_frames=int(batch["num_frames"][i]), width=int(batch["width"][i]),
-                height=int(batch["height"][i]), spec=spec, rng=rng,
-                decoder="pyav" if batch["decoder"][i] == "pyav" else "auto",
-            )
-            valid[i] = True
-        except DecodeError:
+        clip = decode_row({c: batch[c][i] for c in _DECODE_COLUMNS}, data_root, spec, rng)
+        if clip is None:
             clips[i] = 0  # counted downstream through `valid`
+        else:
+            clips[i], valid[i] = clip, True
     return {
             "clips": clips,
             "label": batch["label"].astype(np.int64),

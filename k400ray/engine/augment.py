@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torchvision.transforms import v2
 
+from k400ray.presets import CUTMIX, MIXUP
+
 # ImageNet mean/std on the 0-255 scale, RGB (the reference pipelines' Normalize).
 MEAN = (123.675, 116.28, 103.53)
 STD = (58.395, 57.12, 57.375)
@@ -30,7 +32,7 @@ class BatchMix:
 
     def __init__(self, kind: str | None, *, alpha: float, num_classes: int) -> None:
         self.num_classes = num_classes
-        self.op = {"mixup": v2.MixUp, "cutmix": v2.CutMix}[kind](alpha=alpha, num_classes=num_classes) if kind else None
+        self.op = {MIXUP: v2.MixUp, CUTMIX: v2.CutMix}[kind](alpha=alpha, num_classes=num_classes) if kind else None
 
     def one_hot(self, labels: torch.Tensor) -> torch.Tensor:
         """int64 ``(B,)`` -> float ``(B, K)`` targets, no mixing."""

@@ -10,10 +10,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from k400ray.presets import CONFIGS, ModelPreset, config_variant, get_preset
+from k400ray.presets import CONFIGS, DEFAULT, RANDAUGMENT, ModelPreset, config_variant, get_preset
 
-# The sheet's `configs` column (kept under the name `aug` in configs, MLflow and reports).
-Augmentation = Literal["default", "randaugment", "mixup", "cutmix", "gluoncv"]
+# The sheet's `configs` column (kept under the name `aug` in configs, MLflow and reports), named
+# in presets.py only: ``Literal`` takes the tuple as its values (an unknown name is a literal_error).
+Augmentation = Literal[CONFIGS]
 AUGMENTATIONS: tuple[str, ...] = CONFIGS
 
 
@@ -22,7 +23,7 @@ class TrialConfig(BaseModel):
 
     preset: str
     scale: Literal["full", "toy"] = "full"
-    aug: Augmentation = "default"
+    aug: Augmentation = DEFAULT
     seed: int = 0
     # augmentation parameters
     mixup_alpha: float = Field(1.0, gt=0)
@@ -101,4 +102,4 @@ class TrialConfig(BaseModel):
 
     @property
     def randaugment(self) -> tuple[int, int] | None:
-        return (self.randaugment_ops, self.randaugment_magnitude) if self.aug == "randaugment" else None
+        return (self.randaugment_ops, self.randaugment_magnitude) if self.aug == RANDAUGMENT else None

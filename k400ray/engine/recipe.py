@@ -19,7 +19,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from k400ray.engine.config import TrialConfig
-from k400ray.presets import ModelPreset
+from k400ray.presets import CUTMIX, MIXUP, RANDAUGMENT, ModelPreset
 
 # MMAction2 0.x validates every 5 epochs (`evaluation = dict(interval=5, ...)` in the K400
 # configs, open-mmlab/mmaction2 branch 0.x) and keeps the best checkpoint
@@ -138,9 +138,9 @@ def resolve_recipe(cfg: TrialConfig, *, world_size: int | None = None) -> TrialR
     weight_decay = recipe.weight_decay if cfg.weight_decay is None else cfg.weight_decay
     default_interval = TOY_EVAL_INTERVAL if cfg.scale == "toy" else getattr(recipe, "eval_interval", REFERENCE_EVAL_INTERVAL)
     augmentation = {
-        "mixup": {"alpha": cfg.mixup_alpha},
-        "cutmix": {"alpha": cfg.cutmix_alpha},
-        "randaugment": {"num_ops": cfg.randaugment_ops, "level": cfg.randaugment_magnitude},
+        MIXUP: {"alpha": cfg.mixup_alpha},
+        CUTMIX: {"alpha": cfg.cutmix_alpha},
+        RANDAUGMENT: {"num_ops": cfg.randaugment_ops, "level": cfg.randaugment_magnitude},
     }.get(cfg.aug, {})
     return TrialRecipe(
         preset=cfg.preset, config=cfg.aug, scale=cfg.scale, world_size=world, batch_per_worker=batch,

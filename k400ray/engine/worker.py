@@ -34,7 +34,7 @@ from k400ray.engine.optim import build_optimizer
 from k400ray.engine.recipe import TrialRecipe, for_world
 from k400ray.engine.resume import restore
 from k400ray.models.build import build_model
-from k400ray.presets import EVAL_MODES
+from k400ray.presets import BATCH_MIX_CONFIGS, EVAL_MODES, MIXUP
 
 
 def seed_everything(seed: int) -> None:
@@ -98,8 +98,8 @@ def train_loop_per_worker(config: dict) -> None:
                   f"lr rescaled from {state.lr_rescaled_from:g} to {recipe.lr:g}", flush=True)
             resumed = {"resumed_world_size_from": state.world_size, "lr_rescaled_from": state.lr_rescaled_from}
 
-    mix = BatchMix(cfg.aug if cfg.aug in ("mixup", "cutmix") else None,
-                   alpha=cfg.mixup_alpha if cfg.aug == "mixup" else cfg.cutmix_alpha, num_classes=cfg.num_classes)
+    mix = BatchMix(cfg.aug if cfg.aug in BATCH_MIX_CONFIGS else None,
+                   alpha=cfg.mixup_alpha if cfg.aug == MIXUP else cfg.cutmix_alpha, num_classes=cfg.num_classes)
     train_spec = preset.clip_spec("train", randaugment=cfg.randaugment)
 
     def train_batches(epoch: int):

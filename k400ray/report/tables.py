@@ -26,13 +26,13 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from k400ray.engine.metrics import Predictions, correct_at
-from k400ray.presets import EVAL_MODES
+from k400ray.presets import BATCH_MIX_CONFIGS, CONFIGS, DEFAULT, EVAL_MODES, GLUONCV
 from k400ray.report import stats
 
 MODES = EVAL_MODES
 TOPK = (1, 5)
 FAMILY_TITLES = {"tsn": "TSN", "tsm": "TSM", "i3d": "I3D"}
-AUG_ORDER = ("gluoncv", "default", "randaugment", "mixup", "cutmix")  # the sheet puts its GluonCV rows first
+AUG_ORDER = (GLUONCV, *(c for c in CONFIGS if c != GLUONCV))  # the sheet puts its GluonCV rows first
 
 
 @dataclass
@@ -90,7 +90,7 @@ class Comparison:
     pairs: int  # video x seed pairs McNemar counted
     videos: int = 0  # videos both sides predicted (the intersection of their video ids)
     kind: str = "config"  # "config" (vs default) or "model" (vs the baseline model)
-    reference: str = "default"  # the reference config, or the baseline preset
+    reference: str = DEFAULT  # the reference config, or the baseline preset
     p_holm: float = math.nan  # Holm-adjusted over every comparison of the sheet
     significant: bool = False  # p_holm < stats.ALPHA
     seed_pairs: int = 0  # seeds both sides ran (matched by seed number)
@@ -101,11 +101,11 @@ class Comparison:
 
 def configs_label(aug: str, params: dict[str, str]) -> str:
     """The sheet's "configs" column: ``GluonCV``, ``default config``, ``randaugment``, ``mixup alpha=1.0``."""
-    if aug == "gluoncv":
+    if aug == GLUONCV:
         return "GluonCV"
-    if aug == "default":
+    if aug == DEFAULT:
         return "default config"
-    if aug in ("mixup", "cutmix"):
+    if aug in BATCH_MIX_CONFIGS:
         alpha = params.get(f"{aug}_alpha")
         return f"{aug} alpha={float(alpha):.1f}" if alpha not in (None, "None") else aug
     return aug
@@ -252,8 +252,8 @@ def build_tables(records: list[TrialRecord], *, baseline: str | None = None, res
         cells.append(Cell(family, preset, aug, label, [r.seed for r in rs], {
             f"{mode}_acc{k}": _stat(rs, mode, k, resamples=resamples, seed=seed) for mode in MODES for k in TOPK
         }, accurate_source(rs)))
-        if aug != "default" and (preset, "default") in groups:
-            comparisons += _comparisons(rs, groups[(preset, "default")], cells[-1], "config", "default",
+        if aug != DEFAULT and (preset, DEFAULT) in groups:
+            comparisons += _comparisons(rs, groups[(preset, DEFAULT)], cells[-1], "config", DEFAULT,
                                         resamples=resamples, seed=seed)
     baseline = baseline_model([r.preset for r in records], baseline)
     for cell in cells:

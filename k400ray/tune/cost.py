@@ -37,7 +37,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from k400ray.engine.recipe import TrialRecipe, resolve_recipe
-from k400ray.presets import PRESETS, ModelPreset
+from k400ray.presets import GLUONCV, PRESETS, ModelPreset
 from k400ray.tune import throughput as tp
 from k400ray.tune.cluster_shape import ClusterShape, cluster_shape, efs_price, nodes_per_trial
 from k400ray.text_table import text_table
@@ -256,7 +256,7 @@ def estimate(spec: SearchSpec, counts: VideoCounts, *, num_classes: int = 400, s
             per_cell[(preset, aug)] = _view_costs(model, num_classes, cache)
         g_train, g_eff, v_eff, g_acc, v_acc = per_cell[(preset, aug)]
         rate = tp.train_rate(preset, model, shape.gpu, g_train, ref_gmacs, ref_backbones,
-                             exact=spec.scale == "full" and aug != "gluoncv")
+                             exact=spec.scale == "full" and aug != GLUONCV)
         share = spec.cost.decode_efficiency or tp.ray_data_efficiency(model)
         per_core = tp.decode_videos_per_core_s(model, "train", resolution) * share
         decode_rate = cores.train * per_core
@@ -416,7 +416,7 @@ def _throughput_lines(spec: SearchSpec, shape: ClusterShape, rows: list[TrialCos
                 " (measured on 2 cores: a lower bound)")]
     seen = set()
     for c in rows:
-        key = (c.preset, c.aug in ("gluoncv",))
+        key = (c.preset, c.aug == GLUONCV)
         if key in seen:
             continue
         seen.add(key)
@@ -424,7 +424,7 @@ def _throughput_lines(spec: SearchSpec, shape: ClusterShape, rows: list[TrialCos
         share = spec.cost.decode_efficiency or tp.ray_data_efficiency(model)
         per_core = tp.decode_videos_per_core_s(model, "train", res)
         ratio = "" if res == "prepared" else f", {tp.raw_ratio(model, res):.2f}x the CPU of a prepared copy"
-        name = c.preset + (" (gluoncv)" if c.aug == "gluoncv" else "")
+        name = c.preset + (f" ({GLUONCV})" if c.aug == GLUONCV else "")
         lines.append(
             f"  {name}: {c.gpu_rate.clips_per_s:,.0f} train clips/s per GPU ({c.gpu_rate.how}); decode "
             f"{per_core:.1f} clips/s per core{ratio} x {share:.2f}; {c.bottleneck}-bound at "

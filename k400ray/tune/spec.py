@@ -30,7 +30,7 @@ from pydantic import (
 )
 
 from k400ray.engine.config import Augmentation, TrialConfig
-from k400ray.presets import PRESETS, check_config
+from k400ray.presets import DEFAULT, PRESETS, check_config
 
 
 class SpecError(ValueError):
@@ -81,7 +81,7 @@ class GridSpec(_Strict):
     presets: list[str] = Field(min_length=1)
     # the sheet's configs column; `augmentations` is its old name, still accepted
     augmentations: list[Augmentation] = Field(
-        default_factory=lambda: ["default"], min_length=1, validation_alias=AliasChoices("configs", "augmentations"),
+        default_factory=lambda: [DEFAULT], min_length=1, validation_alias=AliasChoices("configs", "augmentations"),
     )
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
 

@@ -11,9 +11,12 @@ from k400ray.data.pipeline import (
     EVAL_BLOCK_BYTES,
     TRAIN_ROWS_PER_DECODE_TASK,
     clip_dataset,
+    decode_batch,
+    decode_row,
     decode_task_resources,
     eval_batch_videos,
     rows_per_decode_task,
+    video_rng,
 )
 from k400ray.presets import get_preset
 from tests.conftest import write_video
@@ -148,3 +151,28 @@ def test_a_seed_fixes_order_frames_and_crops_for_any_number_of_decode_tasks_and_
         mine = epoch(3, 0, shard=(rank, 2))
         assert mine["video_id"].tolist() == one["video_id"][rank::2].tolist()
         assert np.array_equal(mine["clips"], one["clips"][rank::2])
+
+
+def test_decode_batch_decodes_each_row_with_decode_row(tmp_path):
+    """One decode of a row: a block through ``decode_batch`` gives, row by row, what ``decode_row``
+    (``bench data``'s decode) gives for the same row and the same draws; a broken file is None there
+    and an invalid all-zero row here. No Ray: the batch is built by hand."""
+    write_video(tmp_path / "a" / "v0.mp4", frames=24, size=(64, 48))
+    write_video(tmp_path / "b" / "v1.mp4", frames=30, size=(48, 64))
+    (tmp_path / "b" / "bad.mp4").write_bytes(b"garbage")
+    rows = [
+        {"video_id": "v0", "path": "a/v0.mp4", "label": 0, "num_frames": 24, "width": 64, "height": 48, "decoder": "auto"},
+        {"video_id": "bad", "path": "b/bad.mp4", "label": 1, "num_frames": 24, "width": 64, "height": 48, "decoder": "auto"},
+        {"video_id": "v1", "path": "b/v1.mp4", "label": 1, "num_frames": 30, "width": 48, "height": 64, "decoder": "pyav"},
+    ]
+    batch = {k: np.array([r[k] for r in rows]) for k in rows[0]}
+    spec = get_preset("tsm_r50_1x1x8", scale="toy").clip_spec("train", randaugment=(2, 9))
+    got = decode_batch(batch, data_root=str(tmp_path), spec=spec, seed=5, epoch=2)
+    assert got["valid"].tolist() == [True, False, True] and not got["clips"][1].any()
+    for i, row in enumerate(rows):
+        clip = decode_row(row, str(tmp_path), spec, video_rng(5, 2, row["video_id"]))
+        if row["video_id"] == "bad":
+            assert clip is None
+        else:
+            assert clip.dtype == np.uint8 and clip.shape == spec.output_shape and clip.any()
+            assert np.array_equal(clip, got["clips"][i])
