@@ -22,6 +22,13 @@ def keep_workers_alive(cpus: int) -> dict:
     return {"num_workers_soft_limit": cpus, "idle_worker_killing_time_threshold_ms": 600_000}
 
 
+# Ray Train V2 starts, per trial, a preemption watcher actor (it polls the cluster for nodes
+# about to be reclaimed) and exports controller/worker metrics to the dashboard. A local
+# instance has one node that cannot be preempted and no dashboard: both are off there (the
+# user's own environment variables win). Measured on the demo: one process less per trial.
+LOCAL_TRAIN_ENV = {"RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0", "RAY_TRAIN_METRICS_ENABLED": "0"}
+
+
 def local_logical_cpus() -> int:
     return max(8, 4 * (os.cpu_count() or 1))
 
@@ -59,6 +66,8 @@ def init_ray(address: str | None = None, *, num_cpus: int | None = None, quiet: 
         ray.init(address=address, logging_level=log_level, log_to_driver=not quiet)
     else:
         cpus = num_cpus or local_logical_cpus()
+        for key, value in LOCAL_TRAIN_ENV.items():  # the local raylet and its workers inherit them
+            os.environ.setdefault(key, value)
         ray.init(
             # "local": always a new instance; a bare ray.init() would join the last `ray start`
             # cluster of this machine (/tmp/ray/ray_current_cluster), even a dead one.
