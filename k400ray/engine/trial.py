@@ -14,7 +14,7 @@ from k400ray.engine.config import TrialConfig
 from k400ray.engine.metrics import Predictions
 from k400ray.engine.recipe import TrialRecipe, resolve_recipe
 from k400ray.presets import EVAL_MODES
-from k400ray.engine.worker import train_loop_per_worker
+from k400ray.engine.entry import train_loop_per_worker
 
 FINAL_METRICS = (
     "efficient_acc1", "efficient_acc5", "accurate_acc1", "accurate_acc5",

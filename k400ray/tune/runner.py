@@ -33,7 +33,7 @@ from k400ray.text_table import text_table
 from k400ray.tune.cost import DRIVER_CPUS
 from k400ray.tune.events import FINAL_FIELDS, Emit, GridEnded, GridStarted, TrialEnded, TrialPlan, pick
 from k400ray.tune.spec import SearchSpec, grid_point, trial_name
-from k400ray.tune.trainable import FINISHED_KEY
+from k400ray.tune.forward import FINISHED_KEY
 
 
 class GridError(RuntimeError):

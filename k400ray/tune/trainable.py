@@ -3,7 +3,7 @@
 Ray 2.60 / Train V2: a Tune trial is a plain function that builds and fits its own trainer.
 Two Ray Train callbacks run on the Train controller after each epoch's report:
 ``TuneReportCallback`` forwards rank 0's metrics to Tune (what ASHA sees; ``done`` renamed,
-see :data:`FINISHED_KEY`), and
+see :data:`k400ray.tune.forward.FINISHED_KEY`), and
 :class:`~k400ray.tracking.epoch_callback.MlflowEpochLogger` logs them to MLflow. The final
 metrics, the artifacts and ``ray.tune.report`` of the final result happen here, after the fit.
 
@@ -17,33 +17,14 @@ metrics.
 
 from __future__ import annotations
 
-from ray.tune.integration.ray_train import TuneReportCallback
-
 from k400ray.tracking.mlflow_log import GridRun, TrialRun
 from k400ray.tracking.outbox import Outbox, outbox_location
+from k400ray.tune.forward import FINISHED_KEY, ForwardToTune
 from k400ray.tune.spec import SearchSpec, grid_point, trial_config
 
 
 class TrialFailed(RuntimeError):
     """The trainer returned without a finished result (the message says why)."""
-
-
-# Tune reads a truthy ``done`` in a result as "this trial is over" and stops its actor at
-# once; the worker's final report carries ``done=1``, so forwarded as is, it would kill the
-# trial function before the final metrics and artifacts reach MLflow. Forwarded as ``trained``;
-# the trial function's own last report says ``finished``.
-FINISHED_KEY = "finished"
-
-
-class ForwardToTune(TuneReportCallback):
-    """Forwards every epoch's report to Tune: the driver's console shows each epoch
-    (:mod:`k400ray.tune.progress`). Only the evaluated epochs (every ``eval_interval``-th and
-    the last) carry ``efficient_acc1``, ASHA's metric; ASHA skips the others, and the runner
-    lets them through Tune's strict metric check."""
-
-    def after_report(self, run_context, metrics, checkpoint):
-        renamed = [{("trained" if k == "done" else k): v for k, v in m.items()} for m in metrics]
-        super().after_report(run_context, renamed, checkpoint)
 
 
 def grid_trial(params: dict, *, spec: dict, num_classes: int, class_names: list[str], grid: GridRun) -> None:

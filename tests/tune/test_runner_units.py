@@ -11,7 +11,7 @@ import pytest
 
 from k400ray.tune import runner
 from k400ray.tune.spec import SearchSpec
-from k400ray.tune.trainable import FINISHED_KEY
+from k400ray.tune.forward import FINISHED_KEY
 
 BASE = {"experiment": "x", "data": {"train_index": "idx"}, "storage_path": "runs",
         "grid": {"presets": ["tsn_r50_1x1x8"], "augmentations": ["default", "mixup", "cutmix", "randaugment"],
