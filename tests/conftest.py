@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny videos written on the fly, and one local Ray for the whole session."""
+"""Shared fixtures: tiny videos written on the fly, one local Ray for the whole session, and one
+indexed synthetic set for the whole session (the fits and the tune tests)."""
 
 from __future__ import annotations
 
@@ -40,3 +41,68 @@ def ray_local():
     init_ray()
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def synth_set(ray_local, tmp_path_factory):
+    """(data root, index dir): 4 classes x (4 train, 2 val) synthetic videos of 24 frames at
+    80x64, generated and indexed once for the whole session (the fits of engine/, the CLI and
+    the tune tests share it). Read-only: a test that breaks videos copies the data root first
+    and points ``data_root`` at its copy."""
+    from k400ray.data.index import build_index
+    from k400ray.data.synth import generate_synthetic
+
+    root = tmp_path_factory.mktemp("synth-set")
+    generate_synthetic(root / "data", num_classes=4, videos_per_class=(4, 2), frames=24, size=(80, 64), seed=0)
+    build_index(root / "data", root / "index", progress=False)
+    return root / "data", root / "index"
+
+
+@pytest.fixture(scope="session")
+def tiny_index(synth_set):
+    """The index of :func:`synth_set` (16 train, 8 val videos of 4 classes)."""
+    return synth_set[1]
+
+
+TRAIN_SPEC = """\
+experiment: clitest
+scale: toy
+data:
+  train_index: {index}
+grid:
+  presets: [tsm_r50_1x1x8]
+training:
+  epochs: 1
+  batch_per_worker: 4
+resources:
+  decode_tasks: 2
+  max_failures: 0
+storage_path: {runs}
+"""
+
+
+@pytest.fixture(scope="session")
+def trained(tiny_index, tmp_path_factory):
+    """``k400ray train`` of one toy TSM trial on the session's set: 1 epoch, 1 worker x 4 clips,
+    the recipe's lr, the default config, seed 0. The session's one fit from scratch of a single
+    epoch: tests/test_cli_train.py checks what the command printed and evaluates its checkpoint;
+    tests/engine/test_trial.py reads its recipe, resumes it and evaluates it.
+
+    A namespace: ``spec`` (its YAML), ``argv`` (the command after ``k400ray``), ``result`` (the
+    CliRunner result) and ``checkpoint`` (the final checkpoint's directory)."""
+    import re
+    from types import SimpleNamespace
+
+    from typer.testing import CliRunner
+
+    from k400ray.cli import app
+
+    root = tmp_path_factory.mktemp("trained")
+    spec = root / "spec.yaml"
+    spec.write_text(TRAIN_SPEC.format(index=tiny_index, runs=root / "runs"))
+    argv = ["train", str(spec), "--model", "tsm_r50_1x1x8", "--aug", "default", "--seed", "0"]
+    result = CliRunner().invoke(app, argv)
+    assert result.exit_code == 0, result.output
+    checkpoint = re.search(r"checkpoint (\S+)", result.output)
+    assert checkpoint, result.output
+    return SimpleNamespace(spec=spec, argv=argv, result=result, checkpoint=Path(checkpoint.group(1)))

@@ -1,28 +1,45 @@
-"""A grid started the documented way, ``ray job submit --working-dir . -- k400ray tune SPEC``,
-on a local two-node cluster (a head with no CPUs, as ``ray up`` leaves one, and a worker node),
-through the faults a cluster has, all in one 3-epoch fit (suite time):
+"""Grids on a Ray cluster of two nodes started on this machine, the way ``ray up`` leaves one: a
+head with no CPUs for work (it hosts the GCS and the dashboard with its job server, as a cluster
+head should) and a worker node that joins it with ``ray start --address`` and token auth. MLflow
+is a tracking server (HTTP, artifacts served by it), not a file path, so nothing a trial writes
+depends on the driver's local disk; every trial must run on the worker node.
 
-- the MLflow server goes down after epoch 1 is logged: training goes on, epoch 2's metrics are
-  held in the trial's outbox (``k400ray.tracking.outbox``);
-- while it is down, the worker node is lost (its Ray killed outright) with the trial's Tune
-  actor, Train controller and worker on it;
-- the server comes back on the same port, then the node: Tune retries the trial, which reopens
-  its one MLflow run, sends what was held, and continues its Train run from the epoch-2
-  checkpoint (at most the epoch in progress is lost).
+One cluster and one MLflow server serve both tests, in this order (a module's tests run in the
+order they are defined):
 
-At the end the job succeeded and the one run holds every epoch's metrics, each once. The nodes
-and the server run in process groups of their own; nothing here stops a Ray it did not start.
+1. ``test_tune_on_two_node_cluster``: ``k400ray tune --address`` from this machine, with both
+   nodes up; k400ray turns token auth on by itself.
+2. ``test_job_submitted_grid_survives_mlflow_outage_and_node_loss``: a grid started the
+   documented way, ``ray job submit --working-dir . -- k400ray tune SPEC``, through the faults a
+   cluster has, all in one 3-epoch fit: the MLflow server goes down after epoch 1 is logged
+   (training goes on, epoch 2's metrics are held in the trial's outbox,
+   ``k400ray.tracking.outbox``); while it is down, the worker node is lost (its Ray killed
+   outright) with the trial's Tune actor, Train controller and worker on it; the server comes
+   back on the same port, then the node: Tune retries the trial, which reopens its one MLflow
+   run, sends what was held, and continues its Train run from the epoch-2 checkpoint. It stops
+   and restarts the worker node and the server, so it runs last.
+
+The head declares a lost node dead within seconds (Ray's GCS health check, tightened on the test
+head through ``RAY_health_check_*``; the defaults take about 15 s). The nodes and the server
+run with ``--block`` in process groups of their own; nothing here stops a Ray it did not start
+(no ``ray stop``).
 
 ``ray job submit`` needs the head's job server, part of Ray's dashboard, which needs
-``ray[default]``; without those packages the grid is started as ``k400ray tune --address``
-from this process (the driver off the lost node, as a job's is) and the faults are the same."""
+``ray[default]``; without those packages the faulted grid is started as ``k400ray tune
+--address`` from this process (the driver off the lost node, as a job's is) and the faults are
+the same."""
 
 from __future__ import annotations
 
+import csv
+import io
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -32,20 +49,70 @@ import yaml
 from k400ray.engine.trial import FINAL_METRICS
 from k400ray.tracking import mlflow_log as ml
 from k400ray.tracking.outbox import Outbox, outbox_location
-from tests.tune.test_two_node_cluster import _free_port, _port_open, _spawn, _stop, _wait_until
 
 pytestmark = pytest.mark.slow
 
 BIN = Path(sys.executable).parent
+# The GCS checks each node every second after 1 s and declares it dead after 3 failed checks in a
+# row (a killed node refuses at once: ~3 s); Ray's defaults are every 3 s, 5 failures, 10 s timeout.
+FAST_NODE_DEATH = {"RAY_health_check_initial_delay_ms": "1000", "RAY_health_check_period_ms": "1000",
+                   "RAY_health_check_timeout_ms": "5000", "RAY_health_check_failure_threshold": "3"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _spawn(args: list[str], log: Path, env: dict) -> subprocess.Popen:
+    return subprocess.Popen(args, stdout=log.open("w"), stderr=subprocess.STDOUT, env=env, start_new_session=True)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Stop a process this module started, with its process group (never another Ray)."""
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:  # `ray start --block` exits within a second or two of SIGTERM, or not for a minute: then kill
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+T0 = time.monotonic()
+
+
+def _wait_until(check, timeout: float, what: str, procs=(), every: float = 1.0) -> None:
+    print(f"[phase {time.monotonic() - T0:7.1f}] waiting for {what}", flush=True)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for p in procs:
+            assert p.poll() is None, f"{what}: {p.args[:3]} exited with {p.returncode}"
+        if check():
+            print(f"[phase {time.monotonic() - T0:7.1f}] done: {what}", flush=True)
+            return
+        time.sleep(every)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _agent_port() -> list[str]:
+    """A free port for a node's dashboard agent. Every Ray on a machine (the session's local Ray,
+    each node here) takes 52365 unless told otherwise; an agent that cannot bind it runs without
+    its HTTP server, and the job server then finds no agent on the head to start a job."""
+    return [f"--dashboard-agent-listen-port={_free_port()}"]
 
 
 def _job_server_installed() -> bool:
     from ray._private.utils import get_dashboard_dependency_error
 
     return get_dashboard_dependency_error() is None
-EXPERIMENT = "faultgrid"
-TRIAL = f"{EXPERIMENT}-tsn_r50_1x1x8-default-s0"
-JOB_ID = "k400ray-faultgrid"
 
 
 class _Cluster:
@@ -59,7 +126,12 @@ class _Cluster:
                     "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}  # `k400ray` for the job
         self.env.pop("RAY_ADDRESS", None)
         self.head = self.worker = None
+        self.head_id: str | None = None
         self.starts = 0
+        # The worker node's own Ray temp dir, as on another machine. Sharing the head's session
+        # dir, its runtime env agent would unpack a job's working_dir over the head's copy, the
+        # job driver's cwd (short: Ray's socket paths live under it).
+        self.worker_temp = Path(tempfile.mkdtemp(prefix="k4w-", dir="/tmp"))
 
     @property
     def address(self) -> str:
@@ -69,23 +141,29 @@ class _Cluster:
     def dashboard(self) -> str:
         return f"http://127.0.0.1:{self.dashboard_port}"
 
-    def alive(self) -> list[str]:
-        """Node ids the GCS holds alive (asked from a fresh process: it joins with the token)."""
+    def alive(self) -> dict[str, float]:
+        """{node id: CPUs} of the nodes the GCS holds alive (asked from a fresh process: it joins
+        with the token)."""
         probe = ("import ray; ray.init(address=%r, logging_level='ERROR'); "
-                 "print(' '.join(n['NodeID'] for n in ray.nodes() if n['Alive']))" % self.address)
+                 "print('alive:', *('%%s=%%g' %% (n['NodeID'], n['Resources'].get('CPU', 0)) "
+                 "for n in ray.nodes() if n['Alive']))" % self.address)
         try:
             out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=self.env,
                                  timeout=90)
         except subprocess.TimeoutExpired:  # a busy machine: ask again
-            return []
-        return out.stdout.split() if out.returncode == 0 else []
+            return {}
+        line = [ln for ln in out.stdout.splitlines() if ln.startswith("alive:")]  # not Ray's own messages
+        if out.returncode != 0 or not line:
+            return {}
+        return {node: float(cpus) for node, cpus in (word.split("=") for word in line[-1].split()[1:])}
 
     def start_head(self) -> None:
         dashboard = ["--include-dashboard=false"]
         if self.jobs:
             dashboard = ["--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={self.dashboard_port}"]
         self.head = _spawn([str(BIN / "ray"), "start", "--head", f"--port={self.port}", "--num-cpus=0",
-                            "--num-gpus=0", *dashboard, "--block"], self.tmp / "head.log", self.env)
+                            "--num-gpus=0", *dashboard, *_agent_port(), "--block"], self.tmp / "head.log",
+                           {**self.env, **FAST_NODE_DEATH})
         _wait_until(lambda: _port_open(self.port) and (not self.jobs or _port_open(self.dashboard_port)), 180,
                     "the Ray head", [self.head])
 
@@ -93,7 +171,8 @@ class _Cluster:
         def spawn():
             self.starts += 1
             return _spawn([str(BIN / "ray"), "start", f"--address={self.address}", "--num-cpus=8", "--num-gpus=0",
-                           "--block"], self.tmp / f"worker-{self.starts}.log", self.env)
+                           f"--temp-dir={self.worker_temp}", *_agent_port(), "--block"],
+                          self.tmp / f"worker-{self.starts}.log", self.env)
 
         self.worker, retried = spawn(), []
 
@@ -101,7 +180,11 @@ class _Cluster:
             if self.worker.poll() is not None and not retried:  # a busy machine can miss Ray's 30 s once
                 retried.append(1)
                 self.worker = spawn()
-            return len(self.alive()) == 2
+            nodes = self.alive()
+            if len(nodes) != 2:
+                return False
+            self.head_id = next(node for node, cpus in nodes.items() if cpus == 0)
+            return True
 
         _wait_until(joined, 240, "the worker node to join", [self.head])
 
@@ -115,6 +198,7 @@ class _Cluster:
         for proc in (self.worker, self.head):
             if proc is not None:
                 _stop(proc)
+        shutil.rmtree(self.worker_temp, ignore_errors=True)
 
 
 class _MlflowServer:
@@ -143,7 +227,7 @@ class _MlflowServer:
             except ml.TrackingError:
                 return False
 
-        _wait_until(healthy, 300, "the MLflow server", [self.proc])
+        _wait_until(healthy, 300, "the MLflow server", [self.proc], every=0.5)
 
     def stop(self) -> None:
         if self.proc is not None:
@@ -169,6 +253,52 @@ def mlflow_server(tmp_path_factory):
         yield server
     finally:
         server.stop()
+
+
+# 1. Both nodes up: `k400ray tune --address` from this machine.
+
+def test_tune_on_two_node_cluster(cluster, mlflow_server, tiny_index, tmp_path):
+    spec = {
+        "experiment": "twonode", "scale": "toy",
+        "data": {"train_index": str(tiny_index)},
+        "grid": {"presets": ["tsn_r50_1x1x8"], "augmentations": ["mixup"], "seeds": [0]},
+        "training": {"epochs": 1, "batch_per_worker": 4, "lr": 0.01, "limit_videos": 8},
+        "resources": {"decode_tasks": 1, "max_failures": 0},
+        "mlflow": {"tracking_uri": mlflow_server.uri},
+        "storage_path": str(tmp_path / "shared-storage"),
+    }
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
+    env = {**os.environ}
+    env.pop("RAY_AUTH_MODE", None)  # k400ray must turn token auth on by itself when joining
+    result = subprocess.run([str(BIN / "k400ray"), "tune", "spec.yaml", "--address", cluster.address], cwd=tmp_path,
+                            capture_output=True, text=True, env=env, timeout=900)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+
+    client = ml.client_for(mlflow_server.uri)
+    exp = client.get_experiment_by_name("twonode")
+    runs = client.search_runs([exp.experiment_id], f"tags.`{ml.ROLE_TAG}` = 'trial'")
+    assert [r.data.tags["aug"] for r in runs] == ["mixup"]
+    run = runs[0]
+    assert run.info.status == "FINISHED"
+    assert set(FINAL_METRICS) <= set(run.data.metrics)
+    assert cluster.head_id and run.data.tags["ray_node_id"] != cluster.head_id  # the head has no CPUs
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"predictions_efficient.parquet", "predictions_accurate.parquet", "config.json"} <= artifacts
+    assert not (tmp_path / "mlruns").exists() and not (tmp_path / "mlartifacts").exists()  # all went to the server
+
+    report = subprocess.run([str(BIN / "k400ray"), "report", "--experiment", "twonode", "--tracking-uri",
+                             mlflow_server.uri, "--format", "csv"], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=300)
+    assert report.returncode == 0, report.stderr
+    rows = list(csv.DictReader(io.StringIO(report.stdout)))
+    assert [(r["model"], r["aug"]) for r in rows] == [("tsn_r50_1x1x8", "mixup")]
+
+
+# 2. Last (it stops and restarts the worker node and the MLflow server): a job through faults.
+
+EXPERIMENT = "faultgrid"
+TRIAL = f"{EXPERIMENT}-tsn_r50_1x1x8-default-s0"
+JOB_ID = "k400ray-faultgrid"
 
 
 def _submit_job(cluster: _Cluster, job_dir: Path, entrypoint: list[str]) -> None:
@@ -203,10 +333,10 @@ class _Job:
     def poll(self) -> int | None:
         if self.returncode is None and time.monotonic() >= self._next:
             self._next = time.monotonic() + 5
-            status = self._ray_job("status")
-            if "SUCCEEDED" in status:
+            status = self._ray_job("status")  # "Job 'ID' succeeded", "... failed", "... was stopped", or running
+            if f"Job '{JOB_ID}' succeeded" in status:
                 self.returncode = 0
-            elif "FAILED" in status or "STOPPED" in status or "does not exist" in status:
+            elif any(f"Job '{JOB_ID}' {end}" in status for end in ("failed", "was stopped")) or "does not exist" in status:
                 self.returncode = 1
         return self.returncode
 
@@ -265,7 +395,7 @@ def test_job_submitted_grid_survives_mlflow_outage_and_node_loss(cluster, mlflow
         _wait_until(logged(1), 480, "epoch 1 in MLflow", [driver])
         first_node = _trial_runs(uri)[0].data.tags["ray_node_id"]
         mlflow_server.stop()  # the outage: training must go on
-        _wait_until(lambda: outbox.pending(), 300, "epoch 2 held in the outbox", [driver])
+        _wait_until(lambda: outbox.pending(), 300, "epoch 2 held in the outbox", [driver], every=0.5)
         cluster.lose_worker()  # the trial's node, during epoch 3, while MLflow is still down
         mlflow_server.start()
         cluster.start_worker()  # capacity returns: Tune retries the trial there

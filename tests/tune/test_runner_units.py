@@ -74,3 +74,25 @@ def test_sigterm_becomes_ctrl_c():
     finally:
         signal.signal(signal.SIGINT, previous_int)
     assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_sigterm_reaches_the_ctrl_c_handler_in_place():
+    """During ``tuner.fit()`` Tune's own SIGINT handler (a graceful stop) is in place: SIGTERM
+    must end in that handler, as Ctrl+C does, so one e2e interruption covers both signals
+    (tests/tune/test_tune_e2e.py sends SIGTERM)."""
+    received = []
+    previous_int = signal.getsignal(signal.SIGINT)
+    try:
+        with runner._sigterm_as_ctrl_c():
+            signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))  # as Tune's fit does
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(10_000_000):  # the handler runs between bytecodes
+                if received:
+                    break
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl+C itself: the same handler
+            for _ in range(10_000_000):
+                if len(received) == 2:
+                    break
+    finally:
+        signal.signal(signal.SIGINT, previous_int)
+    assert received == [signal.SIGINT, signal.SIGINT]

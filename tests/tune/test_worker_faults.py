@@ -7,6 +7,7 @@ in progress), count the broken videos in ``skipped_videos``, finish, and keep on
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -57,24 +58,24 @@ def _trial_runs(uri: str) -> list:
         return []
 
 
-def test_killed_worker_and_broken_videos(tmp_path, ray_local):
-    """Indexes on the session's Ray (never stopping it: other tests share it); the grid runs in
-    its own process with its own local Ray, as `k400ray tune` does."""
-    from k400ray.data.index import build_index
-    from k400ray.data.synth import generate_synthetic
+def test_killed_worker_and_broken_videos(tmp_path, synth_set):
+    """On a copy of the session's set (its index used as is, ``data.data_root`` pointing at the
+    copy); the grid runs in its own process with its own local Ray, as `k400ray tune` does."""
+    from k400ray.data.pipeline import index_table
 
+    source, index = synth_set
     data = tmp_path / "data"
-    generate_synthetic(data, num_classes=4, videos_per_class=(4, 2), frames=24)
-    build_index(data, tmp_path / "index", progress=False)
-    # Break two files after indexing: the index still lists them.
-    train_video = sorted((data / "train").rglob("*.mp4"))[0]
+    shutil.copytree(source, data)
+    # Break two files after indexing: the index still lists them. Both are among the first 8 rows
+    # of their split, the ones `limit_videos` keeps.
+    train_video = data / index_table(index, "train")["path"][0].as_py()
     train_video.write_bytes(os.urandom(4096))
-    sorted((data / "val").rglob("*.mp4"))[0].unlink()
+    (data / index_table(index, "val")["path"][0].as_py()).unlink()
 
     spec = {
-        "experiment": "faults", "scale": "toy", "data": {"train_index": str(tmp_path / "index")},
+        "experiment": "faults", "scale": "toy", "data": {"train_index": str(index), "data_root": str(data)},
         "grid": {"presets": ["tsn_r50_1x1x8"], "augmentations": ["default"]},
-        "training": {"epochs": 3, "batch_per_worker": 4, "lr": 0.01},
+        "training": {"epochs": 3, "batch_per_worker": 4, "lr": 0.01, "limit_videos": 8},
         "resources": {"decode_tasks": 1, "max_failures": 2},
         "mlflow": {"tracking_uri": "sqlite:///mlflow.db"}, "storage_path": "runs",
     }
