@@ -8,7 +8,9 @@ One cluster and one MLflow server serve both tests, in this order (a module's te
 order they are defined):
 
 1. ``test_tune_on_two_node_cluster``: ``k400ray tune --address`` from this machine, with both
-   nodes up; k400ray turns token auth on by itself.
+   nodes up (k400ray turns token auth on by itself), through the faults inside a trial: its
+   Ray Train worker process killed (Train restarts the worker group from the latest
+   checkpoint) and videos that broke after indexing (counted in ``skipped_videos``).
 2. ``test_job_submitted_grid_survives_mlflow_outage_and_node_loss``: a grid started the
    documented way, ``ray job submit --working-dir . -- k400ray tune SPEC``, through the faults a
    cluster has, all in one 3-epoch fit: the MLflow server goes down after epoch 1 is logged
@@ -69,29 +71,27 @@ def _spawn(args: list[str], log: Path, env: dict) -> subprocess.Popen:
     return subprocess.Popen(args, stdout=log.open("w"), stderr=subprocess.STDOUT, env=env, start_new_session=True)
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    """Stop a process this module started, with its process group (never another Ray)."""
-    if proc.poll() is not None:
-        return
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:  # `ray start --block` exits within a second or two of SIGTERM, or not for a minute: then kill
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-
-
-T0 = time.monotonic()
+def _stop(*procs: subprocess.Popen) -> None:
+    """Stop processes this module started, each with its process group (never another Ray),
+    all at once."""
+    running = [p for p in procs if p.poll() is None]
+    for proc in running:
+        os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 5
+    for proc in running:
+        try:  # `ray start --block` exits within a second or two of SIGTERM, or not for a minute: then kill
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 def _wait_until(check, timeout: float, what: str, procs=(), every: float = 1.0) -> None:
-    print(f"[phase {time.monotonic() - T0:7.1f}] waiting for {what}", flush=True)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for p in procs:
             assert p.poll() is None, f"{what}: {p.args[:3]} exited with {p.returncode}"
         if check():
-            print(f"[phase {time.monotonic() - T0:7.1f}] done: {what}", flush=True)
             return
         time.sleep(every)
     raise AssertionError(f"timed out waiting for {what}")
@@ -125,12 +125,19 @@ class _Cluster:
         self.env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0",
                     "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}  # `k400ray` for the job
         self.env.pop("RAY_ADDRESS", None)
+        if self.jobs:
+            # Ray Train's placement group cleaner asks the state API whether its controller lives,
+            # at RAY_ADDRESS or else the machine's last `ray start` cluster: this one's, then.
+            self.env["RAY_API_SERVER_ADDRESS"] = self.dashboard
         self.head = self.worker = None
         self.head_id: str | None = None
         self.starts = 0
-        # The worker node's own Ray temp dir, as on another machine. Sharing the head's session
-        # dir, its runtime env agent would unpack a job's working_dir over the head's copy, the
-        # job driver's cwd (short: Ray's socket paths live under it).
+        # Each node has its own Ray temp dir, as on two machines (short: Ray's socket paths live
+        # under it). The head then leaves /tmp/ray/ray_current_cluster alone (the local Rays of
+        # this machine would take it for theirs: see RAY_API_SERVER_ADDRESS), and the worker node
+        # does not share the head's session dir: its runtime env agent would unpack a job's
+        # working_dir over the head's copy, the job driver's cwd.
+        self.head_temp = Path(tempfile.mkdtemp(prefix="k4h-", dir="/tmp"))
         self.worker_temp = Path(tempfile.mkdtemp(prefix="k4w-", dir="/tmp"))
 
     @property
@@ -162,8 +169,8 @@ class _Cluster:
         if self.jobs:
             dashboard = ["--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={self.dashboard_port}"]
         self.head = _spawn([str(BIN / "ray"), "start", "--head", f"--port={self.port}", "--num-cpus=0",
-                            "--num-gpus=0", *dashboard, *_agent_port(), "--block"], self.tmp / "head.log",
-                           {**self.env, **FAST_NODE_DEATH})
+                            "--num-gpus=0", *dashboard, f"--temp-dir={self.head_temp}", *_agent_port(), "--block"],
+                           self.tmp / "head.log", {**self.env, **FAST_NODE_DEATH})
         _wait_until(lambda: _port_open(self.port) and (not self.jobs or _port_open(self.dashboard_port)), 180,
                     "the Ray head", [self.head])
 
@@ -180,6 +187,8 @@ class _Cluster:
             if self.worker.poll() is not None and not retried:  # a busy machine can miss Ray's 30 s once
                 retried.append(1)
                 self.worker = spawn()
+            if "Ray runtime started" not in (self.tmp / f"worker-{self.starts}.log").read_text():
+                return False  # not yet: spare the starting node the CPU of a probe
             nodes = self.alive()
             if len(nodes) != 2:
                 return False
@@ -195,10 +204,9 @@ class _Cluster:
         _wait_until(lambda: len(self.alive()) == 1, 180, "the lost node to be declared dead", [self.head])
 
     def stop(self) -> None:
-        for proc in (self.worker, self.head):
-            if proc is not None:
-                _stop(proc)
-        shutil.rmtree(self.worker_temp, ignore_errors=True)
+        _stop(*(proc for proc in (self.worker, self.head) if proc is not None))
+        for temp in (self.worker_temp, self.head_temp):
+            shutil.rmtree(temp, ignore_errors=True)
 
 
 class _MlflowServer:
@@ -255,36 +263,106 @@ def mlflow_server(tmp_path_factory):
         server.stop()
 
 
-# 1. Both nodes up: `k400ray tune --address` from this machine.
+# 1. Both nodes up: `k400ray tune --address` from this machine, with faults inside the trial.
 
-def test_tune_on_two_node_cluster(cluster, mlflow_server, tiny_index, tmp_path):
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (from /proc: no psutil needed)."""
+    parents = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                parents[int(entry.name)] = int(fields[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    found, frontier = [], [pid]
+    while frontier:
+        current = frontier.pop()
+        kids = [p for p, pp in parents.items() if pp == current]
+        found += kids
+        frontier += kids
+    return found
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def test_tune_on_two_node_cluster(cluster, mlflow_server, synth_set, tmp_path):
+    """The trial runs on the worker node (the head has no CPUs) and everything it writes goes to
+    the tracking server. Inside it: its Ray Train worker process is killed once epoch 1 is
+    reported (Train restarts the worker group from the latest checkpoint, losing at most the
+    epoch in progress), and two videos broke after indexing (a train video overwritten with
+    garbage, a val video deleted: on a copy of the session's set, ``data.data_root`` pointing at
+    it); they are counted in ``skipped_videos`` and the trial finishes with one MLflow run."""
+    from k400ray.data.pipeline import index_table
+
+    source, index = synth_set
+    data = tmp_path / "data"
+    shutil.copytree(source, data)
+    # The index still lists both; they are among the first 8 rows of their split (limit_videos).
+    (data / index_table(index, "train")["path"][0].as_py()).write_bytes(os.urandom(4096))
+    (data / index_table(index, "val")["path"][0].as_py()).unlink()
     spec = {
         "experiment": "twonode", "scale": "toy",
-        "data": {"train_index": str(tiny_index)},
+        "data": {"train_index": str(index), "data_root": str(data)},
         "grid": {"presets": ["tsn_r50_1x1x8"], "augmentations": ["mixup"], "seeds": [0]},
-        "training": {"epochs": 1, "batch_per_worker": 4, "lr": 0.01, "limit_videos": 8},
-        "resources": {"decode_tasks": 1, "max_failures": 0},
+        "training": {"epochs": 3, "batch_per_worker": 4, "lr": 0.01, "limit_videos": 8},
+        "resources": {"decode_tasks": 1, "max_failures": 2},
         "mlflow": {"tracking_uri": mlflow_server.uri},
         "storage_path": str(tmp_path / "shared-storage"),
     }
     (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
     env = {**os.environ}
     env.pop("RAY_AUTH_MODE", None)  # k400ray must turn token auth on by itself when joining
-    result = subprocess.run([str(BIN / "k400ray"), "tune", "spec.yaml", "--address", cluster.address], cwd=tmp_path,
-                            capture_output=True, text=True, env=env, timeout=900)
-    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
-
+    log = tmp_path / "tune.log"
+    proc = subprocess.Popen([str(BIN / "k400ray"), "tune", "spec.yaml", "--address", cluster.address], cwd=tmp_path,
+                            stdout=log.open("w"), stderr=subprocess.STDOUT, env=env, start_new_session=True)
     client = ml.client_for(mlflow_server.uri)
-    exp = client.get_experiment_by_name("twonode")
-    runs = client.search_runs([exp.experiment_id], f"tags.`{ml.ROLE_TAG}` = 'trial'")
-    assert [r.data.tags["aug"] for r in runs] == ["mixup"]
-    run = runs[0]
+
+    def runs() -> list:
+        exp = client.get_experiment_by_name("twonode")
+        return [] if exp is None else client.search_runs([exp.experiment_id], f"tags.`{ml.ROLE_TAG}` = 'trial'")
+
+    def epoch_1_reported() -> bool:
+        try:
+            found = runs()
+            return bool(found and client.get_metric_history(found[0].info.run_id, "train_loss"))
+        except Exception:  # noqa: BLE001 - the experiment may not exist yet
+            return False
+
+    try:
+        _wait_until(epoch_1_reported, 480, "epoch 1 in MLflow", [proc])  # a checkpoint exists: kill the worker
+        workers = [p for p in _descendants(cluster.worker.pid) if "RayTrainWorker" in _cmdline(p)]
+        assert len(workers) == 1, [_cmdline(p) for p in _descendants(cluster.worker.pid)]
+        os.kill(workers[0], signal.SIGKILL)
+        assert proc.wait(timeout=600) == 0, log.read_text()[-4000:]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+    found = runs()
+    assert [r.data.tags["aug"] for r in found] == ["mixup"]  # the restart stayed inside the trial: one run
+    run = found[0]
     assert run.info.status == "FINISHED"
     assert set(FINAL_METRICS) <= set(run.data.metrics)
     assert cluster.head_id and run.data.tags["ray_node_id"] != cluster.head_id  # the head has no CPUs
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"predictions_efficient.parquet", "predictions_accurate.parquet", "config.json"} <= artifacts
     assert not (tmp_path / "mlruns").exists() and not (tmp_path / "mlartifacts").exists()  # all went to the server
+    # The killed worker: epoch 1 was not trained again, the new worker group started from its checkpoint.
+    assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "train_loss")) == [1, 2, 3]
+    assert max(m.value for m in client.get_metric_history(run.info.run_id, "start_epoch")) >= 1
+    # The broken videos: the garbage train video (each epoch) and the deleted val one are skipped;
+    # every other val video is predicted, once.
+    assert run.data.metrics["skipped_videos"] >= 2
+    import pyarrow.parquet as pq
+
+    predictions = client.download_artifacts(run.info.run_id, "predictions_accurate.parquet", str(tmp_path))
+    assert pq.read_table(predictions).num_rows == 8 - 1
 
     report = subprocess.run([str(BIN / "k400ray"), "report", "--experiment", "twonode", "--tracking-uri",
                              mlflow_server.uri, "--format", "csv"], cwd=tmp_path, capture_output=True, text=True,
@@ -317,10 +395,12 @@ def _submit_job(cluster: _Cluster, job_dir: Path, entrypoint: list[str]) -> None
 
 
 class _Job:
-    """The submitted job, polled like a process (``ray job status`` at most every 5 s)."""
+    """The submitted job, polled like a process: ``ray job status`` (2 s of CPU, which the trial
+    needs) at most every ``every`` seconds."""
 
     def __init__(self, cluster: _Cluster) -> None:
         self.cluster, self.args, self.returncode, self._next = cluster, ["ray", "job", JOB_ID], None, 0.0
+        self.every = 20.0
 
     def _ray_job(self, *args: str) -> str:
         try:
@@ -332,7 +412,7 @@ class _Job:
 
     def poll(self) -> int | None:
         if self.returncode is None and time.monotonic() >= self._next:
-            self._next = time.monotonic() + 5
+            self._next = time.monotonic() + self.every
             status = self._ray_job("status")  # "Job 'ID' succeeded", "... failed", "... was stopped", or running
             if f"Job '{JOB_ID}' succeeded" in status:
                 self.returncode = 0
@@ -341,6 +421,7 @@ class _Job:
         return self.returncode
 
     def wait(self, timeout: float) -> int:
+        self.every, self._next = 2.0, 0.0
         _wait_until(lambda: self.poll() is not None, timeout, f"job {JOB_ID} to end")
         return self.returncode
 
@@ -399,7 +480,15 @@ def test_job_submitted_grid_survives_mlflow_outage_and_node_loss(cluster, mlflow
         cluster.lose_worker()  # the trial's node, during epoch 3, while MLflow is still down
         mlflow_server.start()
         cluster.start_worker()  # capacity returns: Tune retries the trial there
-        returncode = driver.wait(timeout=600)
+
+        def trial_ended() -> bool:
+            try:
+                return _trial_runs(uri)[0].info.status != "RUNNING"
+            except Exception:  # noqa: BLE001 - the server is just back
+                return False
+
+        _wait_until(trial_ended, 600, "the retried trial to end", [driver])
+        returncode = driver.wait(timeout=300)  # then the grid, and the job
     finally:
         if isinstance(driver, _Job):
             log.write_text(driver.logs())
