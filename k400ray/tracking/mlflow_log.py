@@ -349,6 +349,23 @@ def log_epoch(client, run_id: str, metrics: dict, outbox=None) -> None:
         client.log_batch(run_id, metrics=batch)
 
 
+def mark_interrupted(grid: GridRun, trial_ids: list[str]) -> int:
+    """The child runs of ``trial_ids`` (trials Tune saved as interrupted) that ended FAILED become
+    KILLED with reason "interrupted", their error tag dropped: an error raised by the interruption
+    itself (a Train actor that died first) is not the trial's failure. Returns how many."""
+    client = client_for(grid.tracking_uri)
+    wanted, marked = set(trial_ids), 0
+    for run in child_runs(client, grid) if wanted else []:
+        if run.info.status != "FAILED" or run.data.tags.get("trial_id") not in wanted:
+            continue
+        client.set_tag(run.info.run_id, END_TAG, "interrupted")
+        if ERROR_TAG in run.data.tags:
+            client.delete_tag(run.info.run_id, ERROR_TAG)
+        client.set_terminated(run.info.run_id, "KILLED")
+        marked += 1
+    return marked
+
+
 def close_open_trials(grid: GridRun, *, reason_by_trial_id: dict[str, str], default_reason: str) -> int:
     """Trial runs still RUNNING after the Tuner returned belong to trial actors that were
     killed (Ctrl+C, SIGTERM, an early stop): mark them KILLED with the reason. Returns how many."""

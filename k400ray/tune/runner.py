@@ -48,6 +48,7 @@ class TrialSummary:
     status: str  # done | error | stopped early | interrupted | not started
     metrics: dict = field(default_factory=dict)
     error: str | None = None
+    trial_id: str | None = None  # Tune's (the MLflow child run's ``trial_id`` tag); None if never created
 
 
 @dataclass
@@ -188,6 +189,9 @@ def run_grid(spec: SearchSpec, *, num_classes: int, class_names: list[str], addr
         outcome = GridOutcome(path, shown_uri, grid.parent_run_id, trials)
         stopped = dict.fromkeys(stopped_ids, "stopped early by ASHA")
         mlflow_log.close_open_trials(grid, reason_by_trial_id=stopped, default_reason="interrupted")
+        # Ctrl+C can kill a trial's Train controller before its own Ctrl+C arrives; the trial
+        # then ended its run FAILED on the dead actor. Tune says interrupted: so does MLflow.
+        mlflow_log.mark_interrupted(grid, [t.trial_id for t in trials if t.status == "interrupted" and t.trial_id])
         if outcome.interrupted:
             status, reason = "KILLED", "interrupted"
         elif outcome.failed:
@@ -338,7 +342,8 @@ def _summaries(spec: SearchSpec, analysis) -> tuple[list[TrialSummary], list[str
                 stopped.append(trial.trial_id)
         else:
             status = "interrupted" if metrics else "not started"
-        by_key[grid_point(config)] = TrialSummary(*grid_point(config), status=status, metrics=metrics, error=error)
+        by_key[grid_point(config)] = TrialSummary(*grid_point(config), status=status, metrics=metrics, error=error,
+                                                  trial_id=trial.trial_id)
     return [by_key.get(k) or TrialSummary(*k, status="not started") for k in spec.grid_points()], stopped
 
 

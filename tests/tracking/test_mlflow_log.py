@@ -120,6 +120,24 @@ def test_open_trials_are_closed_killed_with_a_reason(uri):
     assert client.get_run(done.run_id).info.status == "FINISHED"
 
 
+def test_a_trial_failed_by_the_interruption_itself_is_marked_interrupted(uri):
+    grid = ml.open_grid_run(uri, "exp", "g", SPEC, resume=False)
+    hit = ml.TrialRun.open(grid, _cfg("a"), family="tsn", tune_trial_id="ta")  # its Train actor died under Ctrl+C
+    hit.end("FAILED", reason="error", error=RuntimeError("ActorDiedError: The actor died unexpectedly"))
+    broken = ml.TrialRun.open(grid, _cfg("b"), family="tsn", tune_trial_id="tb")  # a real failure, not interrupted
+    broken.end("FAILED", reason="error", error=ValueError("bad"))
+    done = ml.TrialRun.open(grid, _cfg("c"), family="tsn", tune_trial_id="tc")
+    done.end("FINISHED", reason="done")
+    assert ml.mark_interrupted(grid, ["ta", "tc"]) == 1
+    client = ml.client_for(uri)
+    run = client.get_run(hit.run_id)
+    assert run.info.status == "KILLED" and run.data.tags[ml.END_TAG] == "interrupted" and ml.ERROR_TAG not in run.data.tags
+    assert client.get_run(broken.run_id).info.status == "FAILED"
+    assert client.get_run(broken.run_id).data.tags[ml.ERROR_TAG] == "ValueError: bad"
+    assert client.get_run(done.run_id).info.status == "FINISHED"
+    assert ml.mark_interrupted(grid, []) == 0
+
+
 def test_trial_artifacts(tmp_path):
     preds = {"efficient": _preds([0, 1, 2, 2], [0, 1, 1, 2]), "accurate": _preds([0, 1, 2, 2], [0, 1, 2, 2])}
     files = write_trial_artifacts(tmp_path, _cfg(), preds, ["walk", "run", "jump"])
