@@ -26,11 +26,27 @@ def keep_workers_alive(cpus: int) -> dict:
 # about to be reclaimed) and exports controller/worker metrics to the dashboard. A local
 # instance has one node that cannot be preempted and no dashboard: both are off there (the
 # user's own environment variables win). Measured on the demo: one process less per trial.
-LOCAL_TRAIN_ENV = {"RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0", "RAY_TRAIN_METRICS_ENABLED": "0"}
+# K400RAY_LOCAL_RAY tells the trainer (engine.lean_trainer) it runs on such an instance.
+LOCAL_TRAIN_ENV = {"RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0", "RAY_TRAIN_METRICS_ENABLED": "0",
+                   "K400RAY_LOCAL_RAY": "1"}
 
 
 def local_logical_cpus() -> int:
     return max(8, 4 * (os.cpu_count() or 1))
+
+
+_LOCAL_GCS: str | None = None  # the address of the local instance init_ray started in this process
+
+
+def busy_cpus() -> int:
+    """How many CPU-bound tasks keep Ray's CPUs busy: the cluster's CPUs, or this machine's cores
+    on the local instance ``init_ray`` started (it advertises more CPUs than there are cores;
+    a CPU-bound task beyond the cores only adds a process to start)."""
+    import ray
+
+    cpus = int(ray.cluster_resources().get("CPU", 1))
+    local = _LOCAL_GCS is not None and ray.get_runtime_context().gcs_address == _LOCAL_GCS
+    return min(cpus, os.cpu_count() or 1) if local else cpus
 
 
 def enable_token_auth_if_available() -> None:
@@ -55,6 +71,7 @@ def init_ray(address: str | None = None, *, num_cpus: int | None = None, quiet: 
     """Start or join Ray once per process. Ray >= 2.60 protects ``ray start`` clusters with a
     token: joining one from another process needs ``RAY_AUTH_MODE=token`` (token file in
     ``~/.ray/auth_token``), which is set here when the token file exists."""
+    global _LOCAL_GCS
     import ray
 
     if ray.is_initialized():
@@ -74,3 +91,4 @@ def init_ray(address: str | None = None, *, num_cpus: int | None = None, quiet: 
             address="local", num_cpus=cpus, include_dashboard=False, logging_level=log_level, log_to_driver=not quiet,
             _system_config=keep_workers_alive(cpus),
         )
+        _LOCAL_GCS = ray.get_runtime_context().gcs_address

@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from k400ray.data.annotations import Discovery, VideoEntry, class_index, discover
+from k400ray.runtime import busy_cpus
 
 INDEX_SCHEMA = pa.schema([
     ("video_id", pa.string()),
@@ -146,7 +147,9 @@ def build_index(
     excluded = list(found.excluded)
     probe = ray.remote(num_cpus=1, max_retries=2)(probe_chunk or _probe_chunk)
     chunks = [list(range(i, min(i + chunk_size, len(entries)))) for i in range(0, len(entries), chunk_size)]
-    window = max(4, 2 * int(ray.cluster_resources().get("CPU", 1)))
+    # Chunks in flight: as many as CPUs can be kept busy (runtime.busy_cpus); more would only
+    # start more processes, each importing PyAV and decord (2 s of CPU on the 2-core dev box).
+    window = max(2, busy_cpus())
     pending: dict[int, ray.ObjectRef] = {}
     ready: dict[int, list] = {}
     submitted = consumed = done = 0

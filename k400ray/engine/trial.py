@@ -77,13 +77,14 @@ def build_trainer(cfg: TrialConfig, *, recipe: TrialRecipe | None = None, callba
     seed and the epoch (``data.pipeline.clip_dataset``), so the data a seed sees does not depend
     on how Ray splits a stream between workers."""
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
-    from ray.train.torch import TorchTrainer
+
+    from k400ray.engine.lean_trainer import LeanTorchTrainer
 
     recipe = recipe or resolve_recipe(cfg)
     resources = {"CPU": cfg.cpus_per_worker}
     if cfg.use_gpu:
         resources["GPU"] = 1
-    return TorchTrainer(
+    return LeanTorchTrainer(
         train_loop_per_worker,
         train_loop_config={"trial": cfg.model_dump(mode="json"), "recipe": recipe.model_dump(mode="json")},
         scaling_config=ScalingConfig(num_workers=cfg.num_workers, use_gpu=cfg.use_gpu, resources_per_worker=resources),
