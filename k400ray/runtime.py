@@ -36,6 +36,7 @@ def local_logical_cpus() -> int:
 
 
 _LOCAL_GCS: str | None = None  # the address of the local instance init_ray started in this process
+_ENDED_BY_COMMAND = False  # init_ray connected this process and finish_ray should disconnect it
 
 
 def busy_cpus() -> int:
@@ -67,15 +68,18 @@ def enable_token_auth_if_available() -> None:
     maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
 
 
-def init_ray(address: str | None = None, *, num_cpus: int | None = None, quiet: bool = True) -> None:
+def init_ray(address: str | None = None, *, num_cpus: int | None = None, quiet: bool = True,
+             keep: bool = False) -> None:
     """Start or join Ray once per process. Ray >= 2.60 protects ``ray start`` clusters with a
     token: joining one from another process needs ``RAY_AUTH_MODE=token`` (token file in
-    ``~/.ray/auth_token``), which is set here when the token file exists."""
-    global _LOCAL_GCS
+    ``~/.ray/auth_token``), which is set here when the token file exists. ``keep``: not ended by
+    :func:`finish_ray` (a test session's instance, shared by the commands it runs)."""
+    global _LOCAL_GCS, _ENDED_BY_COMMAND
     import ray
 
     if ray.is_initialized():
         return
+    _ENDED_BY_COMMAND = not keep
     address = address or os.environ.get("RAY_ADDRESS")
     log_level = "ERROR" if quiet else "INFO"
     if address:
@@ -92,3 +96,17 @@ def init_ray(address: str | None = None, *, num_cpus: int | None = None, quiet: 
             _system_config=keep_workers_alive(cpus),
         )
         _LOCAL_GCS = ray.get_runtime_context().gcs_address
+
+
+def finish_ray() -> None:
+    """End the Ray connection (and the local instance) that :func:`init_ray` opened for this
+    command, unless it was asked to keep it. Called while Ray's output still goes to its log
+    file (``console.ray_log``): warnings Ray holds back and prints at exit (the raylet's
+    "worker processes have been started" count, repeated Nx) then land there, not after the
+    command's last line on the terminal."""
+    global _ENDED_BY_COMMAND
+    import ray
+
+    if _ENDED_BY_COMMAND and ray.is_initialized():
+        ray.shutdown()
+    _ENDED_BY_COMMAND = False

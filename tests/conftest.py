@@ -38,7 +38,7 @@ def ray_local():
 
     from k400ray.runtime import init_ray
 
-    init_ray()
+    init_ray(keep=True)  # shared by every test, the CLI commands they run included
     yield ray
     ray.shutdown()
 

@@ -10,6 +10,7 @@ from typing import Callable
 from k400ray.console.grid_view import grid_view
 from k400ray.console.mlflow_ui import DescriptionRefresher, link_lines
 from k400ray.console.ray_log import default_log_path, ray_output_to
+from k400ray.runtime import finish_ray
 from k400ray.tracking import mlflow_log
 
 
@@ -39,4 +40,5 @@ def run_grid_shown(spec, *, run_grid: Callable, smoke: bool = False, live: bool 
             finally:
                 for r in refresher:
                     r.close()
+                finish_ray()  # before the terminal is restored: Ray's last words go to the log
                 sys.stdout.flush()

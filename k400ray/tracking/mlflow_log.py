@@ -307,6 +307,17 @@ class TrialRun:
         if batch:
             self.client.log_batch(self.run_id, metrics=batch)
 
+    def log_missing_epochs(self, history: list) -> int:
+        """Log the epochs that ``history`` (``(checkpoint, metrics)`` of the Train run's kept
+        checkpoints) holds and this run lacks; returns how many. An interruption can kill the
+        Train controller after an epoch's checkpoint was registered and before its MLflow call;
+        the resumed run continues after that epoch and would never log it."""
+        logged = {m.step for m in self.client.get_metric_history(self.run_id, "train_loss")}
+        missing = [m for _, m in history if not m.get("done") and "epoch" in m and int(m["epoch"]) not in logged]
+        for metrics in missing:
+            log_epoch(self.client, self.run_id, metrics)
+        return len(missing)
+
     def log_artifacts(self, cfg, predictions: dict, class_names: list[str]) -> None:
         from k400ray.tracking.artifacts import write_trial_artifacts
 

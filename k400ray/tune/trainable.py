@@ -50,6 +50,7 @@ def grid_trial(params: dict, *, spec: dict, num_classes: int, class_names: list[
         if outcome.error:
             raise TrialFailed(f"{cfg.name}: {outcome.error}")
         outbox.flush(run.client)  # MLflow's client waits out a short outage here (~4 min of retries)
+        run.log_missing_epochs(outcome.history)
         run.log_final(outcome.metrics, step=int(outcome.metrics["epoch"]))
         run.log_artifacts(cfg, outcome.predictions, class_names)
     except (KeyboardInterrupt, SystemExit):

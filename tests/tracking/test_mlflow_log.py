@@ -138,6 +138,17 @@ def test_a_trial_failed_by_the_interruption_itself_is_marked_interrupted(uri):
     assert ml.mark_interrupted(grid, []) == 0
 
 
+def test_an_epoch_only_its_checkpoint_holds_is_logged_once(uri):
+    grid = ml.open_grid_run(uri, "exp", "g", SPEC, resume=False)
+    run = ml.TrialRun.open(grid, _cfg(), family="tsn", tune_trial_id="t1")
+    ml.log_epoch(run.client, run.run_id, {"epoch": 1, "train_loss": 1.5})
+    history = [("c1", {"epoch": 1, "train_loss": 1.5, "done": 0}), ("c2", {"epoch": 2, "train_loss": 1.2, "done": 0}),
+               ("c3", {"epoch": 2, "train_loss": 1.2, "efficient_acc1": 50.0, "done": 1})]
+    assert run.log_missing_epochs(history) == 1  # epoch 2: checkpointed, never logged
+    assert [(m.step, m.value) for m in run.client.get_metric_history(run.run_id, "train_loss")] == [(1, 1.5), (2, 1.2)]
+    assert run.log_missing_epochs(history) == 0
+
+
 def test_trial_artifacts(tmp_path):
     preds = {"efficient": _preds([0, 1, 2, 2], [0, 1, 1, 2]), "accurate": _preds([0, 1, 2, 2], [0, 1, 2, 2])}
     files = write_trial_artifacts(tmp_path, _cfg(), preds, ["walk", "run", "jump"])

@@ -102,7 +102,6 @@ def test_interrupted_grid_resumes_only_unfinished_trials(cli_app, tiny_index, tm
     assert "?workflowType=machine_learning" in first_out
 
     monkeypatch.chdir(tmp_path)
-    resumed_at_ms = time.time() * 1000
     resumed = CliRunner().invoke(cli_app, ["tune", spec, "--resume"])
     assert resumed.exit_code == 0, resumed.output[-3000:]
 
@@ -128,19 +127,19 @@ def test_interrupted_grid_resumes_only_unfinished_trials(cli_app, tiny_index, tm
     # The console of the resumed grid: the finished trial kept, the other one step by step, the end.
     # SIGTERM may have come after the interrupted trial's only epoch was trained and checkpointed
     # (then the resumed run goes straight to its test, and its end line carries both modes) or
-    # before (then it trains that epoch again and says so): the epoch's MLflow timestamp tells which.
+    # before (then it trains that epoch again and says so). Either way MLflow holds that epoch:
+    # logged when trained, or from its checkpoint when the interruption came before the
+    # controller logged it.
     other_name = f"e2e-{final[other].data.tags['model']}-{other}-s0"
     out = resumed.stdout
     other_epochs = client.get_metric_history(final[other].info.run_id, "train_loss")
     assert other_epochs and {m.step for m in other_epochs} == {1}  # epoch 1, by either run (or both)
-    trained_on_resume = any(m.timestamp >= resumed_at_ms for m in other_epochs)
     assert "grid e2e: 2 trials, up to 1 at a time (1 already finished)" in out
     for line in (f"start  {other_name} (1 epochs)", f"done {other_name} in ", "grid e2e FINISHED in "):
         assert line in out, (line, out[-3000:])
     done_line = next(ln for ln in out.splitlines() if ln.startswith(f"done {other_name} in "))
     assert "efficient acc1/acc5 " in done_line and "accurate acc1/acc5 " in done_line, done_line
-    assert (f"epoch  {other_name} 1/1: " in out) == trained_on_resume, (trained_on_resume, out[-3000:])
-    if trained_on_resume:
+    if f"epoch  {other_name} 1/1: " in out:  # trained again: then tested, step by step
         assert f"tested {other_name}: " in out, out[-3000:]
     assert f"start  {done_name}" not in out
     # MLflow: the experiment is "model development"; the links open the runs table in that mode;
