@@ -26,9 +26,9 @@ def keep_workers_alive(cpus: int) -> dict:
 # about to be reclaimed) and exports controller/worker metrics to the dashboard. A local
 # instance has one node that cannot be preempted and no dashboard: both are off there (the
 # user's own environment variables win). Measured on the demo: one process less per trial.
-# K400RAY_LOCAL_RAY tells the trainer (engine.lean_trainer) it runs on such an instance.
-LOCAL_TRAIN_ENV = {"RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0", "RAY_TRAIN_METRICS_ENABLED": "0",
-                   "K400RAY_LOCAL_RAY": "1"}
+# LOCAL_RAY_ENV tells the trainer (engine.lean_trainer) it runs on such an instance.
+LOCAL_RAY_ENV = "K400RAY_LOCAL_RAY"
+LOCAL_TRAIN_ENV = {"RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0", "RAY_TRAIN_METRICS_ENABLED": "0", LOCAL_RAY_ENV: "1"}
 
 
 def local_logical_cpus() -> int:

@@ -26,8 +26,7 @@ import os
 
 from ray.train.torch import TorchTrainer
 
-# Set by ``runtime.init_ray`` for the local instance it starts (its raylet and workers inherit it).
-LOCAL_RAY_ENV = "K400RAY_LOCAL_RAY"
+from k400ray.runtime import LOCAL_RAY_ENV  # set by init_ray for the local instance it starts
 
 
 def _unused_callback_types(local_ray: bool) -> tuple[type, ...]:

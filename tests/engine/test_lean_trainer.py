@@ -9,8 +9,8 @@ from ray.train.torch import TorchTrainer
 from ray.train.v2._internal.callbacks.datasets import DatasetsCallback
 from ray.train.v2._internal.callbacks.placement_group_callback import PlacementGroupCleanerCallback
 
-from k400ray.engine.lean_trainer import LOCAL_RAY_ENV, LeanTorchTrainer
-from k400ray.runtime import LOCAL_TRAIN_ENV
+from k400ray.engine.lean_trainer import LeanTorchTrainer
+from k400ray.runtime import LOCAL_RAY_ENV, LOCAL_TRAIN_ENV
 
 
 def _loop(config):  # never run
