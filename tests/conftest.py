@@ -81,6 +81,19 @@ storage_path: {runs}
 """
 
 
+def _train_spec(root: Path, index: Path) -> Path:
+    spec = root / "spec.yaml"
+    spec.write_text(TRAIN_SPEC.format(index=index, runs=root / "runs"))
+    return spec
+
+
+@pytest.fixture(scope="session")
+def spec_file(tiny_index, tmp_path_factory):
+    """:data:`TRAIN_SPEC` on the session's set, in a directory of its own (no run in it): for the
+    command-line refusals, which need a valid spec and never train."""
+    return _train_spec(tmp_path_factory.mktemp("cli-train"), tiny_index)
+
+
 @pytest.fixture(scope="session")
 def trained(tiny_index, tmp_path_factory):
     """``k400ray train`` of one toy TSM trial on the session's set: 1 epoch, 1 worker x 4 clips,
@@ -97,9 +110,7 @@ def trained(tiny_index, tmp_path_factory):
 
     from k400ray.cli import app
 
-    root = tmp_path_factory.mktemp("trained")
-    spec = root / "spec.yaml"
-    spec.write_text(TRAIN_SPEC.format(index=tiny_index, runs=root / "runs"))
+    spec = _train_spec(tmp_path_factory.mktemp("trained"), tiny_index)
     argv = ["train", str(spec), "--model", "tsm_r50_1x1x8", "--aug", "default", "--seed", "0"]
     result = CliRunner().invoke(app, argv)
     assert result.exit_code == 0, result.output

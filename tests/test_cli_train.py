@@ -12,32 +12,6 @@ from k400ray.cli import app
 
 runner = CliRunner()
 
-SPEC = """
-experiment: clitest
-scale: toy
-data:
-  train_index: {index}
-grid:
-  presets: [tsn_r50_1x1x8]
-training:
-  epochs: 1
-  batch_per_worker: 4
-  lr: 0.01
-resources:
-  decode_tasks: 2
-  max_failures: 0
-storage_path: {runs}
-"""
-
-
-@pytest.fixture(scope="module")
-def spec_file(tiny_index, tmp_path_factory):
-    """A spec on the session's set (tests/conftest.py: 16 train, 8 val videos), for the refusals."""
-    root = tmp_path_factory.mktemp("cli-train")
-    spec = root / "spec.yaml"
-    spec.write_text(SPEC.format(index=tiny_index, runs=root / "runs"))
-    return spec
-
 
 @pytest.mark.slow
 def test_train_then_eval(trained, tiny_index, tmp_path):

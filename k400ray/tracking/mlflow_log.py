@@ -28,6 +28,7 @@ import math
 import tempfile
 import time
 import traceback
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -360,32 +361,26 @@ def log_epoch(client, run_id: str, metrics: dict, outbox=None) -> None:
         client.log_batch(run_id, metrics=batch)
 
 
-def mark_interrupted(grid: GridRun, trial_ids: list[str]) -> int:
-    """The child runs of ``trial_ids`` (trials Tune saved as interrupted) that ended FAILED become
-    KILLED with reason "interrupted", their error tag dropped: an error raised by the interruption
-    itself (a Train actor that died first) is not the trial's failure. Returns how many."""
-    client = client_for(grid.tracking_uri)
-    wanted, marked = set(trial_ids), 0
-    for run in child_runs(client, grid) if wanted else []:
-        if run.info.status != "FAILED" or run.data.tags.get("trial_id") not in wanted:
-            continue
-        client.set_tag(run.info.run_id, END_TAG, "interrupted")
-        if ERROR_TAG in run.data.tags:
-            client.delete_tag(run.info.run_id, ERROR_TAG)
-        client.set_terminated(run.info.run_id, "KILLED")
-        marked += 1
-    return marked
-
-
-def close_open_trials(grid: GridRun, *, reason_by_trial_id: dict[str, str], default_reason: str) -> int:
+def close_open_trials(grid: GridRun, *, reason_by_trial_id: dict[str, str], default_reason: str,
+                      interrupted_ids: Collection[str] = ()) -> int:
     """Trial runs still RUNNING after the Tuner returned belong to trial actors that were
-    killed (Ctrl+C, SIGTERM, an early stop): mark them KILLED with the reason. Returns how many."""
+    killed (Ctrl+C, SIGTERM, an early stop): mark them KILLED with the reason. So are the runs
+    of ``interrupted_ids`` (trials Tune saved as interrupted) that ended FAILED, with reason
+    "interrupted" and their error tag dropped: Ctrl+C can kill a trial's Train controller first,
+    and the error that raised in the trial is the interruption's, not the trial's. Returns how
+    many."""
     client = client_for(grid.tracking_uri)
-    closed = 0
+    interrupted, closed = set(interrupted_ids), 0
     for run in child_runs(client, grid):
-        if run.info.status != "RUNNING":
+        trial_id = run.data.tags.get("trial_id", "")
+        if run.info.status == "RUNNING":
+            reason = reason_by_trial_id.get(trial_id, default_reason)
+        elif run.info.status == "FAILED" and trial_id in interrupted:
+            reason = "interrupted"
+            if ERROR_TAG in run.data.tags:
+                client.delete_tag(run.info.run_id, ERROR_TAG)
+        else:
             continue
-        reason = reason_by_trial_id.get(run.data.tags.get("trial_id", ""), default_reason)
         client.set_tag(run.info.run_id, END_TAG, reason)
         client.set_terminated(run.info.run_id, "KILLED")
         closed += 1

@@ -188,10 +188,10 @@ def run_grid(spec: SearchSpec, *, num_classes: int, class_names: list[str], addr
         trials, stopped_ids = _summaries(spec, tune.ExperimentAnalysis(path))
         outcome = GridOutcome(path, shown_uri, grid.parent_run_id, trials)
         stopped = dict.fromkeys(stopped_ids, "stopped early by ASHA")
-        mlflow_log.close_open_trials(grid, reason_by_trial_id=stopped, default_reason="interrupted")
-        # Ctrl+C can kill a trial's Train controller before its own Ctrl+C arrives; the trial
-        # then ended its run FAILED on the dead actor. Tune says interrupted: so does MLflow.
-        mlflow_log.mark_interrupted(grid, [t.trial_id for t in trials if t.status == "interrupted" and t.trial_id])
+        # A trial whose Train controller Ctrl+C killed first ended its run FAILED on the dead
+        # actor; Tune says interrupted, and so does MLflow.
+        mlflow_log.close_open_trials(grid, reason_by_trial_id=stopped, default_reason="interrupted",
+                                     interrupted_ids=[t.trial_id for t in trials if t.status == "interrupted"])
         if outcome.interrupted:
             status, reason = "KILLED", "interrupted"
         elif outcome.failed:

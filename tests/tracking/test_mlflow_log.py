@@ -128,14 +128,14 @@ def test_a_trial_failed_by_the_interruption_itself_is_marked_interrupted(uri):
     broken.end("FAILED", reason="error", error=ValueError("bad"))
     done = ml.TrialRun.open(grid, _cfg("c"), family="tsn", tune_trial_id="tc")
     done.end("FINISHED", reason="done")
-    assert ml.mark_interrupted(grid, ["ta", "tc"]) == 1
+    assert ml.close_open_trials(grid, reason_by_trial_id={}, default_reason="-", interrupted_ids=["ta", "tc"]) == 1
     client = ml.client_for(uri)
     run = client.get_run(hit.run_id)
     assert run.info.status == "KILLED" and run.data.tags[ml.END_TAG] == "interrupted" and ml.ERROR_TAG not in run.data.tags
     assert client.get_run(broken.run_id).info.status == "FAILED"
     assert client.get_run(broken.run_id).data.tags[ml.ERROR_TAG] == "ValueError: bad"
     assert client.get_run(done.run_id).info.status == "FINISHED"
-    assert ml.mark_interrupted(grid, []) == 0
+    assert ml.close_open_trials(grid, reason_by_trial_id={}, default_reason="-") == 0
 
 
 def test_an_epoch_only_its_checkpoint_holds_is_logged_once(uri):
