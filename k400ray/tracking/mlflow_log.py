@@ -265,6 +265,7 @@ class TrialRun:
         if found:
             run = found[0]
             client.update_run(run.info.run_id, status="RUNNING")
+            _retire_error(client, run)  # the row shows this attempt, not the error that ended the last
             attempt = int(run.data.tags.get("k400ray.attempt", "1")) + 1
             for key, value in {**tags, "k400ray.attempt": str(attempt), END_TAG: "running"}.items():
                 client.set_tag(run.info.run_id, key, value)
@@ -343,6 +344,19 @@ class TrialRun:
             logger.warning("could not end MLflow run %s as %s", self.run_id, status, exc_info=True)
 
 
+def _retire_error(client, run) -> None:
+    """Move ``run``'s error tag to ``k400ray.error.attempt<N>`` (N: the attempt it ended).
+    The error tag is what the trials table and the sheet show next to a run's status; an error
+    that ended an earlier attempt (or that the interruption itself raised) must not stand next
+    to the status of the attempt that followed. ``error.txt`` keeps the last traceback."""
+    error = run.data.tags.get(ERROR_TAG)
+    if error is None:
+        return
+    attempt = run.data.tags.get("k400ray.attempt", "1")
+    client.set_tag(run.info.run_id, f"{ERROR_TAG}.attempt{attempt}", error)
+    client.delete_tag(run.info.run_id, ERROR_TAG)
+
+
 def _same(a: float, b: float) -> bool:
     return (math.isnan(a) and math.isnan(b)) or math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
 
@@ -366,9 +380,10 @@ def close_open_trials(grid: GridRun, *, reason_by_trial_id: dict[str, str], defa
     """Trial runs still RUNNING after the Tuner returned belong to trial actors that were
     killed (Ctrl+C, SIGTERM, an early stop): mark them KILLED with the reason. So are the runs
     of ``interrupted_ids`` (trials Tune saved as interrupted) that ended FAILED, with reason
-    "interrupted" and their error tag dropped: Ctrl+C can kill a trial's Train controller first,
-    and the error that raised in the trial is the interruption's, not the trial's. Returns how
-    many."""
+    "interrupted": Ctrl+C can kill a trial's Train controller first, and the error that raised
+    in the trial is the interruption's, not the trial's. A closed run's error tag is retired
+    (:func:`_retire_error`): a trial killed while it was ending its run can hold one. Returns
+    how many."""
     client = client_for(grid.tracking_uri)
     interrupted, closed = set(interrupted_ids), 0
     for run in child_runs(client, grid):
@@ -377,10 +392,9 @@ def close_open_trials(grid: GridRun, *, reason_by_trial_id: dict[str, str], defa
             reason = reason_by_trial_id.get(trial_id, default_reason)
         elif run.info.status == "FAILED" and trial_id in interrupted:
             reason = "interrupted"
-            if ERROR_TAG in run.data.tags:
-                client.delete_tag(run.info.run_id, ERROR_TAG)
         else:
             continue
+        _retire_error(client, run)
         client.set_tag(run.info.run_id, END_TAG, reason)
         client.set_terminated(run.info.run_id, "KILLED")
         closed += 1

@@ -77,6 +77,14 @@ def test_a_retried_trial_keeps_its_one_child_run(uri):
     assert client.get_run(second.run_id).info.status == "RUNNING"
     assert client.get_run(second.run_id).data.tags["k400ray.attempt"] == "2"
     assert len(ml.child_runs(client, grid)) == 1
+    # The second attempt's row shows its own outcome: the first attempt's error is kept aside.
+    tags = client.get_run(second.run_id).data.tags
+    assert ml.ERROR_TAG not in tags and tags[f"{ml.ERROR_TAG}.attempt1"] == "ValueError: decoder exploded"
+    second.end("FINISHED", reason="done")
+    from k400ray.console.mlflow_ui import trials_markdown
+
+    row = next(ln for ln in trials_markdown(client, grid).splitlines() if ln.startswith("| tsn_r50_1x1x8"))
+    assert row.startswith("| tsn_r50_1x1x8 | default | 0 | done | ") and "exploded" not in row, row
 
 
 def test_epoch_then_final_metrics_without_duplicates(uri):
@@ -132,10 +140,22 @@ def test_a_trial_failed_by_the_interruption_itself_is_marked_interrupted(uri):
     client = ml.client_for(uri)
     run = client.get_run(hit.run_id)
     assert run.info.status == "KILLED" and run.data.tags[ml.END_TAG] == "interrupted" and ml.ERROR_TAG not in run.data.tags
+    assert "ActorDiedError" in run.data.tags[f"{ml.ERROR_TAG}.attempt1"]
     assert client.get_run(broken.run_id).info.status == "FAILED"
     assert client.get_run(broken.run_id).data.tags[ml.ERROR_TAG] == "ValueError: bad"
     assert client.get_run(done.run_id).info.status == "FINISHED"
     assert ml.close_open_trials(grid, reason_by_trial_id={}, default_reason="-") == 0
+
+
+def test_a_trial_killed_while_ending_its_run_is_closed_without_its_error(uri):
+    grid = ml.open_grid_run(uri, "exp", "g", SPEC, resume=False)
+    hit = ml.TrialRun.open(grid, _cfg("a"), family="tsn", tune_trial_id="ta")
+    client = ml.client_for(uri)
+    client.set_tag(hit.run_id, ml.ERROR_TAG, "ActorDiedError: killed")  # end() got this far, then the kill
+    assert ml.close_open_trials(grid, reason_by_trial_id={}, default_reason="interrupted") == 1
+    run = client.get_run(hit.run_id)
+    assert run.info.status == "KILLED" and run.data.tags[ml.END_TAG] == "interrupted"
+    assert ml.ERROR_TAG not in run.data.tags and run.data.tags[f"{ml.ERROR_TAG}.attempt1"] == "ActorDiedError: killed"
 
 
 def test_an_epoch_only_its_checkpoint_holds_is_logged_once(uri):
