@@ -38,6 +38,7 @@ TRIAL_TAG = "k400ray.trial"
 SPEC_TAG = "k400ray.spec_sha1"
 ERROR_TAG = "k400ray.error"
 END_TAG = "k400ray.end_reason"
+ATTEMPT_TAG = "k400ray.attempt"  # 1, then +1 each time the trial runs again in the same child run
 PARENT_TAG = "mlflow.parentRunId"
 NOTE_TAG = "mlflow.note.content"  # a run's description in MLflow's UI (markdown)
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
@@ -266,12 +267,12 @@ class TrialRun:
             run = found[0]
             client.update_run(run.info.run_id, status="RUNNING")
             _retire_error(client, run)  # the row shows this attempt, not the error that ended the last
-            attempt = int(run.data.tags.get("k400ray.attempt", "1")) + 1
-            for key, value in {**tags, "k400ray.attempt": str(attempt), END_TAG: "running"}.items():
+            attempt = int(run.data.tags.get(ATTEMPT_TAG, "1")) + 1
+            for key, value in {**tags, ATTEMPT_TAG: str(attempt), END_TAG: "running"}.items():
                 client.set_tag(run.info.run_id, key, value)
             logged = run.data.params
         else:
-            run = client.create_run(grid.experiment_id, run_name=cfg.name, tags={**tags, "k400ray.attempt": "1"})
+            run = client.create_run(grid.experiment_id, run_name=cfg.name, tags={**tags, ATTEMPT_TAG: "1"})
             logged = {}
         params = {k: v for k, v in cfg.model_dump(mode="json").items() if k not in logged}
         if params:
@@ -352,7 +353,7 @@ def _retire_error(client, run) -> None:
     error = run.data.tags.get(ERROR_TAG)
     if error is None:
         return
-    attempt = run.data.tags.get("k400ray.attempt", "1")
+    attempt = run.data.tags.get(ATTEMPT_TAG, "1")
     client.set_tag(run.info.run_id, f"{ERROR_TAG}.attempt{attempt}", error)
     client.delete_tag(run.info.run_id, ERROR_TAG)
 
