@@ -19,7 +19,7 @@ from urllib.parse import urlparse
 import pytest
 import yaml
 
-from tests.test_docs_commands import BadCommandLine, _is, find_tool_commands, parse_cli
+from tests.test_docs_commands import BadCommandLine, _is, find_tool_commands, k400ray_cli, parse_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 CLUSTER_YAML = ROOT / "cluster.yaml"
@@ -210,6 +210,31 @@ def test_shared_storage():
     assert mounts == ["/mnt/k400"], "the dataset file system is mounted on every node"
     for path in (grid["data"]["train_index"], grid["data"]["data_root"]):
         assert path.startswith(mounts[0] + "/") or path == mounts[0]
+
+
+def test_worker_nodes_stage_the_data_before_ray_starts():
+    """Every worker node mounts its instance-store NVMe and copies the spec's data there in its
+    setup (before `ray start`): the command parses, names the spec's index and local copy, and
+    both worker types have drives to hold it."""
+    import json
+
+    config = aws_config()
+    setup = config["worker_setup_commands"]
+    assert any("infra/mount_local_disks.sh /mnt/local" in cmd for cmd in setup)
+    assert subprocess.run(["bash", "-n", str(ROOT / "infra" / "mount_local_disks.sh")]).returncode == 0
+    stages = [argv for cmd in setup for _, argv in find_tool_commands(cmd.replace("~/venv/bin/k400ray", "k400ray"),
+                                                                        ("k400ray",)) if argv[:1] == ["stage"]]
+    assert len(stages) == 1
+    argv = stages[0]
+    parse_cli(k400ray_cli(), "k400ray", argv)
+    for name in ("aug_grid.yaml", "seed_sheet.yaml"):
+        data = yaml.safe_load((ROOT / "search_spaces" / name).read_text(encoding="utf-8"))["data"]
+        assert argv[1] == data["train_index"] and argv[argv.index("--to") + 1] == data["local_cache"], name
+    assert "--if-present" in argv and argv[argv.index("--to") + 1].startswith("/mnt/local/")
+    prices = json.loads((ROOT / "k400ray" / "tune" / "records" / "prices.json").read_text(encoding="utf-8"))
+    for node in ("ray.worker.gpu", "ray.worker.cpu"):
+        instance = config["available_node_types"][node]["node_config"]["InstanceType"]
+        assert prices["instances"][instance]["local_disk_gb"] >= 1000, f"{node}: {instance} has no instance store"
 
 
 SECRETS = [

@@ -1,4 +1,4 @@
-"""``synth``, ``index``, ``prepare``: making and indexing a dataset."""
+"""``synth``, ``index``, ``prepare``, ``stage``: making, indexing and placing a dataset."""
 
 from __future__ import annotations
 
@@ -101,6 +101,43 @@ def prepare(
     typer.echo(f"next: k400ray index {out} --out {out / 'index'}")
 
 
+def stage(
+    index: str = typer.Argument(..., help="index to stage (a path, or s3://...): its manifest names the data root"),
+    to: str = typer.Option(..., "--to", help="this node's local copy, e.g. /mnt/local/k400 ($VARS expanded here)"),
+    source: Optional[str] = typer.Option(None, "--from",
+                                         help="read the prepared copy from here instead of the index's data root "
+                                              "(e.g. s3://BUCKET/k400/prepared: the same copy)"),
+    workers: int = typer.Option(16, "--workers", min=1, help="files copied and checked at once"),
+    if_present: bool = typer.Option(False, "--if-present",
+                                    help="exit 0 when there is no index yet (a node set up before the data)"),
+) -> None:
+    """Copy the index and its prepared copy onto this node's disk, checking every file's checksum (resumable)."""
+    import sys
+
+    from k400ray.console.counter import count_progress
+    from k400ray.data.stage import NoIndex, StageError, stage as stage_copy
+
+    try:
+        with count_progress("staging", "files", sys.stderr) as update:
+            result = stage_copy(index, to, source=source, workers=workers,
+                                progress=lambda done, total, _bytes: update(done, total))
+    except StageError as exc:
+        if if_present and isinstance(exc, NoIndex):
+            typer.echo(f"nothing staged: no index at {index} yet (decode tasks read the shared copy)")
+            return
+        fail(str(exc))
+    gb = 1e9
+    typer.echo(f"staged {result.data_root} (from {result.source}) and {index} to {result.local}: {result.files} files, "
+               f"{result.bytes / gb:.2f} GB; {result.copied} copied ({result.copied_bytes / gb:.2f} GB, "
+               f"{result.replaced} of them replacing a damaged local file), {result.kept} already there "
+               f"(checksum verified), {len(result.failed)} failed; {result.seconds:.1f} s")
+    for item in result.failed[:20]:
+        typer.echo(f"  failed {item['path']}: {item['reason']}")
+    if result.failed:
+        typer.echo("  decode tasks read these from the shared copy; run `k400ray stage` again once it is fixed")
+        raise typer.Exit(1)
+
+
 def _check_dataset_args(root: Path, layout: str, what: str) -> None:
     """The checks ``index`` and ``prepare`` share: a known layout and an existing root."""
     if layout not in ("auto", "csv", "list", "tree"):
@@ -110,7 +147,8 @@ def _check_dataset_args(root: Path, layout: str, what: str) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``synth``, ``index`` and ``prepare`` to ``app``."""
+    """Add ``synth``, ``index``, ``prepare`` and ``stage`` to ``app``."""
     app.command("synth")(synth)
     app.command("index")(index)
     app.command("prepare")(prepare)
+    app.command("stage")(stage)

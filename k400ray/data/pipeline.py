@@ -11,8 +11,12 @@ the index rows (a few hundred bytes each) of which it takes its share (``clip_da
 does not raise: its row comes out with ``valid=False`` and an all-zero clip, so every
 consumer can count it (``skipped_videos``) and evaluation still sees each video exactly once.
 
+Where a node holds a staged copy of the data (``k400ray stage``, the spec's ``data.local_cache``),
+its decode tasks read the videos from that copy; a row whose local file is missing or of another
+size than the index recorded is read from the shared root instead (``data.stage``).
+
 Batch columns: ``clips`` uint8 ``(B, V, C, T, S, S)``, ``label`` int64, ``video_id`` str,
-``valid`` bool.
+``valid`` bool, ``local`` bool (the video was read from the node's staged copy).
 """
 
 from __future__ import annotations
@@ -29,8 +33,9 @@ from k400ray.data.allocator import keep_freed_memory
 from k400ray.data.clip import ClipSpec, load_clip
 from k400ray.data.decode import DecodeError
 from k400ray.data.index import load_manifest, shard_paths
+from k400ray.data.stage import staged_data_root, staged_index
 
-INDEX_COLUMNS = ["video_id", "path", "label", "num_frames", "width", "height", "decoder"]
+INDEX_COLUMNS = ["video_id", "path", "label", "num_frames", "width", "height", "decoder", "bytes"]
 # The columns a row's decode reads (``decode_row``).
 _DECODE_COLUMNS = ("path", "num_frames", "width", "height", "decoder")
 # Clips one training decode task decodes (rounded up to whole batches): 3-5 s on one core.
@@ -99,20 +104,36 @@ def decode_row(row: Mapping, data_root: str, spec: ClipSpec, rng: np.random.Gene
         return None
 
 
+def _local_copy_holds(local_root: str | None, rel: str, size) -> bool:
+    """The node's staged copy has this row's video, whole (the size the index recorded)."""
+    if local_root is None:
+        return False
+    try:
+        return os.stat(os.path.join(local_root, rel)).st_size == int(size)
+    except (OSError, TypeError, ValueError):
+        return False
+
+
 def decode_batch(batch: dict[str, np.ndarray], *, data_root: str, spec: ClipSpec, seed: int | None = None,
-                 epoch: int = 0) -> dict[str, np.ndarray]:
+                 epoch: int = 0, local_cache: str | None = None) -> dict[str, np.ndarray]:
     """``map_batches`` body: index rows -> clips. Runs as plain Ray tasks, whose worker
     processes Ray reuses across tasks and epochs (actors would pay the torch import on every
     execution). With a ``seed`` every video's draws come from ``video_rng(seed, epoch, id)``;
-    without one (benchmarks) from fresh OS entropy."""
+    without one (benchmarks) from fresh OS entropy. ``local_cache``: the spec's
+    ``data.local_cache``, resolved on the node this task runs on (``data.stage``)."""
     setup_decode_process()
     fresh = np.random.default_rng() if seed is None else None
+    local_root = staged_data_root(local_cache, data_root)
     n = len(batch["path"])
     clips = np.empty((n, *spec.output_shape), dtype=np.uint8)  # every row is written below
     valid = np.zeros(n, dtype=bool)
+    local = np.zeros(n, dtype=bool)
+    sizes = batch["bytes"] if "bytes" in batch else [None] * n
     for i in range(n):
         rng = fresh if seed is None else video_rng(seed, epoch, batch["video_id"][i])
-        clip = decode_row({c: batch[c][i] for c in _DECODE_COLUMNS}, data_root, spec, rng)
+        local[i] = _local_copy_holds(local_root, str(batch["path"][i]), sizes[i])
+        root = local_root if local[i] else data_root
+        clip = decode_row({c: batch[c][i] for c in _DECODE_COLUMNS}, root, spec, rng)
         if clip is None:
             clips[i] = 0  # counted downstream through `valid`
         else:
@@ -122,7 +143,24 @@ def decode_batch(batch: dict[str, np.ndarray], *, data_root: str, spec: ClipSpec
             "label": batch["label"].astype(np.int64),
             "video_id": np.asarray(batch["video_id"]).astype(str),
             "valid": valid,
+            "local": local,
         }
+
+
+class LocalReads:
+    """How many of the rows that pass through ``count`` were read from a node's staged copy
+    (``local``), of all rows: what a trial reports as ``local_read_fraction``."""
+
+    def __init__(self) -> None:
+        self.local = 0
+        self.rows = 0
+
+    def count(self, batches):
+        for batch in batches:
+            local = np.asarray(batch["local"], dtype=bool) if "local" in batch else np.zeros(0, dtype=bool)
+            self.local += int(local.sum())
+            self.rows += len(batch["valid"])
+            yield batch
 
 
 def permute_rows(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -182,6 +220,7 @@ def clip_dataset(
     decode_rows: int | None = None,
     limit: int | None = None,
     shard: tuple[int, int] | None = None,
+    local_cache: str | None = None,
 ):
     """A streaming ``ray.data.Dataset`` of decoded clips for ``split`` of the index.
 
@@ -201,13 +240,16 @@ def clip_dataset(
     ``decode_tasks`` caps how many decode tasks run at once (None: as many as CPUs allow);
     ``decode_cpus`` is the logical CPUs (or ``decode_cpu`` resources, see
     ``decode_task_resources``) each decode task holds; ``decode_rows`` the index rows
-    one decode task takes (default ``rows_per_decode_task``), output in blocks of ``batch_size``.
+    one decode task takes (default ``rows_per_decode_task``), output in blocks of ``batch_size``;
+    ``local_cache`` the node-local staged copy (``data.stage``): the index is read from this
+    node's copy when it has one, the videos from each decode task's node's copy.
     """
     import ray.data
 
     # Progress bars are drawn by the process that executes the dataset (a Train worker),
     # where nobody sees them; redrawing them costs CPU on every block.
     ray.data.DataContext.get_current().enable_progress_bars = False
+    index_dir = staged_index(local_cache, str(index_dir)) or index_dir
     manifest = load_manifest(index_dir)
     root = data_root or manifest["data_root"]
     seeded = seed is not None and epoch is not None
@@ -243,7 +285,8 @@ def clip_dataset(
         ds.context.execution_options.preserve_order = True
     return ds.map_batches(
         decode_batch,
-        fn_kwargs={"data_root": root, "spec": spec, "seed": seed if seeded else None, "epoch": epoch or 0},
+        fn_kwargs={"data_root": root, "spec": spec, "seed": seed if seeded else None, "epoch": epoch or 0,
+                   "local_cache": local_cache},
         batch_size=batch_size,
         batch_format="numpy",
         compute=ray.data.TaskPoolStrategy(size=decode_tasks),

@@ -37,6 +37,8 @@ class TrialConfig(BaseModel):
     train_split: str = "train"
     val_split: str = "val"
     data_root: str | None = None  # override of the manifest's data root (another mount point)
+    # A node-local staged copy (``k400ray stage``), resolved on each node; None: shared reads only.
+    local_cache: str | None = None
     num_classes: int = Field(..., ge=2)
     # optimisation (None: the preset's recipe, lr scaled linearly with the total batch)
     epochs: int | None = Field(None, ge=1)

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from k400ray.data.pipeline import clip_dataset, eval_batch_videos
+from k400ray.data.pipeline import LocalReads, clip_dataset, eval_batch_videos
 from k400ray.engine import checkpoint as ckpt
 from k400ray.engine.augment import BatchMix
 from k400ray.engine.best import BestEpoch
@@ -102,21 +102,21 @@ def train_loop_per_worker(config: dict) -> None:
                    alpha=cfg.mixup_alpha if cfg.aug == MIXUP else cfg.cutmix_alpha, num_classes=cfg.num_classes)
     train_spec = preset.clip_spec("train", randaugment=cfg.randaugment)
 
-    def train_batches(epoch: int):
+    def train_batches(epoch: int, reads: LocalReads):
         """This rank's share of the epoch, in the order the seed and the epoch fix."""
         ds = clip_dataset(
             cfg.train_index, cfg.train_split, train_spec, data_root=cfg.data_root, seed=cfg.seed, epoch=epoch,
             shard=(rank, world), decode_cpus=cfg.decode_cpus, decode_tasks=cfg.train_decode_tasks_per_worker,
-            batch_size=cfg.batch_size, limit=cfg.limit_videos,
+            batch_size=cfg.batch_size, limit=cfg.limit_videos, local_cache=cfg.local_cache,
         )
-        return ds.iter_batches(batch_size=cfg.batch_size, batch_format="numpy", prefetch_batches=2)
+        return reads.count(ds.iter_batches(batch_size=cfg.batch_size, batch_format="numpy", prefetch_batches=2))
     eval_batches = {mode: eval_batch_videos(preset.clip_spec(mode), cfg.eval_batch_videos)
                     for mode in EVAL_MODES}
     val_sets = {
         mode: clip_dataset(
             cfg.val_index, cfg.val_split, preset.clip_spec(mode), data_root=cfg.data_root,
             decode_cpus=cfg.decode_cpus, decode_tasks=cfg.eval_decode_tasks_per_worker,
-            batch_size=eval_batches[mode], limit=cfg.limit_videos, shard=(rank, world),
+            batch_size=eval_batches[mode], limit=cfg.limit_videos, shard=(rank, world), local_cache=cfg.local_cache,
         )
         for mode in EVAL_MODES
     }
@@ -150,18 +150,20 @@ def train_loop_per_worker(config: dict) -> None:
     for epoch in range(start_epoch, epochs):
         lr_now = optimizer.param_groups[0]["lr"] / optimizer.param_groups[0].get("lr_mult", 1.0)
         torch.manual_seed(epoch_seed(cfg.seed, epoch, rank))
+        reads = LocalReads()
         stats = train_one_epoch(
-            model, train_batches(epoch), optimizer, device=device, mix=mix, clip_grad_norm=recipe.clip_grad_norm, amp=cfg.use_amp,
-            memory_format=memory_format,
+            model, train_batches(epoch, reads), optimizer, device=device, mix=mix, clip_grad_norm=recipe.clip_grad_norm,
+            amp=cfg.use_amp, memory_format=memory_format,
         )
         scheduler.step()
-        loss_sum, clips, train_skipped, clips_per_s, wait = comm.sum(
-            [stats.loss_sum, stats.clips, stats.skipped_videos, stats.clips_per_s, stats.data_wait_fraction])
+        loss_sum, clips, train_skipped, clips_per_s, wait, local_rows, rows = comm.sum(
+            [stats.loss_sum, stats.clips, stats.skipped_videos, stats.clips_per_s, stats.data_wait_fraction,
+             reads.local, reads.rows])
         skipped_total += int(train_skipped)
         metrics = {
             "epoch": epoch + 1, "train_loss": loss_sum / max(clips, 1), "lr": lr_now, "clips_per_s": clips_per_s,
-            "data_wait_fraction": wait / world, "start_epoch": start_epoch, "train_time_s": stats.seconds, "done": 0,
-            **resumed,
+            "data_wait_fraction": wait / world, "local_read_fraction": local_rows / max(rows, 1),
+            "start_epoch": start_epoch, "train_time_s": stats.seconds, "done": 0, **resumed,
         }
         predictions = {}
         if (epoch + 1) % recipe.eval_interval == 0 or epoch + 1 == epochs:

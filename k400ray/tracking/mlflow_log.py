@@ -50,6 +50,7 @@ logger = logging.getLogger(__name__)
 EPOCH_METRICS = (
     "train_loss", "lr", "efficient_acc1", "efficient_acc5", "efficient_mean_class_acc",
     "clips_per_s", "data_wait_fraction", "skipped_videos",
+    "local_read_fraction",  # of the epoch's training clips, read from their node's staged copy (k400ray stage)
     "start_epoch",  # the epoch this worker group (re)started from: > 0 after a restart or resume
 )
 

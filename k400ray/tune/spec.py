@@ -45,6 +45,9 @@ class DataSpec(_Strict):
     train_index: str
     val_index: str | None = None  # default: the train index (its val split)
     data_root: str | None = None  # where the videos are, if not where the index was built
+    # A node-local copy staged by `k400ray stage` on each node that decodes (e.g. /mnt/local/k400;
+    # environment variables are expanded on each node). Where a node has none, it reads data_root.
+    local_cache: str | None = None
 
 
 def _known_preset(name: str) -> str:
@@ -201,6 +204,9 @@ class InstanceSpec(_Strict):
     gpus: int = Field(0, ge=0)
     gpu: str | None = None  # the GPU kind, e.g. A100 (required when gpus > 0)
     cores: int = Field(0, ge=0)
+    local_disk_gb: float = Field(0.0, ge=0)  # instance-store NVMe that `k400ray stage` can use
+    local_disk_gb_per_s: float = Field(0.0, ge=0)
+    network_gbps: float = Field(0.0, ge=0)
 
     @model_validator(mode="after")
     def _gpu_kind(self) -> "InstanceSpec":
@@ -222,7 +228,9 @@ class CostSpec(_Strict):
     resolution: Literal["prepared", "720p", "1080p"] = "prepared"
     decode_efficiency: float | None = Field(None, gt=0, le=1)  # default: Ray Data's measured share of the decode limit
     startup_minutes: float = Field(10.0, ge=0)  # per trial: node boot + setup, worker group, first batch
-    dataset_gb: float | None = Field(None, gt=0)  # one epoch's reads (default: the index's bytes, else 350)
+    dataset_gb: float | None = Field(None, gt=0)  # train + val (default: the index's bytes, the prepare manifest's...)
+    # the prepared copy's encoding, a name of the bench record (default: the prepare manifest's, else prepare's default)
+    encoding: str | None = None
     efs_usd_per_gb_read: float | None = Field(None, ge=0)
     instances: dict[str, InstanceSpec] = Field(default_factory=dict)
 
@@ -346,7 +354,7 @@ def trial_config(spec: SearchSpec, preset: str, aug: str, seed: int, *, num_clas
         mixup_alpha=a.mixup_alpha, cutmix_alpha=a.cutmix_alpha,
         randaugment_ops=a.randaugment_num_ops, randaugment_magnitude=a.randaugment_magnitude,
         train_index=str(Path(spec.data.train_index).resolve()), val_index=str(Path(spec.val_index).resolve()),
-        data_root=spec.data.data_root, num_classes=num_classes,
+        data_root=spec.data.data_root, local_cache=spec.data.local_cache, num_classes=num_classes,
         epochs=t.epochs, batch_per_worker=t.batch_per_worker, lr=t.lr,
         milestones=tuple(t.milestones) if t.milestones else None, warmup_epochs=t.warmup_epochs,
         weight_decay=t.weight_decay, limit_videos=t.limit_videos, eval_interval=t.eval_interval,

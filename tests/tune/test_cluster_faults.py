@@ -21,6 +21,14 @@ order they are defined):
    run, sends what was held, and continues its Train run from the epoch-2 checkpoint. It stops
    and restarts the worker node and the server, so it runs last.
 
+Both nodes decode (each advertises ``decode_cpu``, as cluster.yaml's GPU and decode nodes do),
+and each stages the prepared data onto its own disk before it starts Ray (``k400ray stage``, as
+cluster.yaml's worker setup does), once: the grid of test 2 reads only those copies
+(``data.local_cache``; the shared videos are moved away before it starts), and the worker node
+that comes back after the loss starts with an empty disk and stages again, from a second copy of
+the data standing in for a bucket (``--from``). On one machine the two "local disks" are two
+folders: ``data.local_cache`` names ``$K400RAY_NODE``, which each node's Ray sees as its own name.
+
 The head declares a lost node dead within seconds (Ray's GCS health check, tightened on the test
 head through ``RAY_health_check_*``; the defaults take about 15 s). The nodes and the server
 run with ``--block`` in process groups of their own; nothing here stops a Ray it did not start
@@ -35,7 +43,9 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -119,8 +129,11 @@ class _Cluster:
     """A head (GCS + dashboard, the job server; no CPUs) and one worker node that can be lost
     and brought back."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, data: "_SharedData | None" = None) -> None:
         self.tmp, self.port, self.dashboard_port = tmp, _free_port(), _free_port()
+        self.data = data
+        self.stage_from: str | None = None  # where the next node start stages from (None: the index's data root)
+        self.staged: dict[str, list[str]] = {"head": [], "worker": []}  # each start's `k400ray stage` summary
         self.jobs = _job_server_installed()
         self.env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0",
                     "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}  # `k400ray` for the job
@@ -164,22 +177,40 @@ class _Cluster:
             return {}
         return {node: float(cpus) for node, cpus in (word.split("=") for word in line[-1].split()[1:])}
 
+    def local_copy(self, node: str) -> Path:
+        """The node's "instance-store" folder (``data.local_cache`` with ``$K400RAY_NODE`` = ``node``)."""
+        return self.data.nodes / node / "k400"
+
+    def _stage(self, node: str) -> None:
+        """What cluster.yaml's worker setup does before ``ray start``: copy the data to the node's disk."""
+        if self.data is None:
+            return
+        extra = ["--from", self.stage_from] if self.stage_from else []
+        done = subprocess.run([str(BIN / "k400ray"), "stage", str(self.data.index), "--to", str(self.local_copy(node)),
+                               *extra], capture_output=True, text=True, env=self.env, timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
+        self.staged[node].append(done.stdout.strip().splitlines()[-1])
+
     def start_head(self) -> None:
         dashboard = ["--include-dashboard=false"]
         if self.jobs:
             dashboard = ["--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={self.dashboard_port}"]
+        self._stage("head")
         self.head = _spawn([str(BIN / "ray"), "start", "--head", f"--port={self.port}", "--num-cpus=0",
-                            "--num-gpus=0", *dashboard, f"--temp-dir={self.head_temp}", *_agent_port(), "--block"],
-                           self.tmp / "head.log", {**self.env, **FAST_NODE_DEATH})
+                            "--num-gpus=0", '--resources={"decode_cpu": 2}', *dashboard, f"--temp-dir={self.head_temp}",
+                            *_agent_port(), "--block"],
+                           self.tmp / "head.log", {**self.env, **FAST_NODE_DEATH, "K400RAY_NODE": "head"})
         _wait_until(lambda: _port_open(self.port) and (not self.jobs or _port_open(self.dashboard_port)), 180,
                     "the Ray head", [self.head])
 
     def start_worker(self) -> None:
+        self._stage("worker")
+
         def spawn():
             self.starts += 1
             return _spawn([str(BIN / "ray"), "start", f"--address={self.address}", "--num-cpus=8", "--num-gpus=0",
-                           f"--temp-dir={self.worker_temp}", *_agent_port(), "--block"],
-                          self.tmp / f"worker-{self.starts}.log", self.env)
+                           '--resources={"decode_cpu": 4}', f"--temp-dir={self.worker_temp}", *_agent_port(), "--block"],
+                          self.tmp / f"worker-{self.starts}.log", {**self.env, "K400RAY_NODE": "worker"})
 
         self.worker, retried = spawn(), []
 
@@ -242,9 +273,34 @@ class _MlflowServer:
             _stop(self.proc)
 
 
+class _SharedData:
+    """The session's synthetic set as a cluster's /mnt/k400 holds it: prepared (``k400ray
+    prepare``: the list of files staging checks) into a folder of its own beside ``mlflow/`` and
+    ``weights/``, indexed; a "bucket" holding the same prepared copy; the nodes' local disks."""
+
+    def __init__(self, base: Path, raw: Path) -> None:
+        from k400ray.data.index import build_index
+        from k400ray.data.prepare import prepare_dataset
+
+        for sibling in ("mlflow", "weights"):
+            (base / sibling).mkdir()
+        self.prepared, self.index = base / "prepared", base / "index"
+        self.bucket, self.nodes = base / "bucket" / "prepared", base / "nodes"
+        manifest = prepare_dataset(raw, self.prepared)
+        assert manifest["failed"] == 0, manifest["failed_videos"]
+        build_index(self.prepared, self.index, progress=False)
+        shutil.copytree(self.prepared, self.bucket)
+        self.local_cache = str(self.nodes / "$K400RAY_NODE" / "k400")
+
+
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    c = _Cluster(tmp_path_factory.mktemp("cluster"))
+def shared_data(ray_local, synth_set, tmp_path_factory):
+    return _SharedData(tmp_path_factory.mktemp("k400"), synth_set[0])
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory, shared_data):
+    c = _Cluster(tmp_path_factory.mktemp("cluster"), shared_data)
     try:
         c.start_head()
         c.start_worker()
@@ -442,14 +498,44 @@ def _epochs_logged(uri: str) -> list[int]:
     return sorted(m.step for m in ml.client_for(uri).get_metric_history(runs[0].info.run_id, "train_loss"))
 
 
-def test_job_submitted_grid_survives_mlflow_outage_and_node_loss(cluster, mlflow_server, tiny_index, tmp_path,
+def _staged_roots(cluster: _Cluster, local_cache: str, data_root: str) -> dict[str, str | None]:
+    """{node id: the data folder a decode task on that node reads} (a task pinned to each node)."""
+    probe = ("import json, ray; from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy as On\n"
+             "ray.init(address=%r, logging_level='ERROR')\n"
+             "@ray.remote(num_cpus=0)\n"
+             "def where():\n"
+             "    from k400ray.data.stage import staged_data_root\n"
+             "    return staged_data_root(%r, %r)\n"
+             "print('roots:', json.dumps({n['NodeID']: ray.get(where.options(scheduling_strategy=On(n['NodeID'], "
+             "soft=False)).remote()) for n in ray.nodes() if n['Alive']}))" % (cluster.address, local_cache, data_root))
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=cluster.env, timeout=120)
+    line = [ln for ln in out.stdout.splitlines() if ln.startswith("roots:")]
+    assert out.returncode == 0 and line, out.stdout + out.stderr
+    return json.loads(line[-1].removeprefix("roots:"))
+
+
+def test_job_submitted_grid_survives_mlflow_outage_and_node_loss(cluster, mlflow_server, shared_data, tmp_path,
                                                                   monkeypatch):
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # this test's own queries: fail, don't wait
     uri, storage = mlflow_server.uri, tmp_path / "storage"
+    data = shared_data
+    # Each node staged once, when it started; starting it again (a new `ray up`) copies nothing.
+    files = int(re.search(r": (\d+) files,", cluster.staged["worker"][0]).group(1))
+    assert files > 20 and all(f" {files} copied" in log for log in (cluster.staged["head"][0], cluster.staged["worker"][0])), \
+        cluster.staged
+    cluster._stage("worker")
+    assert " 0 copied" in cluster.staged["worker"][-1] and "already there" in cluster.staged["worker"][-1]
+    roots = _staged_roots(cluster, data.local_cache, str(data.prepared.resolve()))
+    assert sorted(roots.values()) == sorted(str(cluster.local_copy(n) / "data") for n in ("head", "worker")), roots
+    # From here on a read of the shared videos fails: whatever the trial decodes comes from a node's copy.
+    moved = {split: data.prepared.parent / f"moved-{split}" for split in ("train", "val")}
+    for split, to in moved.items():
+        (data.prepared / split).rename(to)
     job_dir = tmp_path / "job"  # what --working-dir uploads: the spec only
     job_dir.mkdir()
     (job_dir / "spec.yaml").write_text(yaml.safe_dump({
-        "experiment": EXPERIMENT, "scale": "toy", "data": {"train_index": str(tiny_index)},
+        "experiment": EXPERIMENT, "scale": "toy",
+        "data": {"train_index": str(data.index), "local_cache": data.local_cache},
         "grid": {"presets": ["tsn_r50_1x1x8"], "configs": ["default"], "seeds": [0]},
         "training": {"epochs": 3, "batch_per_worker": 4, "lr": 0.01, "limit_videos": 8},
         "resources": {"decode_tasks": 1, "max_failures": 1},
@@ -479,7 +565,11 @@ def test_job_submitted_grid_survives_mlflow_outage_and_node_loss(cluster, mlflow
         _wait_until(lambda: outbox.pending(), 300, "epoch 2 held in the outbox", [driver], every=0.5)
         cluster.lose_worker()  # the trial's node, during epoch 3, while MLflow is still down
         mlflow_server.start()
-        cluster.start_worker()  # capacity returns: Tune retries the trial there
+        # Capacity returns: a new machine with an empty disk, which stages (from the "bucket")
+        # before its Ray starts; Tune retries the trial there.
+        shutil.rmtree(cluster.local_copy("worker"))
+        cluster.stage_from = f"file://{data.bucket}"
+        cluster.start_worker()
 
         def trial_ended() -> bool:
             try:
@@ -494,7 +584,10 @@ def test_job_submitted_grid_survives_mlflow_outage_and_node_loss(cluster, mlflow
             log.write_text(driver.logs())
         elif driver.poll() is None:
             os.killpg(driver.pid, signal.SIGKILL)
+        for split, to in moved.items():
+            to.rename(data.prepared / split)
     out = log.read_text()
+    assert f" {files} copied" in cluster.staged["worker"][-1], cluster.staged  # the new node staged it all
     assert returncode == 0, out[-4000:]  # the job SUCCEEDED (or the driver exited 0)
     rows = [ln.split() for ln in out.splitlines() if ln.startswith("tsn_r50_1x1x8")]
     assert rows and rows[-1][-1] == "done", out[-3000:]  # the grid's summary
@@ -508,6 +601,11 @@ def test_job_submitted_grid_survives_mlflow_outage_and_node_loss(cluster, mlflow
     assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "train_loss")) == [1, 2, 3]
     assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "efficient_acc1")) == [1, 2, 3]
     assert outbox.pending() == []  # what was held was sent
+    # Every clip came from a node's staged copy: nothing was skipped though the shared videos were
+    # gone, and every epoch's training clips were read locally.
+    assert run.data.metrics["skipped_videos"] == 0
+    local = client.get_metric_history(run.info.run_id, "local_read_fraction")
+    assert {m.step for m in local} == {1, 2, 3} and {m.value for m in local} == {1.0}
     # The retry continued the Train run from its checkpoint: after the second start, the console
     # shows no epoch before the last (it either trains epoch 3 again, resumed from epoch 2's
     # checkpoint, or, when the node died after training ended, only redoes the final logging).
