@@ -94,7 +94,7 @@ def tune_command(
     if dry_run and smoke:
         fail("--smoke and --dry-run: choose one (a smoke run is 1 epoch per trial on a few videos per class)")
     if dry_run:
-        from k400ray.tune.cost import format_dry_run
+        from k400ray.tune.dry_run import format_dry_run
 
         spec, _ = _load_spec(spec_path, need_index=False)
         typer.echo(format_dry_run(spec, spec_path))

@@ -20,7 +20,7 @@ from k400ray.tune.spec import SearchSpec, SpecError
 from k400ray.tune import throughput as tp
 
 DEFAULT_GPU = "A100"
-DEFAULT_DECODE_INSTANCE = "c7i.24xlarge"
+DEFAULT_DECODE_INSTANCE = "c6id.24xlarge"
 DEFAULT_HEAD_INSTANCE = "m7i.2xlarge"
 
 
@@ -31,6 +31,9 @@ class Instance:
     gpus: int = 0
     gpu: str | None = None
     cores: int = 0
+    local_disk_gb: float = 0.0  # instance-store NVMe (0: EBS only, nothing to stage to)
+    local_disk_gb_per_s: float = 0.0  # its read bandwidth, all drives together (RAID 0)
+    network_gbps: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -43,20 +46,21 @@ class ClusterShape:
     decode_nodes: int  # at most, for the whole cluster
     decode_node_cores: float
     head_instance: Instance | None
+    idle_timeout_h: float = 10 / 60  # an idle node stays up this long (Ray's launcher default: 5 min)
 
 
 def instance_table(spec: SearchSpec) -> dict[str, Instance]:
     table = {name: Instance(name, **{k: v for k, v in row.items()})
              for name, row in tp.records("prices.json")["instances"].items()}
     for name, row in spec.cost.instances.items():
-        table[name] = Instance(name, row.usd_per_hour, row.gpus, row.gpu, row.cores)
+        table[name] = Instance(name, **row.model_dump())
     return table
 
 
 def efs_price(spec: SearchSpec) -> float:
     if spec.cost.efs_usd_per_gb_read is not None:
         return spec.cost.efs_usd_per_gb_read
-    return float(tp.records("prices.json")["efs_usd_per_gb_read"])
+    return float(tp.records("prices.json")["efs"]["usd_per_gb_read"])
 
 
 def _gpu_instance_for(kind: str, table: dict[str, Instance]) -> Instance | None:
@@ -104,6 +108,7 @@ def _from_file(spec: SearchSpec, spec_path: str | Path, table: dict[str, Instanc
         decode_inst, sum(int(v.get("max_workers", 0)) for v in cpu_types),
         float(cpu_types[0]["resources"]["decode_cpu"]) if cpu_types else 0.0,
         table.get((head.get("node_config") or {}).get("InstanceType", "")),
+        float(config.get("idle_timeout_minutes", 5)) / 60,
     )
 
 

@@ -1,22 +1,27 @@
 """What a grid will cost before anything starts (``k400ray tune SPEC --dry-run``), from measurements.
 
-Per trial, on ``G`` GPUs of the trial's kind with ``D`` decode cores (``cluster_shape``)::
+Per trial, on ``G`` GPUs of the trial's kind with ``D`` decode cores (``cluster_shape``), four
+bounds on the training clips/s, the lowest of which sets the pace (and is named)::
 
-    train clips/s  = min(G x GPU clips/s, D x decode clips/s per core x Ray Data's share)
+    GPU      = G x GPU clips/s
+    decode   = D x decode clips/s per core (the prepared copy's encoding) x Ray Data's share
+    storage  = read bandwidth / bytes per video   (staged local NVMe, or the shared file system)
+    network  = GPU node's network / bytes per decoded clip / share decoded on other nodes
     epoch          = train videos / train clips/s + the epoch's pipeline start
-    efficient eval = val videos / min(G x views/s / views, D_eval x decode videos/s per core x share)
+    efficient eval = val videos / the same four bounds for its views
     wall clock     = epochs x epoch + evaluations x efficient eval + accurate eval + start-up
     GPU-hours      = wall clock x G  (a trial holds its GPUs while it waits for data)
 
 GPU clips/s come from ``bench train`` records (``throughput``: measured, or a FLOP model
 calibrated on the measured kinds, and each row says which); decode clips/s per core from
-``bench data`` on a prepared copy, divided by the raw / prepared ratio for a raw copy. The
-slower side bounds the trial: the dry run names it and the decode cores per GPU that would
-balance it. Efficient evaluation runs every ``eval_interval`` epochs and after the last, the
-accurate mode once, with the trial's bounded evaluation decode tasks. Dollars: GPU node-hours,
-decode node-hours (the trial's share of the cluster's decode nodes, for its whole wall clock),
-the head for the grid's wall clock, and storage reads (EFS elastic throughput bills every GB
-read: the dataset once per epoch per trial).
+``bench data --encodings`` for the prepared copy's encoding, divided by the raw / prepared ratio
+for a raw copy; storage and network from ``storage``. The dry run names the bound and the decode
+cores per GPU that would balance the GPU side. Efficient evaluation runs every ``eval_interval``
+epochs and after the last, the accurate mode once, with the trial's bounded evaluation decode
+tasks. Dollars (``dollars``): GPU node-hours (each node from its start, staging included, to
+its idle timeout after the grid), decode node-hours (the nodes a trial keeps decoding, for its
+wall clock, plus their staging and idle time), the head for the grid's wall clock, and storage
+reads (EFS bills every GB read: once per node start when nodes stage, else every epoch).
 
 Each row also shows what the trial trains with: its config, the base lr after linear scaling to
 the spec's workers x batch per worker, the total batch and the schedule, read from the trial's
@@ -24,6 +29,7 @@ own resolved recipe (:func:`k400ray.engine.recipe.resolve_recipe` on the ``Trial
 trial gets: the object its workers read), and the views of that recipe's preset.
 
 Needs no Ray and no index: without one, the Kinetics-400 split sizes are used (and said so).
+The text of the dry run is :mod:`k400ray.tune.dry_run`.
 """
 
 from __future__ import annotations
@@ -36,33 +42,44 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
+
 from k400ray.engine.recipe import TrialRecipe, resolve_recipe
 from k400ray.presets import GLUONCV, PRESETS, ModelPreset
+from k400ray.tune import storage
 from k400ray.tune import throughput as tp
-from k400ray.tune.cluster_shape import ClusterShape, cluster_shape, efs_price, nodes_per_trial
-from k400ray.text_table import text_table
+from k400ray.tune.cluster_shape import ClusterShape, cluster_shape, nodes_per_trial
 from k400ray.tune.spec import SearchSpec, trial_config
 
 # Kinetics-400 as released (Academic Torrents copy): ~240k train / ~19.8k val videos.
 K400_TRAIN_VIDEOS = 240_000
 K400_VAL_VIDEOS = 19_800
 DRIVER_CPUS = 0.1  # the Tune trial function only waits on its TorchTrainer
+BOUNDS = ("GPU", "decode", "storage", "network")
 
 
 @dataclass(frozen=True)
 class VideoCounts:
-    train: int
+    train: int  # videos a trial reads per epoch (capped by training.limit_videos)
     val: int
     source: str  # where the counts come from, printed with the estimate
+    indexed_train: int | None = None  # the whole split (what staging copies); None: ``train``
+    indexed_val: int | None = None
+
+    @property
+    def whole(self) -> tuple[int, int]:
+        return self.indexed_train or self.train, self.indexed_val or self.val
 
 
 @dataclass(frozen=True)
 class DecodeCores:
-    """Decode cores one trial has, for training and for evaluation, and where the figure comes from."""
+    """Decode cores one trial has, for training and for evaluation, where the figure comes from,
+    and how many of them are on its own GPU nodes (the rest decode on decode nodes)."""
 
     train: float
     eval: float
     how: str
+    on_gpu_nodes: float = math.inf
 
 
 @dataclass(frozen=True)
@@ -79,7 +96,10 @@ class TrialCost:
     gpus: int
     gpu_rate: tp.Rate  # training clips/s of one GPU
     decode_rate: float  # training clips/s the trial's decode cores deliver
-    balance_cores_per_gpu: float  # decode cores per GPU at which both sides are equal
+    storage_rate: float  # training clips/s its reads allow
+    network_rate: float  # training clips/s its GPU nodes can receive from decode nodes (inf: none sent)
+    balance_cores_per_gpu: float  # decode cores per GPU at which GPU and decode are equal
+    decode_nodes: float  # decode nodes it keeps busy (whole nodes)
     evaluations: int  # efficient-mode evaluations
     train_h: float  # all epochs, pipeline starts included
     efficient_h: float  # all efficient evaluations
@@ -91,12 +111,19 @@ class TrialCost:
         return self.recipe.epochs
 
     @property
+    def bounds(self) -> dict[str, float]:
+        """Training clips/s each side allows."""
+        return {"GPU": self.gpus * self.gpu_rate.clips_per_s, "decode": self.decode_rate,
+                "storage": self.storage_rate, "network": self.network_rate}
+
+    @property
     def bottleneck(self) -> str:
-        return "decode" if self.decode_rate < self.gpus * self.gpu_rate.clips_per_s else "GPU"
+        bounds = self.bounds
+        return min(BOUNDS, key=bounds.__getitem__)
 
     @property
     def train_clips_per_s(self) -> float:
-        return min(self.decode_rate, self.gpus * self.gpu_rate.clips_per_s)
+        return min(self.bounds.values())
 
     @property
     def wall_h(self) -> float:
@@ -120,8 +147,8 @@ def video_counts(spec: SearchSpec) -> VideoCounts:
         source = f"Kinetics-400 sizes: no index at {spec.data.train_index} on this machine"
     limit = spec.training.limit_videos
     if limit:
-        train, val = min(train, limit), min(val, limit)
         source += f", capped by training.limit_videos={limit}"
+        return VideoCounts(min(train, limit), min(val, limit), source, train, val)
     return VideoCounts(train, val, source)
 
 
@@ -209,10 +236,12 @@ def decode_cores(spec: SearchSpec, shape: ClusterShape, trials: int) -> DecodeCo
     gpus = trial_gpus(spec)
     if spec.cost.decode_cores_per_gpu is not None:
         cores, how = spec.cost.decode_cores_per_gpu * gpus, f"cost.decode_cores_per_gpu {spec.cost.decode_cores_per_gpu:g}"
+        local = math.inf
     else:
         nodes = nodes_per_trial(shape, gpus)
         shared = shape.decode_nodes * shape.decode_node_cores / concurrency(spec, trials)
-        cores = nodes * shape.gpu_node_decode_cores + shared
+        local = nodes * shape.gpu_node_decode_cores
+        cores = local + shared
         how = f"{shape.source}: {nodes} GPU node(s) x {shape.gpu_node_decode_cores:g} decode_cpu"
         if shape.decode_nodes:
             how += (f" + {shape.decode_nodes} decode node(s) x {shape.decode_node_cores:g} "
@@ -221,7 +250,7 @@ def decode_cores(spec: SearchSpec, shape: ClusterShape, trials: int) -> DecodeCo
     if r.decode_tasks:
         tasks, how = min(tasks, r.decode_tasks), how + f", capped by resources.decode_tasks {r.decode_tasks}"
     eval_tasks = min(tasks, r.eval_decode_tasks or r.decode_tasks or 2 * r.workers_per_trial)
-    return DecodeCores(tasks, eval_tasks, how)
+    return DecodeCores(tasks, eval_tasks, how, local / r.decode_cpus)
 
 
 def efficient_evaluations(epochs: int, interval: int) -> int:
@@ -229,24 +258,76 @@ def efficient_evaluations(epochs: int, interval: int) -> int:
     return epochs // interval + (1 if epochs % interval else 0)
 
 
-def _eval_hours(videos: int, views: int, view_gmacs_: float, mode: str, preset: ModelPreset, gpus: int,
-                rate: tp.Rate, train_gmacs: float, cores: float, share: float, resolution: str) -> float:
+def decode_nodes_in_use(spec: SearchSpec, shape: ClusterShape, cores: DecodeCores, balance_cores: float,
+                        trials: int) -> float:
+    """Decode nodes a trial keeps busy: the cores it can use (its decode cores, or the balance
+    when the GPU bounds it) beyond its GPU nodes' own, in whole nodes (the autoscaler starts
+    whole nodes), at most its share of the cluster's decode nodes."""
+    if not shape.decode_node_cores:
+        return 0.0
+    used = min(cores.train, balance_cores) * spec.resources.decode_cpus
+    extra = used - cores.on_gpu_nodes * spec.resources.decode_cpus
+    nodes = math.ceil(extra / shape.decode_node_cores - 1e-9) if extra > 0 else 0
+    if shape.decode_nodes:
+        nodes = min(nodes, shape.decode_nodes / concurrency(spec, trials))
+    return float(nodes)
+
+
+def _uint8_bytes(preset: ModelPreset, mode: str) -> float:
+    """Bytes of one video's decoded clips in ``mode`` (uint8, every view)."""
+    return float(np.prod(preset.clip_spec(mode).output_shape))
+
+
+@dataclass(frozen=True)
+class _TrialData:
+    """What one trial's data side is made of (the inputs of its decode and I/O bounds)."""
+
+    cores: DecodeCores
+    share: float  # Ray Data's share of the decode limit
+    encoding: str
+    resolution: str
+    size: storage.DataSize
+
+
+def _bounded_rate(spec: SearchSpec, shape: ClusterShape, data: _TrialData, *, gpus: int, gpu_rate: float,
+                  cores: float, per_core: float, decode_nodes: float, video_bytes: float, clip_bytes: float,
+                  trials: int) -> tuple[float, storage.IoBound]:
+    """(decode rate, I/O bounds) in videos/s for ``cores`` decoding at ``per_core`` videos/s."""
+    on_gpu = min(cores, data.cores.on_gpu_nodes)
+    used = min(cores, max(on_gpu, gpu_rate / per_core if per_core else cores))
+    off = 0.0 if used <= 0 else max(0.0, used - on_gpu) / used
+    io = storage.io_bound(spec, shape, gpus=gpus, decode_node_share=decode_nodes,
+                          concurrent=concurrency(spec, trials), off_node_fraction=off,
+                          video_bytes=video_bytes, clip_bytes=clip_bytes)
+    return cores * per_core, io
+
+
+def _eval_hours(spec: SearchSpec, shape: ClusterShape, data: _TrialData, *, videos: int, views: int,
+                view_gmacs_: float, mode: str, preset: ModelPreset, gpus: int, rate: tp.Rate, train_gmacs: float,
+                decode_nodes: float, trials: int) -> float:
     gpu_videos = gpus * tp.eval_views_per_s(rate, train_gmacs, view_gmacs_) / views
-    decode_videos = cores * share * tp.decode_videos_per_core_s(preset, mode, resolution)
-    return (videos / min(gpu_videos, decode_videos) + tp.epoch_start_s(videos, shuffled=False)) / 3600
+    per_core = data.share * tp.decode_videos_per_core_s(preset, mode, data.resolution, data.encoding)
+    decode, io = _bounded_rate(spec, shape, data, gpus=gpus, gpu_rate=gpu_videos, cores=data.cores.eval,
+                               per_core=per_core, decode_nodes=decode_nodes, video_bytes=data.size.val_video_bytes,
+                               clip_bytes=_uint8_bytes(preset, mode), trials=trials)
+    pace = min(gpu_videos, decode, io.storage_videos_per_s, io.network_clips_per_s)
+    return (videos / pace + tp.epoch_start_s(videos, shuffled=False)) / 3600
 
 
 def estimate(spec: SearchSpec, counts: VideoCounts, *, num_classes: int = 400, shape: ClusterShape | None = None,
-             spec_path: str | Path = "spec") -> list[TrialCost]:
-    """One row per grid point, from the recipe the trial itself resolves."""
+             spec_path: str | Path = "spec", encoding: str | None = None,
+             size: storage.DataSize | None = None) -> list[TrialCost]:
+    """One row per grid point, from the recipe the trial itself resolves. ``encoding`` (a name of
+    the decode record) and ``size`` default to what :func:`price_grid` finds."""
     shape = shape or cluster_shape(spec, spec_path)
+    encoding = encoding or storage.prepared_encoding(spec, spec_path)[0]
+    size = size or storage.data_size(spec, *counts.whole, encoding)
     cache = _load_cache()
     before = dict(cache)
     ref_gmacs, ref_backbones = _reference_gmacs(cache)
     points = spec.grid_points()
     cores = decode_cores(spec, shape, len(points))
     gpus = trial_gpus(spec)
-    resolution = spec.cost.resolution
     per_cell: dict[tuple[str, str], tuple] = {}
     rows = []
     for preset, aug, seed in points:
@@ -257,19 +338,27 @@ def estimate(spec: SearchSpec, counts: VideoCounts, *, num_classes: int = 400, s
         g_train, g_eff, v_eff, g_acc, v_acc = per_cell[(preset, aug)]
         rate = tp.train_rate(preset, model, shape.gpu, g_train, ref_gmacs, ref_backbones,
                              exact=spec.scale == "full" and aug != GLUONCV)
-        share = spec.cost.decode_efficiency or tp.ray_data_efficiency(model)
-        per_core = tp.decode_videos_per_core_s(model, "train", resolution) * share
-        decode_rate = cores.train * per_core
-        train_rate = min(decode_rate, gpus * rate.clips_per_s)
+        data = _TrialData(cores, spec.cost.decode_efficiency or tp.ray_data_efficiency(model), encoding,
+                          spec.cost.resolution, size)
+        per_core = tp.decode_videos_per_core_s(model, "train", data.resolution, encoding) * data.share
+        balance = gpus * rate.clips_per_s / per_core
+        nodes = decode_nodes_in_use(spec, shape, cores, balance, len(points))
+        decode_rate, io = _bounded_rate(
+            spec, shape, data, gpus=gpus, gpu_rate=gpus * rate.clips_per_s, cores=cores.train, per_core=per_core,
+            decode_nodes=nodes, video_bytes=size.train_video_bytes, clip_bytes=_uint8_bytes(model, "train"),
+            trials=len(points))
+        train_rate = min(decode_rate, gpus * rate.clips_per_s, io.storage_videos_per_s, io.network_clips_per_s)
         epoch_h = (counts.train / train_rate + tp.epoch_start_s(counts.train, shuffled=True)) / 3600
         evals = efficient_evaluations(recipe.epochs, recipe.eval_interval)
-        common = dict(preset=model, gpus=gpus, rate=rate, train_gmacs=g_train, cores=cores.eval, share=share,
-                      resolution=resolution)
+        common = dict(preset=model, gpus=gpus, rate=rate, train_gmacs=g_train, decode_nodes=nodes, trials=len(points))
         rows.append(TrialCost(
             preset, aug, seed, recipe, g_train, g_eff, v_eff, g_acc, v_acc, gpus, rate, decode_rate,
-            rate.clips_per_s / per_core, evals, recipe.epochs * epoch_h,
-            evals * _eval_hours(counts.val, v_eff, g_eff, "efficient", **common),
-            _eval_hours(counts.val, v_acc, g_acc, "accurate", **common),
+            io.storage_videos_per_s, io.network_clips_per_s, rate.clips_per_s / per_core, nodes, evals,
+            recipe.epochs * epoch_h,
+            evals * _eval_hours(spec, shape, data, videos=counts.val, views=v_eff, view_gmacs_=g_eff,
+                                mode="efficient", **common),
+            _eval_hours(spec, shape, data, videos=counts.val, views=v_acc, view_gmacs_=g_acc, mode="accurate",
+                        **common),
             spec.cost.startup_minutes / 60,
         ))
     if cache != before:
@@ -286,42 +375,6 @@ def grid_wall_hours(rows: list[TrialCost], slots: int) -> float:
     return max(free)
 
 
-def decode_nodes_used(spec: SearchSpec, shape: ClusterShape, row: TrialCost, trials: int) -> float:
-    """Decode nodes a trial keeps busy: the cores it can use (its decode cores, or the balance
-    when the GPU bounds it) beyond its GPU nodes' own, in whole nodes (the autoscaler starts
-    whole nodes), at most its share of the cluster's decode nodes."""
-    if not shape.decode_node_cores:
-        return 0.0
-    cores = decode_cores(spec, shape, trials)
-    used = min(cores.train, row.balance_cores_per_gpu * row.gpus) * spec.resources.decode_cpus
-    extra = used - nodes_per_trial(shape, row.gpus) * shape.gpu_node_decode_cores
-    nodes = math.ceil(extra / shape.decode_node_cores - 1e-9) if extra > 0 else 0
-    if shape.decode_nodes:
-        nodes = min(nodes, shape.decode_nodes / concurrency(spec, trials))
-    return float(nodes)
-
-
-K400_RAW_GB = 350.0  # the CVDF copy at source resolution, train + val
-
-
-def dataset_gb(spec: SearchSpec) -> tuple[float, str]:
-    """GB one epoch reads from shared storage, and where the figure comes from: ``cost.dataset_gb``,
-    else the bytes of the train split's indexed videos, else Kinetics-400's raw size."""
-    if spec.cost.dataset_gb is not None:
-        return spec.cost.dataset_gb, "cost.dataset_gb"
-    try:
-        import pyarrow.compute as pc
-        import pyarrow.parquet as pq
-
-        from k400ray.data.index import shard_paths
-
-        total = sum(pc.sum(pq.read_table(p, columns=["bytes"])["bytes"]).as_py() or 0
-                    for p in shard_paths(spec.data.train_index, "train"))
-        return total / 1e9, f"the indexed train videos in {spec.data.train_index}"
-    except (FileNotFoundError, OSError, KeyError, ValueError):
-        return K400_RAW_GB, "Kinetics-400 raw, no index here; a prepared copy is smaller: set cost.dataset_gb"
-
-
 @dataclass(frozen=True)
 class Dollars:
     gpu_node_hours: float
@@ -329,156 +382,64 @@ class Dollars:
     decode_node_hours: float
     decode_nodes: float | None
     head: float | None
-    storage_gb: float
+    reads: storage.StorageReads
     storage: float
+    staging_h: float  # one node's staging before it decodes (0: nodes read the shared copy)
 
     @property
     def total(self) -> float:
         return sum(x for x in (self.gpu_nodes, self.decode_nodes, self.head, self.storage) if x is not None)
 
 
-def dollars(spec: SearchSpec, shape: ClusterShape, rows: list[TrialCost], grid_h: float) -> Dollars:
-    gpu_node_h = sum(r.wall_h * nodes_per_trial(shape, r.gpus) for r in rows)
-    decode_node_h = sum(r.wall_h * decode_nodes_used(spec, shape, r, len(rows)) for r in rows)
-    gb = dataset_gb(spec)[0] * sum(r.epochs for r in rows)
+def dollars(spec: SearchSpec, shape: ClusterShape, rows: list[TrialCost], grid_h: float, counts: VideoCounts,
+            size: storage.DataSize) -> Dollars:
+    """Node-hours as nodes are up: each of the ``slots`` GPU nodes from its start (staging
+    included) until its idle timeout after its last trial; each trial's decode nodes for its wall
+    clock, plus their staging and idle time; the head for the grid; storage reads."""
+    slots = concurrency(spec, len(rows))
+    stage_h = storage.staging_hours(spec, shape, size)
+    per_trial = nodes_per_trial(shape, rows[0].gpus) if rows else 0
+    gpu_starts = min(slots, len(rows)) * per_trial
+    gpu_node_h = sum(r.wall_h * nodes_per_trial(shape, r.gpus) for r in rows) + gpu_starts * (stage_h + shape.idle_timeout_h)
+    decode_starts = min(float(shape.decode_nodes or 0), slots * max((r.decode_nodes for r in rows), default=0.0))
+    decode_node_h = sum(r.wall_h * r.decode_nodes for r in rows) + decode_starts * (stage_h + shape.idle_timeout_h)
+    reads = storage.storage_reads(
+        spec, shape, size, node_starts=gpu_starts + decode_starts,
+        video_reads=[(r.epochs * counts.train, (r.evaluations + 1) * counts.val) for r in rows])
 
     def price(inst, hours):
         return None if inst is None else inst.usd_per_hour * hours
 
     return Dollars(gpu_node_h, price(shape.gpu_instance, gpu_node_h), decode_node_h,
                    price(shape.decode_instance, decode_node_h) if decode_node_h else 0.0,
-                   price(shape.head_instance, grid_h), gb, gb * efs_price(spec))
+                   price(shape.head_instance, grid_h), reads, storage.storage_dollars(spec, reads), stage_h)
 
 
-def resources_line(spec: SearchSpec) -> str:
-    r = spec.resources
-    per_worker = f"{r.cpus_per_worker:g} CPU" + (f" + {r.gpus_per_worker} GPU" if r.gpus_per_worker else "")
-    gpus = r.workers_per_trial * r.gpus_per_worker
-    total = f"{r.workers_per_trial * r.cpus_per_worker:g} CPU" + (f" + {gpus} GPU" if gpus else "")
-    limit = f"at most {r.max_concurrent_trials} trials at once" if r.max_concurrent_trials else "no concurrency limit"
-    return (f"resources per trial: {r.workers_per_trial} workers x ({per_worker}) = {total}, "
-            f"+ {DRIVER_CPUS:g} CPU for the trial driver, + decode tasks ({r.decode_cpus:g} CPU each); {limit}")
+@dataclass(frozen=True)
+class GridCost:
+    """Everything the dry run prints, priced once."""
+
+    shape: ClusterShape
+    counts: VideoCounts
+    cores: DecodeCores
+    encoding: str
+    encoding_how: str
+    size: storage.DataSize
+    rows: list[TrialCost]
+    slots: int
+    grid_h: float
+    dollars: Dollars
 
 
-def format_dry_run(spec: SearchSpec, spec_path: str | Path) -> str:
-    counts = video_counts(spec)
+def price_grid(spec: SearchSpec, spec_path: str | Path = "spec", *, counts: VideoCounts | None = None,
+               num_classes: int = 400) -> GridCost:
+    counts = counts or video_counts(spec)
     shape = cluster_shape(spec, spec_path)
-    rows = estimate(spec, counts, shape=shape, spec_path=spec_path)
-    cores = decode_cores(spec, shape, len(rows))
-    lines = [
-        f"{spec_path}: experiment {spec.experiment!r}, scale {spec.scale}, {len(rows)} trials ({_grid_shape(spec)})",
-        resources_line(spec),
-        f"videos: {counts.train:,} train / {counts.val:,} val ({counts.source})",
-        "lr: the trial's base lr, the recipe's scaled linearly to the total batch (* = set by training.lr); "
-        "batch: total (workers x per worker); schedule: in epochs; clips/s: training, the trial's GPUs | its decode cores",
-        "",
-    ]
-    header = ("preset", "config", "seed", "epochs", "lr", "batch", "schedule", "GMACs train/eff/acc view",
-              "views eff/acc", "clips/s GPU | decode", "bound", "wall h", "GPU-hours")
-    lr_mark = "*" if spec.training.lr is not None else ""
-    body = [
-        (c.preset, c.aug, str(c.seed), str(c.epochs), f"{c.recipe.lr:.4g}{lr_mark}",
-         f"{c.recipe.total_batch} ({c.recipe.world_size}x{c.recipe.batch_per_worker})", schedule_text(c.recipe),
-         f"{c.train_gmacs:.2f} / {c.efficient_gmacs:.2f} / {c.accurate_gmacs:.2f}",
-         f"{c.efficient_views} / {c.accurate_views}",
-         f"{c.gpus * c.gpu_rate.clips_per_s:,.0f} | {c.decode_rate:,.0f}", c.bottleneck, _hours(c.wall_h),
-         _hours(c.gpu_hours))
-        for c in rows
-    ]
-    lines += text_table(header, body, right={2, 3, 4, 5, 9, 11, 12})
-    lines += ["", *_throughput_lines(spec, shape, rows, cores), ""]
-    total = sum(c.gpu_hours for c in rows)
-    parts = {"training": sum(c.train_h for c in rows), "efficient eval": sum(c.efficient_h for c in rows),
-             "accurate eval": sum(c.accurate_h for c in rows), "start-up": sum(c.startup_h for c in rows)}
-    gpus = rows[0].gpus if rows else 0
-    lines.append(f"estimated cost: {_hours(total)} {shape.gpu} GPU-hours for {len(rows)} trials ("
-                 + ", ".join(f"{k} {_hours(v * gpus)}" for k, v in parts.items()) + ")")
+    encoding, how = storage.prepared_encoding(spec, spec_path)
+    size = storage.data_size(spec, *counts.whole, encoding)
+    rows = estimate(spec, counts, num_classes=num_classes, shape=shape, spec_path=spec_path, encoding=encoding,
+                    size=size)
     slots = concurrency(spec, len(rows))
     grid_h = grid_wall_hours(rows, slots)
-    if rows:
-        lines.append(f"  wall clock: ~{_hours(max(c.wall_h for c in rows))} h per trial at most on {gpus} GPUs; "
-                     f"~{_hours(grid_h)} h for the grid at {slots} trial(s) at once")
-    if not spec.resources.gpus_per_worker:
-        lines.append("  (this spec requests no GPUs; priced as if each worker had one GPU of the kind above)")
-    lines += _dollar_lines(spec, shape, dollars(spec, shape, rows, grid_h))
-    lines.append("dry run: nothing was started")
-    return "\n".join(lines)
-
-
-def _throughput_lines(spec: SearchSpec, shape: ClusterShape, rows: list[TrialCost], cores: DecodeCores) -> list[str]:
-    """Where each rate comes from, per preset: the GPU side, the data side, the balance."""
-    res = spec.cost.resolution
-    lines = [f"GPU: {shape.gpu} ({_gpu_source(shape)}); decode cores per trial: {cores.train:g} for training, "
-             f"{cores.eval:g} for evaluation ({cores.how})",
-             f"data: {'a prepared copy (short side 256)' if res == 'prepared' else f'a raw {res} copy'}; "
-             f"decode limit per core from bench data x Ray Data's share of it"
-             + (f" (cost.decode_efficiency {spec.cost.decode_efficiency:g})" if spec.cost.decode_efficiency else
-                " (measured on 2 cores: a lower bound)")]
-    seen = set()
-    for c in rows:
-        key = (c.preset, c.aug == GLUONCV)
-        if key in seen:
-            continue
-        seen.add(key)
-        model = c.recipe.model_preset()
-        share = spec.cost.decode_efficiency or tp.ray_data_efficiency(model)
-        per_core = tp.decode_videos_per_core_s(model, "train", res)
-        ratio = "" if res == "prepared" else f", {tp.raw_ratio(model, res):.2f}x the CPU of a prepared copy"
-        name = c.preset + (f" ({GLUONCV})" if c.aug == GLUONCV else "")
-        lines.append(
-            f"  {name}: {c.gpu_rate.clips_per_s:,.0f} train clips/s per GPU ({c.gpu_rate.how}); decode "
-            f"{per_core:.1f} clips/s per core{ratio} x {share:.2f}; {c.bottleneck}-bound at "
-            f"{cores.train / c.gpus:.1f} decode cores per GPU, {c.balance_cores_per_gpu:.1f} would balance it")
-    return lines
-
-
-def _gpu_source(shape: ClusterShape) -> str:
-    how = "measured" if shape.gpu in tp.measured_kinds() else \
-        f"not measured: FLOP model calibrated on {' and '.join(tp.measured_kinds())}"
-    inst = f"{shape.gpu_instance.name}, {shape.gpu_instance.gpus} per node" if shape.gpu_instance else "no priced instance"
-    return f"{how}; {inst}; from {shape.source}"
-
-
-def _dollar_lines(spec: SearchSpec, shape: ClusterShape, d: Dollars) -> list[str]:
-    def money(value, what):
-        return f"{what}: no price (add it under cost.instances)" if value is None else f"${value:,.0f} {what}"
-
-    gpu_name = shape.gpu_instance.name if shape.gpu_instance else shape.gpu
-    parts = [money(d.gpu_nodes, f"GPU nodes ({_hours(d.gpu_node_hours)} {gpu_name} node-hours)")]
-    if d.decode_node_hours:
-        parts.append(money(d.decode_nodes, f"decode nodes ({_hours(d.decode_node_hours)} "
-                                           f"{shape.decode_instance.name if shape.decode_instance else '?'} node-hours)"))
-    parts.append(money(d.head, f"head ({shape.head_instance.name if shape.head_instance else 'unpriced'})"))
-    gb, source = dataset_gb(spec)
-    parts.append(f"${d.storage:,.0f} storage reads ({gb:,.0f} GB x epochs = {d.storage_gb:,.0f} GB at "
-                 f"${efs_price(spec):g}/GB, EFS elastic throughput; {gb:,.0f} GB: {source})")
-    return [f"  dollars: ~${d.total:,.0f} on demand = " + " + ".join(parts),
-            "  prices: k400ray/tune/records/prices.json (on-demand list prices; override under cost.instances "
-            "and cost.efs_usd_per_gb_read); start-up "
-            f"{spec.cost.startup_minutes:g} min per trial (cost.startup_minutes)"]
-
-
-def _grid_shape(spec: SearchSpec) -> str:
-    g = spec.grid
-    if g.rows is not None:
-        return f"{_n(len(g.rows), 'row')} of grid.rows"
-    return f"{_n(len(g.presets), 'preset')} x {_n(len(g.augmentations), 'config')} x {_n(len(g.seeds), 'seed')}"
-
-
-def schedule_text(recipe: TrialRecipe) -> str:
-    """The schedule in epochs, one line: ``step x0.1 at 40,80, no warmup``, ``cosine to 0, warmup 5``."""
-    if recipe.lr_policy == "cosine":
-        text = "cosine to 0"
-    else:
-        steps = ",".join(str(m) for m in recipe.milestones)
-        text = f"step x{recipe.gamma:g} at {steps}" if steps else "constant"
-    return text + (f", warmup {recipe.warmup_epochs}" if recipe.warmup_epochs else ", no warmup")
-
-
-def _n(count: int, word: str) -> str:
-    return f"{count} {word}{'' if count == 1 else 's'}"
-
-
-def _hours(value: float) -> str:
-    """One decimal for real grids; significant digits for toy ones (which cost seconds)."""
-    return f"{value:,.1f}" if value >= 1 else f"{value:.2g}"
+    return GridCost(shape, counts, decode_cores(spec, shape, len(rows)), encoding, how, size, rows, slots, grid_h,
+                    dollars(spec, shape, rows, grid_h, counts, size))

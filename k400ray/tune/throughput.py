@@ -16,10 +16,13 @@ preset on any GPU kind, and each rate says which rule made it (the dry run print
 Evaluation is a forward pass only: one view costs a third of a training clip of the same
 multiply-adds (backward ~ 2 x forward), at the same fraction of peak.
 
-Decoding: ``bench data``'s decode limit per core on a prepared copy (short side 256) for TSN
-(8 frames spread over the video) and I3D (32 consecutive frames at interval 2); other presets
-use the one that samples like them, scaled by frames decoded per clip. A raw copy at 720p or
-1080p divides that by the raw / prepared ratio that ``bench data --raw-sizes`` measured.
+Decoding: ``bench data --encodings``' CPU time per training clip on one core (decord, one
+thread) for TSN (8 frames spread over the video) and I3D (32 consecutive frames at interval 2),
+on realistic textured, moving 340x256 videos prepared with each encoding ``k400ray prepare``
+can write (keyframe interval, x264's fast-decode tuning): the prepared copy's encoding picks
+the row. Other presets use the one that samples like them, scaled by frames decoded per clip. A
+raw copy at 720p or 1080p divides the x264-defaults row by the raw / prepared ratio that
+``bench data --raw-sizes`` measured.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
-from k400ray.presets import ModelPreset
+from k400ray.presets import PRESETS, ModelPreset
 
 TRAIN_FLOPS_PER_MAC = 6.0  # forward 2 FLOPs per multiply-add, backward ~ 2 x forward
 EVAL_FLOPS_PER_MAC = 2.0
@@ -123,6 +126,21 @@ def _decode_reference(preset: ModelPreset) -> str:
     return "i3d_r50_32x2x1" if preset.train_sampling.clip_len > 1 else "tsn_r50_1x1x8"
 
 
+# The prepared copy that ``bench data --raw-sizes`` compared raw videos with: x264's defaults.
+RAW_REFERENCE_ENCODING = "keyint250"
+
+
+def encoding_name(keyframe_interval: int, fast_decode: bool) -> str:
+    """The record's name of an encoding: ``keyint16-fastdecode``, ``keyint250``."""
+    return f"keyint{keyframe_interval}" + ("-fastdecode" if fast_decode else "")
+
+
+def encoding_record(name: str | None = None) -> dict:
+    """One row of the encoding table (default: the encoding ``k400ray prepare`` writes)."""
+    table = records()["decode_by_encoding"]
+    return table["encodings"][name or table["default"]]
+
+
 def raw_ratio(preset: ModelPreset, resolution: str) -> float:
     """CPU per clip at ``resolution`` over a prepared copy (1.0 for a prepared copy)."""
     if resolution == "prepared":
@@ -133,11 +151,14 @@ def raw_ratio(preset: ModelPreset, resolution: str) -> float:
     return float(value)
 
 
-def decode_videos_per_core_s(preset: ModelPreset, mode: str, resolution: str) -> float:
-    """Videos one core decodes per second in ``mode`` (the decode limit) at ``resolution``."""
-    ref = records()["decode"]["per_core_clips_per_s"][_decode_reference(preset)]
-    frames = frames_per_video(preset, mode)
-    return ref["clips_per_s"] * ref["frames"] / frames / raw_ratio(preset, resolution)
+def decode_videos_per_core_s(preset: ModelPreset, mode: str, resolution: str, encoding: str | None = None) -> float:
+    """Videos one core decodes per second in ``mode`` (the decode limit) from a copy prepared
+    with ``encoding`` (default: prepare's), or from a raw copy at ``resolution``."""
+    ref = _decode_reference(preset)
+    row = encoding_record(encoding if resolution == "prepared" else RAW_REFERENCE_ENCODING)
+    clips_per_s = 1000.0 / row["cpu_ms_per_clip"][ref]
+    ref_frames = frames_per_video(PRESETS[ref], "train")
+    return clips_per_s * ref_frames / frames_per_video(preset, mode) / raw_ratio(preset, resolution)
 
 
 def ray_data_efficiency(preset: ModelPreset) -> float:

@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from k400ray.tune import cost
+from k400ray.tune.dry_run import format_dry_run, schedule_text
 from k400ray.tune.spec import load_spec
 
 REPO = Path(__file__).resolve().parents[2]
@@ -106,14 +107,14 @@ def test_dry_run_lr_is_the_trials_own(tmp_path, monkeypatch):
         assert row.recipe.total_batch == 8
     gluoncv_tsn = rows[0]
     assert (gluoncv_tsn.aug, gluoncv_tsn.recipe.lr) == ("gluoncv", pytest.approx(0.01 * 8 / 64))
-    assert cost.schedule_text(gluoncv_tsn.recipe) == "cosine to 0, no warmup"
+    assert schedule_text(gluoncv_tsn.recipe) == "cosine to 0, no warmup"
 
 
 def test_schedule_text_with_a_warmup_and_a_spec_lr(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     spec = load_spec(REPO / "search_spaces/demo.yaml")  # training.lr 0.005, batch 4, 4 epochs, milestone 3
     spec = spec.model_copy(update={"training": spec.training.model_copy(update={"warmup_epochs": 1})})
-    out = cost.format_dry_run(spec, "demo.yaml")
+    out = format_dry_run(spec, "demo.yaml")
     row = next(ln for ln in out.splitlines() if ln.startswith("tsm_r50_1x1x8"))
     assert "0.005*" in row and "4 (1x4)" in row and "step x0.1 at 3, warmup 1" in row
 
