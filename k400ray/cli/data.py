@@ -85,7 +85,7 @@ def prepare(
 
     from k400ray.data.annotations import AnnotationError
     from k400ray.data.encoding import Encoding
-    from k400ray.data.prepare import PREPARE_MANIFEST, PrepareError, prepare_dataset
+    from k400ray.data.prepare import FILES_LIST, PREPARE_MANIFEST, PrepareError, prepare_dataset
     from k400ray.runtime import init_ray
 
     _check_dataset_args(raw_root, layout, "raw root")
@@ -107,7 +107,9 @@ def prepare(
         typer.echo(f"  failed {item['path']}: {item['reason']}")
     if manifest["failed"] > 20:
         typer.echo(f"  ... {manifest['failed'] - 20} more in {out / PREPARE_MANIFEST}")
-    typer.echo(f"next: k400ray index {out} --out {out / 'index'}")
+    typer.echo(f"files: {manifest['files']['count']} ({manifest['files']['bytes'] / 2**30:.2f} GiB) listed with "
+               f"their SHA-256 in {out / FILES_LIST}")
+    typer.echo(f"next: k400ray index {out} --out {out.parent / 'index'}")
 
 
 def _check_dataset_args(root: Path, layout: str, what: str) -> None:

@@ -17,6 +17,11 @@ are re-timed at the source's average frame rate (sampling indexes frames, not ti
 is dropped (no model reads it). A video whose short side is already at most the target is copied
 as it is when its keyframes are as dense as the chosen interval, else re-encoded at its own size.
 
+Every file of the prepared copy (videos and annotation files) is listed with its size and SHA-256
+in ``prepare-files.parquet`` (:data:`FILES_LIST`), so that a copy of the prepared root (a node's
+local disk) can be verified file by file; the hashes are computed by the tasks that write the
+videos, and for videos a previous run finished, by tasks that read them again.
+
 Resumable: an output is written to a temporary name beside it and renamed when complete, so an
 output that exists is complete and is skipped by the next run; temporaries left by a killed run
 are removed when the next one starts. Videos that fail (cannot open, no video stream, nothing
@@ -26,6 +31,7 @@ next run; a video whose tail does not decode keeps the frames that do, and is li
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -40,8 +46,10 @@ from k400ray.data.annotations import SPLITS, VIDEO_EXTENSIONS, discover
 from k400ray.data.encoding import X264_DEFAULTS, Encoding, longest_keyframe_gap
 
 PREPARE_MANIFEST = "prepare-manifest.json"
+FILES_LIST = "prepare-files.parquet"  # path (relative, POSIX), bytes, sha256 of every file prepared
 PART_SUFFIX = ".k400ray-part"  # temporaries: not a video extension, so `k400ray index` never sees one
 CONTAINERS = {".mp4": "mp4", ".mkv": "matroska", ".webm": "webm", ".avi": "avi", ".mov": "mov"}
+OWN_FILES = (PREPARE_MANIFEST, FILES_LIST)  # what prepare writes at the root besides the copy
 
 
 class PrepareError(ValueError):
@@ -155,13 +163,25 @@ def prepare_video(src: str | Path, dst: str | Path, short_side: int, encoding: E
         return Outcome(rel, "failed", f"re-encode failed ({_short(exc)})")
 
 
+def file_record(path: str | Path) -> tuple[int, str]:
+    """(bytes, lowercase hex SHA-256) of a whole file."""
+    with open(path, "rb") as fh:
+        return os.fstat(fh.fileno()).st_size, hashlib.file_digest(fh, "sha256").hexdigest()
+
+
 def _prepare_chunk(raw_root: str, out_root: str, rels: list[str], short_side: int,
-                   encoding: Encoding) -> list[tuple[str, str]]:
-    """Ray task body: (status, reason) per video, in order."""
+                   encoding: Encoding) -> list[tuple[str, str, int, str]]:
+    """Ray task body: (status, reason, bytes, sha256) per video, in order. An output that exists
+    was finished by an earlier run: it is only read again for its record (``skipped``)."""
     results = []
     for rel in rels:
-        outcome = prepare_video(os.path.join(raw_root, rel), os.path.join(out_root, rel), short_side, encoding)
-        results.append((outcome.status, outcome.reason))
+        dst = os.path.join(out_root, rel)
+        if os.path.isfile(dst):
+            outcome = Outcome(rel, "skipped")
+        else:
+            outcome = prepare_video(os.path.join(raw_root, rel), dst, short_side, encoding)
+        size, digest = file_record(dst) if outcome.status != "failed" else (0, "")
+        results.append((outcome.status, outcome.reason, size, digest))
     return results
 
 
@@ -172,7 +192,7 @@ def _annotation_files(root: Path) -> list[Path]:
     for folder in (root, root / "annotations"):
         if folder.is_dir():
             found += [p for p in sorted(folder.iterdir()) if p.is_file() and not p.name.startswith(".")
-                      and p.suffix.lower() not in VIDEO_EXTENSIONS and p.name != PREPARE_MANIFEST]
+                      and p.suffix.lower() not in VIDEO_EXTENSIONS and p.name not in OWN_FILES]
     return found
 
 
@@ -249,19 +269,25 @@ def prepare_dataset(
     if not (out / PREPARE_MANIFEST).is_file():
         _write_manifest(out, {"raw_root": str(raw.resolve()), "short_side": short_side,
                               "encoding": encoding.record(), "finished": None})
+    files = {}
     for path in _annotation_files(raw):
-        _copy_atomic(path, out / path.relative_to(raw))
+        rel = path.relative_to(raw)
+        _copy_atomic(path, out / rel)
+        files[rel.as_posix()] = file_record(out / rel)
     rels = list(dict.fromkeys(e.path for e in found.entries))
+    # Videos a previous run finished are only read again for their records, in larger chunks.
     todo = [r for r in rels if not (out / r).is_file()]
-    counts = {"skipped": len(rels) - len(todo), "prepared": 0, "copied": 0, "partial": 0, "failed": 0}
+    done = [r for r in rels if (out / r).is_file()]
+    chunks = [todo[i : i + chunk_size] for i in range(0, len(todo), chunk_size)]
+    chunks += [done[i : i + 8 * chunk_size] for i in range(0, len(done), 8 * chunk_size)]
+    counts = {"skipped": 0, "prepared": 0, "copied": 0, "partial": 0, "failed": 0}
     failed, partial = [], []
     task = ray.remote(num_cpus=1, max_retries=2)(_prepare_chunk)
-    chunks = [todo[i : i + chunk_size] for i in range(0, len(todo), chunk_size)]
     window = max(4, 2 * int(ray.cluster_resources().get("CPU", 1)))
     pending: dict[ray.ObjectRef, list[str]] = {}
     submitted = 0
     if progress:
-        progress(counts["skipped"], len(rels), counts)
+        progress(0, len(rels), counts)
     while submitted < len(chunks) or pending:
         while submitted < len(chunks) and len(pending) < window:
             ref = task.remote(str(raw.resolve()), str(out.resolve()), chunks[submitted], short_side, encoding)
@@ -270,15 +296,17 @@ def prepare_dataset(
         finished, _ = ray.wait(list(pending), num_returns=1)
         for ref in finished:
             chunk = pending.pop(ref)
-            for rel, (status, reason) in zip(chunk, ray.get(ref)):
+            for rel, (status, reason, size, digest) in zip(chunk, ray.get(ref)):
                 counts[status] += 1
                 if status == "failed":
                     failed.append({"path": rel, "reason": reason})
-                elif status == "partial":
+                    continue
+                if status == "partial":
                     partial.append({"path": rel, "reason": reason})
+                files[Path(rel).as_posix()] = (size, digest)
         if progress:
-            progress(len(rels) - len(todo) + sum(counts[k] for k in ("prepared", "copied", "partial", "failed")),
-                     len(rels), counts)
+            progress(sum(counts.values()), len(rels), counts)
+    _write_files_list(out, files)
     manifest = {
         "raw_root": str(raw.resolve()), "short_side": short_side, "layout": found.layout,
         "videos": len(rels), "complete": len(rels) - len(failed), **counts,
@@ -286,10 +314,25 @@ def prepare_dataset(
         "partial_videos": sorted(partial, key=lambda x: x["path"]),
         "not_found": found.excluded,  # rows of the annotations with no usable file in the raw copy
         "encoding": encoding.record(),
+        "files": {"list": FILES_LIST, "count": len(files), "bytes": sum(size for size, _ in files.values())},
         "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
     _write_manifest(out, manifest)
     return manifest
+
+
+def _write_files_list(out: Path, files: dict[str, tuple[int, str]]) -> None:
+    """``prepare-files.parquet``: one row per file, by path; written whole, then renamed."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    paths = sorted(files)
+    table = pa.table({"path": pa.array(paths, pa.string()),
+                      "bytes": pa.array([files[p][0] for p in paths], pa.int64()),
+                      "sha256": pa.array([files[p][1] for p in paths], pa.string())})
+    tmp = _part_path(out / FILES_LIST)
+    pq.write_table(table, tmp)
+    os.replace(tmp, out / FILES_LIST)
 
 
 def _write_manifest(out: Path, manifest: dict) -> None:

@@ -1,18 +1,20 @@
 """``k400ray prepare``: a raw copy re-encoded to a short side on Ray tasks, layout and annotations
 kept, broken files in the manifest with their reason, a second run skipping what is done, the
-keyframe interval and tuning asked for."""
+keyframe interval and tuning asked for, every file listed with its SHA-256."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import av
+import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
 from k400ray.cli import app
 from k400ray.data.encoding import Encoding, longest_keyframe_gap
-from k400ray.data.prepare import PART_SUFFIX, PREPARE_MANIFEST, prepare_dataset, prepare_video, target_size
+from k400ray.data.prepare import FILES_LIST, PART_SUFFIX, PREPARE_MANIFEST, prepare_dataset, prepare_video, target_size
 from k400ray.data.probe import probe_video
 from tests.conftest import write_video
 
@@ -50,6 +52,17 @@ def test_target_size_keeps_aspect_with_even_sides():
 def _keyframes(path) -> list[int]:
     with av.open(str(path)) as container:
         return [i for i, p in enumerate(container.demux(container.streams.video[0])) if p.size and p.is_keyframe]
+
+
+def _files_list(out) -> dict[str, tuple[int, str]]:
+    rows = pq.read_table(out / FILES_LIST).to_pylist()
+    assert [r["path"] for r in rows] == sorted(r["path"] for r in rows)
+    return {r["path"]: (r["bytes"], r["sha256"]) for r in rows}
+
+
+def _on_disk(out, rel) -> tuple[int, str]:
+    data = (out / rel).read_bytes()
+    return len(data), hashlib.sha256(data).hexdigest()
 
 
 def test_encoding_names_round_trip_and_bad_names_are_refused():
@@ -108,6 +121,12 @@ def test_prepare_reencodes_keeps_layout_lists_failures_and_resumes(ray_local, tm
     assert manifest["encoding"] == {"codec": "libx264", "preset": "veryfast", "crf": 23,
                                     "keyframe_interval": Encoding().keyframe_interval,
                                     "fast_decode": Encoding().fast_decode}
+    # every file of the copy with its size and hash (the failed video is not there)
+    files = _files_list(out)
+    videos = {p.relative_to(out).as_posix() for p in out.rglob("*.mp4")}
+    assert set(files) == videos | {"annotations/train.csv", "annotations/val.csv"} and len(videos) == 4
+    assert all(files[rel] == _on_disk(out, rel) for rel in files)
+    assert manifest["files"] == {"list": FILES_LIST, "count": 6, "bytes": sum(b for b, _ in files.values())}
 
     # resume: outputs that exist are complete (written under a temporary name, then renamed)
     (out / "val" / "v2_000000_000010.mp4").unlink()
@@ -118,6 +137,9 @@ def test_prepare_reencodes_keeps_layout_lists_failures_and_resumes(ray_local, tm
     assert (out / "train" / "v0_000000_000010.mp4").stat().st_mtime_ns == before
     assert (out / "val" / "v2_000000_000010.mp4").is_file()
     assert not list(out.rglob(f"*{PART_SUFFIX}"))
+    again_files = _files_list(out)  # the skipped videos are listed too, hashed again
+    assert set(again_files) == set(files) and again["files"]["count"] == 6
+    assert all(again_files[rel] == _on_disk(out, rel) for rel in again_files)
 
 
 def test_prepared_copy_indexes_like_the_raw_one(ray_local, tmp_path):
@@ -153,6 +175,26 @@ def test_cli_prepare_and_its_one_line_errors(ray_local, tmp_path):
     (tmp_path / "o" / PREPARE_MANIFEST).write_text(json.dumps(manifest))
     r = runner.invoke(app, ["prepare", str(raw), "--out", str(tmp_path / "o"), "--short-side", "32"])
     assert r.exit_code == 2 and "prepared with keyframe interval 250, fast decode off" in r.output
+
+
+def test_prepares_into_its_own_folder_beside_the_clusters_others(ray_local, tmp_path):
+    """docs/cluster.md: /mnt/k400/{raw,prepared,mlflow,weights,index}; preparing into the shared
+    parent itself stays refused (it holds other folders and no prepare manifest)."""
+    k400 = tmp_path / "k400"
+    raw = k400 / "raw"
+    (raw / "annotations").mkdir(parents=True)
+    (raw / "annotations" / "train.csv").write_text("label,youtube_id,time_start,time_end,split\na,v0,0,10,train\n")
+    write_video(raw / "train" / "v0_000000_000010.mp4", frames=6, size=(80, 64))
+    for sibling in ("mlflow", "weights", "index"):
+        (k400 / sibling).mkdir()
+        (k400 / sibling / "keep.txt").write_text(sibling)
+    r = runner.invoke(app, ["prepare", str(raw), "--out", str(k400 / "prepared"), "--short-side", "32"])
+    assert r.exit_code == 0, r.output
+    assert "1 re-encoded" in r.output and f"--out {k400 / 'index'}" in r.output
+    assert set(_files_list(k400 / "prepared")) == {"annotations/train.csv", "train/v0_000000_000010.mp4"}
+    assert all((k400 / s / "keep.txt").read_text() == s for s in ("mlflow", "weights", "index"))
+    r = runner.invoke(app, ["prepare", str(raw), "--out", str(k400), "--short-side", "32"])
+    assert r.exit_code == 2 and "refusing to write into it" in r.output
 
 
 @pytest.mark.parametrize("name", ["not-a-copy"])
