@@ -3,6 +3,7 @@ cost model reads; and the command on a tiny textured source."""
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -10,8 +11,10 @@ from typer.testing import CliRunner
 from k400ray.bench.clip_cpu import SourceResult
 from k400ray.bench.encodings import AS_IS, EncodingBench
 from k400ray.cli import app
+from k400ray.data.encoding import Encoding
 
 runner = CliRunner()
+REPO = Path(__file__).resolve().parents[2]
 TSN, I3D = "tsn_r50_1x1x8", "i3d_r50_32x2x1"
 
 
@@ -82,3 +85,17 @@ def test_bench_data_encodings_refuses_bad_names_and_two_modes():
     r = runner.invoke(app, ["bench", "data", "--encodings", "--raw-sizes", "1920x1080"])
     assert r.exit_code == 2 and "give one" in r.output
 
+
+def test_the_shipped_record_is_the_documented_table_and_prepares_default():
+    """measured.json's decode_by_encoding is the 340x256 part of the record in docs/benchmarks.md,
+    and names the encoding `k400ray prepare` uses by default."""
+    shipped = json.loads((REPO / "k400ray/tune/records/measured.json").read_text())["decode_by_encoding"]
+    docs = (REPO / "docs/benchmarks.md").read_text()
+    assert shipped["default"] == Encoding().name and shipped["default"] in shipped["encodings"]
+    assert f"- command: `{shipped['record'].split(', ')[0]}`" in docs
+    rows = {line.split(" | ")[1]: line for line in docs.splitlines() if line.startswith("| 340x256 | ")}
+    for name, entry in shipped["encodings"].items():
+        assert Encoding.from_name(name) == Encoding(entry["keyframe_interval"], entry["fast_decode"])
+        cells = rows[name].strip("| ").split(" | ")
+        assert f"{entry['bytes_per_video'] / 1000:.1f}" in cells, name
+        assert all(f"{ms:.1f}" in cells for ms in entry["cpu_ms_per_clip"].values()), name
