@@ -222,15 +222,19 @@ def _fmt(value: object) -> str:
     return str(value)
 
 
+def record_date() -> str:
+    """The date and minute a record is stamped with."""
+    return _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
+
+
 def write_record(path: str | os.PathLike, title: str, tables: list[Table], notes: list[str]) -> None:
     """Append one Markdown record (command, machine, date, tables, notes) to ``path``."""
-    stamp = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
     parts = [
         f"### {title}",
         "",
         f"- command: `{command_line()}`",
         f"- machine: {machine_line()}",
-        f"- date: {stamp}",
+        f"- date: {record_date()}",
         "",
     ]
     for table in tables:

@@ -18,40 +18,23 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from k400ray.bench.common import Table, cpu_seconds_between, median, tree_cpu_snapshot
-from k400ray.bench.data import DecodeLimit, Row
+from k400ray.bench.clip_cpu import SourceResult, measure_sources, video_row
+from k400ray.bench.common import Table
+from k400ray.bench.data import Row
 
 PREPARED = "prepared"
-
-
-@dataclass
-class ResolutionResult:
-    preset: str
-    source: str  # "1920x1080", ..., or "prepared 1920x1080"
-    clips: int
-    cpu_s: list[float] = field(default_factory=list)
-    seconds: list[float] = field(default_factory=list)
-
-    @property
-    def cpu_ms_per_clip(self) -> float:
-        return 1000 * median([c for c in self.cpu_s if c == c]) / self.clips
-
-    @property
-    def clips_per_core_s(self) -> float:
-        """Clips one core decodes per second: 1000 / CPU ms per clip."""
-        return 1000 / self.cpu_ms_per_clip
 
 
 @dataclass
 class ResolutionBench:
     short_side: int
     sizes: list[str]
-    results: list[ResolutionResult]
+    results: list[SourceResult]
 
-    def get(self, preset: str, source: str) -> ResolutionResult:
+    def get(self, preset: str, source: str) -> SourceResult:
         return next(r for r in self.results if r.preset == preset and r.source == source)
 
     def ratio(self, preset: str, size: str) -> float:
@@ -73,13 +56,15 @@ class ResolutionBench:
 
 def generated_pair(work_dir: str | Path, size: tuple[int, int], *, videos: int, seconds: float, fps: int,
                    short_side: int) -> tuple[list[Row], list[Row]]:
-    """Rows (absolute paths) of generated videos at ``size`` and of their prepared copies."""
+    """Rows (absolute paths) of generated videos at ``size`` and of their prepared copies (the
+    default encoding of ``k400ray prepare``)."""
+    from k400ray.data.encoding import Encoding
     from k400ray.data.prepare import prepare_video
     from k400ray.data.synth import generate_synthetic
 
     frames = max(2, round(seconds * fps))
     base = Path(work_dir) / f"raw{videos}-{frames}f-{fps}fps-{size[0]}x{size[1]}-medium"
-    raw, prepared = base / "data", base / f"prepared-{short_side}"
+    raw, prepared = base / "data", base / f"prepared-{short_side}-{Encoding().name}"
     done = base / ".complete"
     if not done.is_file():
         generate_synthetic(raw, num_classes=2, videos_per_class=(math.ceil(videos / 2), 0), frames=frames, fps=fps,
@@ -94,15 +79,7 @@ def generated_pair(work_dir: str | Path, size: tuple[int, int], *, videos: int, 
             if outcome.status not in ("prepared", "copied"):
                 raise RuntimeError(f"{path}: prepare failed: {outcome.reason}")
         pairs.append((path, out))
-    return [_row(p, i) for i, (p, _) in enumerate(pairs)], [_row(q, i) for i, (_, q) in enumerate(pairs)]
-
-
-def _row(path: Path, i: int) -> Row:
-    from k400ray.data.probe import probe_video
-
-    probe = probe_video(path)
-    return {"video_id": f"v{i}", "path": str(path), "label": 0, "num_frames": probe.num_frames, "width": probe.width,
-            "height": probe.height, "decoder": probe.decoder}
+    return [video_row(p, i) for i, (p, _) in enumerate(pairs)], [video_row(q, i) for i, (_, q) in enumerate(pairs)]
 
 
 def run_resolution_bench(
@@ -121,8 +98,6 @@ def run_resolution_bench(
 ) -> ResolutionBench:
     """CPU per training clip on raw and prepared copies, per preset and size; sources interleave
     in every repeat so that load from other users hits them alike."""
-    from k400ray.presets import get_preset
-
     processes = processes or os.cpu_count() or 1
     sources: dict[str, list[Row]] = {}
     names = [f"{w}x{h}" for w, h in sizes]
@@ -130,31 +105,5 @@ def run_resolution_bench(
         log(f"  inputs {name}: {videos} generated videos of {seconds:g} s and their prepared copies")
         raw, prepared = generated_pair(work_dir, size, videos=videos, seconds=seconds, fps=fps, short_side=short_side)
         sources[name], sources[f"{PREPARED} {name}"] = raw, prepared
-    limit = DecodeLimit(processes, "")  # rows hold absolute paths
-    results = []
-    try:
-        for preset_name in presets:
-            spec = get_preset(preset_name).clip_spec("train")
-            mine = {src: ResolutionResult(preset_name, src, clips) for src in sources}
-            order = list(sources)
-            for src in order:  # warm-up: spawn, import, first-call costs
-                limit.run(_cycled(sources[src], processes), spec)
-            for rep in range(repeats):
-                for src in order[rep % len(order):] + order[: rep % len(order)]:
-                    rows = _cycled(sources[src], clips)
-                    before = tree_cpu_snapshot()
-                    got, seconds_taken, _ = limit.run(rows, spec)
-                    if got != clips:
-                        raise RuntimeError(f"{src}: decoded {got} of {clips} clips")
-                    mine[src].cpu_s.append(cpu_seconds_between(before, tree_cpu_snapshot()))
-                    mine[src].seconds.append(seconds_taken)
-                    log(f"  {preset_name} {src}: pass {rep + 1}/{repeats} "
-                        f"{1000 * mine[src].cpu_s[-1] / clips:.1f} CPU ms/clip")
-            results.extend(mine.values())
-    finally:
-        limit.close()
+    results = measure_sources(sources, presets=presets, clips=clips, repeats=repeats, processes=processes, log=log)
     return ResolutionBench(short_side, names, results)
-
-
-def _cycled(rows: list[Row], n: int) -> list[Row]:
-    return [dict(rows[i % len(rows)], video_id=f"{rows[i % len(rows)]['video_id']}~{i}") for i in range(n)]

@@ -108,7 +108,8 @@ def data(
     repeats: int = typer.Option(3, "--repeats", min=1, help="measured passes per method; the median is reported"),
     processes: Optional[int] = typer.Option(None, "--processes", min=1, help="decode processes for every method (default: cores)"),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="default: the preset's batch per GPU"),
-    videos: int = typer.Option(16, "--videos", min=1, help="generated videos (without --index)"),
+    videos: Optional[int] = typer.Option(None, "--videos", min=1,
+                                         help="generated videos (without --index; default 16, 2 with --encodings)"),
     seconds: float = typer.Option(10.0, "--seconds", min=0.1, help="generated video length"),
     size: str = typer.Option("340x256", "--size", help="generated WIDTHxHEIGHT"),
     fps: int = typer.Option(30, "--fps", min=1, help="generated frame rate"),
@@ -124,7 +125,22 @@ def data(
         None, "--raw-sizes",
         help="comma-separated WIDTHxHEIGHT, e.g. 1920x1080,1280x720: instead, CPU per train clip on --videos generated "
              "videos of --seconds at each size against their `k400ray prepare` copies (decode limit only, no Ray)"),
-    short_side: int = typer.Option(256, "--short-side", min=16, help="short side of the prepared copies (--raw-sizes)"),
+    encodings: bool = typer.Option(
+        False, "--encodings",
+        help="instead, CPU per train clip and bytes per video of `k400ray prepare` copies of textured generated "
+             "videos (--sources) in several encodings (--encoding-names), against x264's defaults (no Ray)"),
+    sources: str = typer.Option("340x256,1920x1080", "--sources",
+                                help="comma-separated WIDTHxHEIGHT of the textured sources (--encodings)"),
+    encoding_names: Optional[str] = typer.Option(
+        None, "--encoding-names",
+        help="comma-separated keyint<N>[-fastdecode] (--encodings; default: keyint250, keyint250-fastdecode, "
+             "keyint64-fastdecode, keyint32, keyint32-fastdecode, keyint24-fastdecode, keyint16, keyint16-fastdecode, "
+             "keyint8-fastdecode)"),
+    record_json: Optional[Path] = typer.Option(
+        None, "--record-json", help="(--encodings) also write the first source's figures to this JSON file, as the "
+                                    "decode_by_encoding entry of k400ray/tune/records/measured.json"),
+    short_side: int = typer.Option(256, "--short-side", min=16,
+                                   help="short side of the prepared copies (--raw-sizes, --encodings)"),
     out: Optional[Path] = typer.Option(None, "--out", help="append a Markdown record to this file"),
     address: Optional[str] = typer.Option(None, help="Ray cluster address (default: RAY_ADDRESS or a local Ray)"),
 ) -> None:
@@ -133,6 +149,14 @@ def data(
     from k400ray.bench.data import run_data_bench
 
     names = _presets(presets)
+    if raw_sizes is not None and encodings:
+        fail("--raw-sizes and --encodings are two separate runs: give one")
+    if encodings:
+        _encodings(sources, encoding_names, names, short_side=short_side, videos=videos or 2, seconds=seconds, fps=fps,
+                   clips=clips, repeats=repeats, processes=processes, work_dir=work_dir, out=out,
+                   record_json=record_json)
+        return
+    videos = videos or 16
     if raw_sizes is not None:
         _raw_vs_prepared(raw_sizes, names, short_side=short_side, videos=videos, seconds=seconds, fps=fps, clips=clips,
                          repeats=repeats, processes=processes, work_dir=work_dir, out=out)
@@ -194,6 +218,45 @@ def _raw_vs_prepared(raw_sizes: str, names: list[str], *, short_side: int, video
     notes.append("CPU ms/clip: CPU time of the decode processes (/proc) per clip, whatever else the machine ran")
     notes.append(f"load average (1 min) at start / end: {load:.1f} / {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     _emit("bench data (raw vs prepared)", [result.table()], notes, out)
+
+
+def _encodings(sources: str, encoding_names: Optional[str], names: list[str], *, short_side: int, videos: int,
+               seconds: float, fps: int, clips: int, repeats: int, processes: Optional[int], work_dir: Optional[Path],
+               out: Optional[Path], record_json: Optional[Path]) -> None:
+    """``bench data --encodings``: decode CPU per clip and bytes per video of each encoding."""
+    import json
+
+    from k400ray.bench.common import command_line, machine_line, record_date
+    from k400ray.bench.encodings import DEFAULT_ENCODINGS, run_encoding_bench
+    from k400ray.data.encoding import Encoding
+
+    sizes = [parse_size(s.strip()) for s in sources.split(",") if s.strip()]
+    if not sizes:
+        fail("--sources: give at least one WIDTHxHEIGHT")
+    try:
+        chosen = [Encoding.from_name(n) for n in (encoding_names or ",".join(DEFAULT_ENCODINGS)).split(",") if n.strip()]
+    except ValueError as exc:
+        fail(f"--encoding-names: {exc}")
+    processes = processes or os.cpu_count() or 1
+    load = os.getloadavg()[0]
+    result = run_encoding_bench(sizes, encodings=chosen, presets=names, work_dir=_work_dir(work_dir),
+                                short_side=short_side, videos=videos, seconds=seconds, fps=fps, clips=clips,
+                                repeats=repeats, processes=processes, log=_log)
+    typer.echo(f"bench data --encodings: {clips} clips per pass from {videos} textured videos of {seconds:g} s at {fps} "
+               f"fps per source, copies at short side {short_side}, {processes} decode-limit processes, median of "
+               f"{repeats}; {machine_line()}")
+    default = Encoding().name
+    notes = result.goal_lines(default)
+    notes.append("CPU ms/clip: CPU time of the decode processes (/proc) per clip, whatever else the machine ran; "
+                 "x lower: the CPU per clip of x264's defaults (keyint250) over this row's")
+    notes.append(f"load average (1 min) at start / end: {load:.1f} / {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    _emit("bench data (encodings)", [result.table()], notes, out)
+    if record_json is not None:
+        size = result.sizes[0]
+        entry = result.record(size, record=f"{command_line()}, {machine_line()}, {record_date()}", default=default,
+                              source=f"realistic generated {size}, {seconds:g} s, {fps} fps, raw x264 medium keyint 250")
+        record_json.write_text(json.dumps({"decode_by_encoding": entry}, indent=2) + "\n", encoding="utf-8")
+        typer.echo(f"decode_by_encoding ({size}) written to {record_json}")
 
 
 @bench_app.command()

@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from k400ray.cli.common import fail, parse_size
+from k400ray.data.encoding import DEFAULT_FAST_DECODE, DEFAULT_KEYFRAME_INTERVAL
 
 
 def synth(
@@ -71,6 +72,11 @@ def prepare(
     raw_root: Path = typer.Argument(..., help="raw dataset root (the layouts `k400ray index` reads)"),
     out: Path = typer.Option(..., "--out", help="where the re-encoded copy goes (same layout and annotations)"),
     short_side: int = typer.Option(256, "--short-side", min=16, help="short side of the re-encoded videos"),
+    keyframe_interval: int = typer.Option(
+        DEFAULT_KEYFRAME_INTERVAL, "--keyframe-interval", min=1,
+        help="a keyframe at least every N frames (x264's own default is 250; docs/data.md says why the default)"),
+    fast_decode: bool = typer.Option(DEFAULT_FAST_DECODE, "--fast-decode/--no-fast-decode",
+                                     help="x264 tune=fastdecode (no CABAC, no deblocking): cheaper to decode, more bytes"),
     layout: str = typer.Option("auto", help="auto | csv | list | tree"),
     address: Optional[str] = typer.Option(None, help="Ray cluster address (default: RAY_ADDRESS or a local Ray)"),
 ) -> None:
@@ -78,27 +84,32 @@ def prepare(
     import sys
 
     from k400ray.data.annotations import AnnotationError
-    from k400ray.data.prepare import PREPARE_MANIFEST, PrepareError, prepare_dataset
+    from k400ray.data.encoding import Encoding
+    from k400ray.data.prepare import FILES_LIST, PREPARE_MANIFEST, PrepareError, prepare_dataset
     from k400ray.runtime import init_ray
 
     _check_dataset_args(raw_root, layout, "raw root")
     from k400ray.console.counter import count_progress
 
+    encoding = Encoding(keyframe_interval, fast_decode)
     init_ray(address)
     try:  # like `index`: a bar with a count on a terminal, a line every few seconds otherwise (stderr)
         with count_progress("preparing", "videos", sys.stderr) as update:
-            manifest = prepare_dataset(raw_root, out, short_side=short_side, layout=layout,
+            manifest = prepare_dataset(raw_root, out, short_side=short_side, encoding=encoding, layout=layout,
                                        progress=lambda done, total, counts: update(done, total))
     except (AnnotationError, PrepareError) as exc:
         fail(str(exc))
-    typer.echo(f"prepared {out} ({manifest['layout']} layout, short side {short_side}): {manifest['videos']} videos, "
-               f"{manifest['prepared']} re-encoded, {manifest['copied']} copied (already small), "
-               f"{manifest['skipped']} already done, {manifest['partial']} partial, {manifest['failed']} failed")
+    typer.echo(f"prepared {out} ({manifest['layout']} layout, short side {short_side}, {encoding.describe()}): "
+               f"{manifest['videos']} videos, {manifest['prepared']} re-encoded, {manifest['copied']} copied "
+               f"(already small, keyframes dense enough), {manifest['skipped']} already done, "
+               f"{manifest['partial']} partial, {manifest['failed']} failed")
     for item in manifest["failed_videos"][:20]:
         typer.echo(f"  failed {item['path']}: {item['reason']}")
     if manifest["failed"] > 20:
         typer.echo(f"  ... {manifest['failed'] - 20} more in {out / PREPARE_MANIFEST}")
-    typer.echo(f"next: k400ray index {out} --out {out / 'index'}")
+    typer.echo(f"files: {manifest['files']['count']} ({manifest['files']['bytes'] / 2**30:.2f} GiB) listed with "
+               f"their SHA-256 in {out / FILES_LIST}")
+    typer.echo(f"next: k400ray index {out} --out {out.parent / 'index'}")
 
 
 def stage(

@@ -10,9 +10,17 @@ it on Ray tasks, one CPU each, so the same command runs on a laptop or on the de
 What a prepared copy keeps: the layout (the same relative paths and file names, so the
 annotations stay valid) and the annotation files themselves (``annotations/*``, list files),
 copied as they are. Videos are re-encoded with H.264 (x264 ``veryfast``, CRF 23, yuv420p, one
-thread per task) at the short side given, aspect kept, both sides even; frames are re-timed at
-the source's average frame rate (sampling indexes frames, not timestamps); audio is dropped
-(no model reads it). A video whose short side is already at most the target is copied as it is.
+thread per task) at the short side given, aspect kept, both sides even, with a keyframe every
+few frames and x264's fast-decode tuning by default (:mod:`k400ray.data.encoding`: training
+decodes a few sampled frames per video, and a decoder starts at the keyframe before each); frames
+are re-timed at the source's average frame rate (sampling indexes frames, not timestamps); audio
+is dropped (no model reads it). A video whose short side is already at most the target is copied
+as it is when its keyframes are as dense as the chosen interval, else re-encoded at its own size.
+
+Every file of the prepared copy (videos and annotation files) is listed with its size and SHA-256
+in ``prepare-files.parquet`` (:data:`FILES_LIST`), so that a copy of the prepared root (a node's
+local disk) can be verified file by file; the hashes are computed by the tasks that write the
+videos, and for videos a previous run finished, by tasks that read them again.
 
 Resumable: an output is written to a temporary name beside it and renamed when complete, so an
 output that exists is complete and is skipped by the next run; temporaries left by a killed run
@@ -23,6 +31,7 @@ next run; a video whose tail does not decode keeps the frames that do, and is li
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -34,11 +43,13 @@ from pathlib import Path
 from typing import Callable
 
 from k400ray.data.annotations import SPLITS, VIDEO_EXTENSIONS, discover
+from k400ray.data.encoding import X264_DEFAULTS, Encoding, longest_keyframe_gap
 
 PREPARE_MANIFEST = "prepare-manifest.json"
+FILES_LIST = "prepare-files.parquet"  # path (relative, POSIX), bytes, sha256 of every file prepared
 PART_SUFFIX = ".k400ray-part"  # temporaries: not a video extension, so `k400ray index` never sees one
 CONTAINERS = {".mp4": "mp4", ".mkv": "matroska", ".webm": "webm", ".avi": "avi", ".mov": "mov"}
-X264_OPTIONS = {"preset": "veryfast", "crf": "23", "threads": "1"}
+OWN_FILES = (PREPARE_MANIFEST, FILES_LIST)  # what prepare writes at the root besides the copy
 
 
 class PrepareError(ValueError):
@@ -71,7 +82,8 @@ def _short(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {detail}"[:200]
 
 
-def _encode(src: Path, tmp: Path, size: tuple[int, int], rate: Fraction, container_format: str) -> tuple[int, str]:
+def _encode(src: Path, tmp: Path, size: tuple[int, int], rate: Fraction, container_format: str,
+            encoding: Encoding) -> tuple[int, str]:
     """Decode ``src`` and encode its frames at ``size`` into ``tmp``; (frames written, reason the
     decode stopped early or "")."""
     import av
@@ -83,7 +95,7 @@ def _encode(src: Path, tmp: Path, size: tuple[int, int], rate: Fraction, contain
         vin.thread_type, vin.thread_count = "SLICE", 1
         vout = out.add_stream(codec, rate=rate)
         vout.width, vout.height, vout.pix_fmt = size[0], size[1], "yuv420p"
-        vout.options = dict(X264_OPTIONS) if codec == "libx264" else {"crf": "32", "b": "0", "threads": "1"}
+        vout.options = encoding.codec_options(codec)
         time_base = 1 / rate
         try:
             for frame in inp.decode(vin):
@@ -99,8 +111,14 @@ def _encode(src: Path, tmp: Path, size: tuple[int, int], rate: Fraction, contain
     return written, stopped
 
 
-def prepare_video(src: str | Path, dst: str | Path, short_side: int) -> Outcome:
-    """Re-encode (or copy) one video to ``dst``, atomically; never raises for a bad video."""
+def prepare_video(src: str | Path, dst: str | Path, short_side: int, encoding: Encoding = Encoding(), *,
+                  always_encode: bool = False) -> Outcome:
+    """Re-encode (or copy) one video to ``dst``, atomically; never raises for a bad video.
+
+    A video at or below ``short_side`` is copied when its keyframes are dense enough for
+    ``encoding`` (:func:`~k400ray.data.encoding.longest_keyframe_gap`), else re-encoded at its own
+    size; ``always_encode`` re-encodes it anyway (the benchmark of encodings compares them all on
+    one source)."""
     import av
 
     src, dst = Path(src), Path(dst)
@@ -125,12 +143,14 @@ def prepare_video(src: str | Path, dst: str | Path, short_side: int) -> Outcome:
         return Outcome(rel, "failed", "video stream has no size")
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = _part_path(dst)
+    small = min(width, height) <= short_side
     try:
-        if min(width, height) <= short_side:
+        if small and not always_encode and encoding.dense_enough(longest_keyframe_gap(src)):
             shutil.copyfile(src, tmp)
             os.replace(tmp, dst)
             return Outcome(rel, "copied")
-        written, stopped = _encode(src, tmp, target_size(width, height, short_side), Fraction(rate), container_format)
+        size = (width - width % 2, height - height % 2) if small else target_size(width, height, short_side)
+        written, stopped = _encode(src, tmp, size, Fraction(rate), container_format, encoding)
         if written == 0:
             tmp.unlink(missing_ok=True)
             return Outcome(rel, "failed", "no decodable video frames" + (f" ({stopped})" if stopped else ""))
@@ -143,12 +163,25 @@ def prepare_video(src: str | Path, dst: str | Path, short_side: int) -> Outcome:
         return Outcome(rel, "failed", f"re-encode failed ({_short(exc)})")
 
 
-def _prepare_chunk(raw_root: str, out_root: str, rels: list[str], short_side: int) -> list[tuple[str, str]]:
-    """Ray task body: (status, reason) per video, in order."""
+def file_record(path: str | Path) -> tuple[int, str]:
+    """(bytes, lowercase hex SHA-256) of a whole file."""
+    with open(path, "rb") as fh:
+        return os.fstat(fh.fileno()).st_size, hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def _prepare_chunk(raw_root: str, out_root: str, rels: list[str], short_side: int,
+                   encoding: Encoding) -> list[tuple[str, str, int, str]]:
+    """Ray task body: (status, reason, bytes, sha256) per video, in order. An output that exists
+    was finished by an earlier run: it is only read again for its record (``skipped``)."""
     results = []
     for rel in rels:
-        outcome = prepare_video(os.path.join(raw_root, rel), os.path.join(out_root, rel), short_side)
-        results.append((outcome.status, outcome.reason))
+        dst = os.path.join(out_root, rel)
+        if os.path.isfile(dst):
+            outcome = Outcome(rel, "skipped")
+        else:
+            outcome = prepare_video(os.path.join(raw_root, rel), dst, short_side, encoding)
+        size, digest = file_record(dst) if outcome.status != "failed" else (0, "")
+        results.append((outcome.status, outcome.reason, size, digest))
     return results
 
 
@@ -159,7 +192,7 @@ def _annotation_files(root: Path) -> list[Path]:
     for folder in (root, root / "annotations"):
         if folder.is_dir():
             found += [p for p in sorted(folder.iterdir()) if p.is_file() and not p.name.startswith(".")
-                      and p.suffix.lower() not in VIDEO_EXTENSIONS and p.name != PREPARE_MANIFEST]
+                      and p.suffix.lower() not in VIDEO_EXTENSIONS and p.name not in OWN_FILES]
     return found
 
 
@@ -180,7 +213,7 @@ def _remove_stale_parts(out: Path) -> int:
     return len(stale)
 
 
-def _check_roots(raw: Path, out: Path, short_side: int) -> None:
+def _check_roots(raw: Path, out: Path, short_side: int, encoding: Encoding) -> None:
     if not raw.is_dir():
         raise PrepareError(f"{raw}: raw root is not a directory")
     if short_side < 16:
@@ -200,6 +233,11 @@ def _check_roots(raw: Path, out: Path, short_side: int) -> None:
         if before.get("short_side") != short_side:
             raise PrepareError(f"{out}: prepared at short side {before.get('short_side')}, not {short_side}; "
                                "use another --out")
+        earlier = before.get("encoding", X264_DEFAULTS.record())
+        if earlier != encoding.record():
+            raise PrepareError(f"{out}: prepared with keyframe interval {earlier.get('keyframe_interval')}, fast decode "
+                               f"{'on' if earlier.get('fast_decode') else 'off'}, not {encoding.describe()}; "
+                               "pass the same --keyframe-interval and --fast-decode/--no-fast-decode, or use another --out")
     elif out.is_dir() and any(p.name != PREPARE_MANIFEST and p.resolve() != raw_r for p in out.iterdir()):
         if not any((out / s).is_dir() for s in SPLITS):
             raise PrepareError(f"{out}: exists, is not empty and holds no {PREPARE_MANIFEST}; refusing to write into it")
@@ -213,6 +251,7 @@ def prepare_dataset(
     out_root: str | Path,
     *,
     short_side: int = 256,
+    encoding: Encoding = Encoding(),
     layout: str = "auto",
     chunk_size: int = 8,
     progress: ProgressFn | None = None,
@@ -222,53 +261,78 @@ def prepare_dataset(
     import ray
 
     raw, out = Path(raw_root), Path(out_root)
-    _check_roots(raw, out, short_side)
+    _check_roots(raw, out, short_side, encoding)
     found = discover(raw, layout)  # AnnotationError on unusable annotations
     out.mkdir(parents=True, exist_ok=True)
     _remove_stale_parts(out)
-    # The short side first: a run killed before the end still refuses another short side later.
+    # The settings first: a run killed before the end still refuses other settings later.
     if not (out / PREPARE_MANIFEST).is_file():
-        _write_manifest(out, {"raw_root": str(raw.resolve()), "short_side": short_side, "finished": None})
+        _write_manifest(out, {"raw_root": str(raw.resolve()), "short_side": short_side,
+                              "encoding": encoding.record(), "finished": None})
+    files = {}
     for path in _annotation_files(raw):
-        _copy_atomic(path, out / path.relative_to(raw))
+        rel = path.relative_to(raw)
+        _copy_atomic(path, out / rel)
+        files[rel.as_posix()] = file_record(out / rel)
     rels = list(dict.fromkeys(e.path for e in found.entries))
+    # Videos a previous run finished are only read again for their records, in larger chunks.
     todo = [r for r in rels if not (out / r).is_file()]
-    counts = {"skipped": len(rels) - len(todo), "prepared": 0, "copied": 0, "partial": 0, "failed": 0}
+    done = [r for r in rels if (out / r).is_file()]
+    chunks = [todo[i : i + chunk_size] for i in range(0, len(todo), chunk_size)]
+    chunks += [done[i : i + 8 * chunk_size] for i in range(0, len(done), 8 * chunk_size)]
+    counts = {"skipped": 0, "prepared": 0, "copied": 0, "partial": 0, "failed": 0}
     failed, partial = [], []
     task = ray.remote(num_cpus=1, max_retries=2)(_prepare_chunk)
-    chunks = [todo[i : i + chunk_size] for i in range(0, len(todo), chunk_size)]
     window = max(4, 2 * int(ray.cluster_resources().get("CPU", 1)))
     pending: dict[ray.ObjectRef, list[str]] = {}
     submitted = 0
     if progress:
-        progress(counts["skipped"], len(rels), counts)
+        progress(0, len(rels), counts)
     while submitted < len(chunks) or pending:
         while submitted < len(chunks) and len(pending) < window:
-            pending[task.remote(str(raw.resolve()), str(out.resolve()), chunks[submitted], short_side)] = chunks[submitted]
+            ref = task.remote(str(raw.resolve()), str(out.resolve()), chunks[submitted], short_side, encoding)
+            pending[ref] = chunks[submitted]
             submitted += 1
         finished, _ = ray.wait(list(pending), num_returns=1)
         for ref in finished:
             chunk = pending.pop(ref)
-            for rel, (status, reason) in zip(chunk, ray.get(ref)):
+            for rel, (status, reason, size, digest) in zip(chunk, ray.get(ref)):
                 counts[status] += 1
                 if status == "failed":
                     failed.append({"path": rel, "reason": reason})
-                elif status == "partial":
+                    continue
+                if status == "partial":
                     partial.append({"path": rel, "reason": reason})
+                files[Path(rel).as_posix()] = (size, digest)
         if progress:
-            progress(len(rels) - len(todo) + sum(counts[k] for k in ("prepared", "copied", "partial", "failed")),
-                     len(rels), counts)
+            progress(sum(counts.values()), len(rels), counts)
+    _write_files_list(out, files)
     manifest = {
         "raw_root": str(raw.resolve()), "short_side": short_side, "layout": found.layout,
         "videos": len(rels), "complete": len(rels) - len(failed), **counts,
         "failed_videos": sorted(failed, key=lambda x: x["path"]),
         "partial_videos": sorted(partial, key=lambda x: x["path"]),
         "not_found": found.excluded,  # rows of the annotations with no usable file in the raw copy
-        "encoder": {"codec": "libx264", **X264_OPTIONS, "audio": "dropped"},
+        "encoding": encoding.record(),
+        "files": {"list": FILES_LIST, "count": len(files), "bytes": sum(size for size, _ in files.values())},
         "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
     _write_manifest(out, manifest)
     return manifest
+
+
+def _write_files_list(out: Path, files: dict[str, tuple[int, str]]) -> None:
+    """``prepare-files.parquet``: one row per file, by path; written whole, then renamed."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    paths = sorted(files)
+    table = pa.table({"path": pa.array(paths, pa.string()),
+                      "bytes": pa.array([files[p][0] for p in paths], pa.int64()),
+                      "sha256": pa.array([files[p][1] for p in paths], pa.string())})
+    tmp = _part_path(out / FILES_LIST)
+    pq.write_table(table, tmp)
+    os.replace(tmp, out / FILES_LIST)
 
 
 def _write_manifest(out: Path, manifest: dict) -> None:
