@@ -36,9 +36,8 @@ from pathlib import Path
 from typing import Callable
 
 from k400ray.data.index import MANIFEST
+from k400ray.data.prepare import FILES_LIST
 
-FILES_LIST = "prepare-files.parquet"  # written by ``k400ray prepare`` (data/prepare.py)
-PREPARE_MANIFEST = "prepare-manifest.json"
 STAGE_MARKER = "stage.json"
 DATA_DIR = "data"
 INDEX_DIR = "index"

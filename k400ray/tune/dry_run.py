@@ -77,7 +77,7 @@ def _throughput_lines(spec: SearchSpec, grid: GridCost) -> list[str]:
     shape, cores, res = grid.shape, grid.cores, spec.cost.resolution
     staged = storage.reads_staged(spec, shape)
     if res == "prepared":
-        copy = f"a prepared copy, encoded {grid.encoding} ({grid.encoding_how})"
+        copy = f"a prepared copy encoded {grid.encoding} ({grid.encoding_how})"
     else:
         copy = f"a raw {res} copy"
     reads = (f"each node's staged copy (data.local_cache {spec.data.local_cache}) on its local NVMe" if staged else

@@ -23,6 +23,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from k400ray.data.encoding import X264_DEFAULTS, Encoding
 from k400ray.tune import throughput as tp
 from k400ray.tune.cluster_shape import ClusterShape, efs_price, nodes_per_trial
 from k400ray.tune.spec import SearchSpec, SpecError
@@ -92,11 +93,12 @@ def prepared_encoding(spec: SearchSpec, path: str | Path = "spec") -> tuple[str,
         return spec.cost.encoding, "cost.encoding"
     encoding = (prepare_manifest(spec) or {}).get("encoding")
     if encoding:
-        name = tp.encoding_name(int(encoding.get("keyframe_interval", 250)), bool(encoding.get("fast_decode")))
+        name = Encoding(int(encoding.get("keyframe_interval", X264_DEFAULTS.keyframe_interval)),
+                        bool(encoding.get("fast_decode"))).name
         if name in table["encodings"]:
             return name, "the prepare manifest of the indexed copy"
-        return table["default"], f"the prepare manifest's encoding ({name}) was not measured: priced as prepare's default"
-    return table["default"], "k400ray prepare's default (no prepare manifest on this machine)"
+        return table["default"], f"the prepare manifest's encoding, {name}, was not measured: priced as prepare's default"
+    return table["default"], "k400ray prepare's default: no prepare manifest on this machine"
 
 
 def data_size(spec: SearchSpec, train_videos: int, val_videos: int, encoding: str) -> DataSize:
@@ -121,7 +123,7 @@ def data_size(spec: SearchSpec, train_videos: int, val_videos: int, encoding: st
         return split(files["bytes"] / GB, "the prepare manifest's list of files")
     per_video = tp.encoding_record(encoding)["bytes_per_video"]
     return split((train_videos + val_videos) * per_video / GB,
-                 f"{per_video / 1e3:,.0f} kB per video ({encoding}, bench record) x the videos")
+                 f"{per_video / 1e3:,.0f} kB per video, {encoding} in the bench record, x the videos")
 
 
 def reads_staged(spec: SearchSpec, shape: ClusterShape) -> bool:

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
+from k400ray.data.encoding import X264_DEFAULTS
 from k400ray.presets import PRESETS, ModelPreset
 
 TRAIN_FLOPS_PER_MAC = 6.0  # forward 2 FLOPs per multiply-add, backward ~ 2 x forward
@@ -127,12 +128,7 @@ def _decode_reference(preset: ModelPreset) -> str:
 
 
 # The prepared copy that ``bench data --raw-sizes`` compared raw videos with: x264's defaults.
-RAW_REFERENCE_ENCODING = "keyint250"
-
-
-def encoding_name(keyframe_interval: int, fast_decode: bool) -> str:
-    """The record's name of an encoding: ``keyint16-fastdecode``, ``keyint250``."""
-    return f"keyint{keyframe_interval}" + ("-fastdecode" if fast_decode else "")
+RAW_REFERENCE_ENCODING = X264_DEFAULTS.name
 
 
 def encoding_record(name: str | None = None) -> dict:

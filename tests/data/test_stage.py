@@ -34,7 +34,7 @@ def make_prepared(base: Path, videos: int = 6) -> tuple[Path, Path]:
     rel = [p.relative_to(root).as_posix() for p in files]
     pq.write_table(pa.table({"path": rel, "bytes": [p.stat().st_size for p in files],
                              "sha256": [_sha256(p) for p in files]}), root / st.FILES_LIST)
-    (root / st.PREPARE_MANIFEST).write_text(json.dumps({"files": {"list": st.FILES_LIST, "count": len(files)}}))
+    (root / "prepare-manifest.json").write_text(json.dumps({"files": {"list": st.FILES_LIST, "count": len(files)}}))
     splits = {}
     for split in ("train", "val"):
         mine = [p for p in paths if p.parent.name == split]

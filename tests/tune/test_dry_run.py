@@ -42,10 +42,11 @@ def test_aug_grid_dry_run(cli_app, no_ray, monkeypatch):
     assert 10 < total < 10_000
     # the cluster's GPU was never benchmarked: said so; every preset's bottleneck named; dollars
     assert "A100 (not measured: FLOP model calibrated on H100 and H200; p4d.24xlarge" in out
-    assert all(re.search(rf"  {p}: .*(GPU|decode)-bound at [\d.]+ decode cores per GPU, [\d.]+ would balance it", out)
-               for p in ("tsn_r50_1x1x8", "tsm_r50_1x1x8", "i3d_r50_32x2x1"))
+    assert all(re.search(rf"  {p}: training clips/s GPU [\d,]+, decode [\d,]+, storage [\d,]+, network \S+ -> "
+                         rf"(GPU|decode|storage|network)-bound; .* [\d.]+ decode cores per GPU, [\d.]+ would balance it",
+                         out) for p in ("tsn_r50_1x1x8", "tsm_r50_1x1x8", "i3d_r50_32x2x1"))
     assert re.search(r"wall clock: ~[\d.]+ h per trial .* ~[\d.]+ h for the grid at 2 trial\(s\) at once", out)
-    assert re.search(r"dollars: ~\$[\d,]+ on demand = \$[\d,]+ GPU nodes .* storage reads", out)
+    assert re.search(r"dollars: ~\$[\d,]+ on demand = \$[\d,]+ GPU nodes .* storage reads .* staged to each", out)
     assert not (REPO / "k400_aug_grid").exists()
 
 
