@@ -295,6 +295,12 @@ def get_preset(name: str, *, scale: Literal["full", "toy"] = "full") -> ModelPre
     return toy(preset) if scale == "toy" else preset
 
 
+def family_of(name: str) -> str:
+    """The model family of a preset named ``name`` (``tsn``, ``tsm``, ``i3d``); for a name that is
+    not a preset (a grid logged by another version), its first word."""
+    return PRESETS[name].arch.family if name in PRESETS else name.split("_", 1)[0]
+
+
 # The sheet's `configs` column: the four augmentations on a preset's own recipe, and GluonCV's
 # own training recipe for the presets GluonCV published a Kinetics-400 model of. The one place
 # that names them: every other module uses these constants (tests/test_config_names.py).

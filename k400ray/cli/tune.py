@@ -6,6 +6,7 @@ line on stderr with exit code 2 (``k400ray.cli.common.fail``).
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Optional
 
@@ -36,9 +37,9 @@ def _load_spec(spec_path: Path, *, need_index: bool):
         fail(str(exc))
 
 
-def run_tune(spec_path: Path, *, address: Optional[str], resume: bool, smoke: bool = False):
-    """Validate, run the grid, print the summary; exits non-zero when trials failed (1) or the
-    run was interrupted (130). Returns the spec and the outcome."""
+def run_tune(spec_path: Path, *, address: Optional[str], resume: bool, smoke: bool = False, links: bool = True):
+    """Validate, run the grid, print the summary and (``links``) the MLflow block; exits non-zero
+    when trials failed (1) or the run was interrupted (130). Returns the spec and the outcome."""
     from k400ray.data.index import load_manifest
     from k400ray.tune.runner import GridError, format_summary, run_grid
     from k400ray.tracking.mlflow_log import resolve_tracking_uri
@@ -55,8 +56,8 @@ def run_tune(spec_path: Path, *, address: Optional[str], resume: bool, smoke: bo
     typer.echo("")
     typer.echo(format_summary(outcome.trials))
     typer.echo(f"\nTune experiment: {outcome.experiment_path}")
-    typer.echo(f"MLflow: parent run {outcome.parent_run_id} at {outcome.tracking_uri}")
-    _echo_links(resolve_tracking_uri(spec.mlflow.tracking_uri), outcome.parent_run_id)
+    if links or outcome.interrupted or outcome.failed:
+        _echo_links(resolve_tracking_uri(spec.mlflow.tracking_uri), outcome.parent_run_id)
     if outcome.interrupted:
         typer.echo(f"error: interrupted; resume with `k400ray tune {spec_path}{' --smoke' * smoke} --resume`", err=True)
         raise typer.Exit(130)
@@ -69,16 +70,13 @@ def run_tune(spec_path: Path, *, address: Optional[str], resume: bool, smoke: bo
 
 
 def _echo_links(tracking_uri: str, parent_run_id: str, *, err: bool = False) -> None:
-    """The MLflow UI links of a grid (runs table in "Model training" mode, the parent run)."""
-    from k400ray.console.mlflow_ui import link_lines
-    from k400ray.tracking.mlflow_log import client_for, ui_links
+    """The MLflow block of a grid (the UI's command, the runs table in the grid's saved view, the
+    parent run), after a blank line."""
+    from k400ray.console.mlflow_ui import grid_block
 
-    try:
-        experiment_id = client_for(tracking_uri).get_run(parent_run_id).info.experiment_id
-    except Exception:  # noqa: BLE001 - links are a convenience; the figures above are printed already
-        return
-    for line in link_lines(ui_links(tracking_uri, experiment_id, parent_run_id)):
-        typer.echo(line, err=err)
+    lines = grid_block(tracking_uri, parent_run_id)
+    if lines:
+        typer.echo("\n" + "\n".join(lines), err=err)
 
 
 def tune_command(
@@ -113,8 +111,8 @@ def report_command(
         help="preset the other models are compared with under the same config (default: the spec's "
              "report.baseline_model, else the first TSN preset of the grid)"),
 ) -> None:
-    """Print the result tables (one per model family) with bootstrap CIs, paired tests vs default and vs the
-    baseline model, and Holm-adjusted p-values."""
+    """Print the result tables (one per model family) with exact 95% intervals, paired tests vs default and vs
+    the baseline model, and Holm-adjusted p-values."""
     if fmt not in ("md", "csv", "json"):
         fail(f"--format must be md, csv or json, got {fmt!r}")
     source = "--baseline"
@@ -128,8 +126,13 @@ def report_command(
             baseline, source = spec.report.baseline_model, f"report.baseline_model of {spec_path}"
     if not experiment:
         fail("--experiment or --spec is required")
-    typer.echo(_report(experiment, tracking_uri or "sqlite:///mlflow.db", fmt, plot, baseline=baseline,
-                       baseline_source=source if baseline else ""))
+    rendered, parent_run_id = _report(experiment, tracking_uri or "sqlite:///mlflow.db", plot, baseline=baseline,
+                                      baseline_source=source if baseline else "")
+    typer.echo(rendered[fmt], nl=False)
+    if parent_run_id:  # stderr: stdout is the sheet, maybe csv or json
+        from k400ray.tracking.mlflow_log import resolve_tracking_uri
+
+        _echo_links(resolve_tracking_uri(tracking_uri or "sqlite:///mlflow.db"), parent_run_id, err=True)
 
 
 def _check_preset(name: str) -> None:
@@ -140,43 +143,46 @@ def _check_preset(name: str) -> None:
         fail(f"--baseline: unknown preset {name!r} (known: {', '.join(sorted(PRESETS))})")
 
 
-def _report(experiment: str, tracking_uri: str, fmt: str, plot: Optional[Path], *, baseline: Optional[str] = None,
-            baseline_source: str = "") -> str:
-    from k400ray.report import ReportError, build_report
+def _report(experiment: str, tracking_uri: str, plot: Optional[Path], *, baseline: Optional[str] = None,
+            baseline_source: str = "", **terminal) -> tuple[dict[str, str], str]:
+    """The sheet in every format (:func:`k400ray.report.render_report`; ``terminal``: its
+    ``width`` and ``whole``) and the reported grid's parent run id, whose description becomes
+    the sheet."""
+    from k400ray.report import ReportError, render_report
     from k400ray.tracking.mlflow_log import resolve_tracking_uri
 
     uri = tracking_uri
     if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).exists():
         fail(f"no MLflow database at {uri}")
     try:
-        text = build_report(experiment, resolve_tracking_uri(uri), fmt=fmt, plot=plot, baseline=baseline,
-                            baseline_source=baseline_source)
+        rendered = render_report(experiment, resolve_tracking_uri(uri), plot=plot, baseline=baseline,
+                                 baseline_source=baseline_source, **terminal)
     except ReportError as exc:
         fail(str(exc))
-    _describe_grid(experiment, resolve_tracking_uri(uri), text if fmt == "md" else None)
-    return text
+    return rendered, _describe_grid(experiment, resolve_tracking_uri(uri), rendered["md"])
 
 
-def _describe_grid(experiment: str, tracking_uri: str, sheet: Optional[str]) -> None:
-    """The reported grid's parent run gets the sheet as its description (MLflow UI) and the
-    command its links (stderr: stdout is the sheet, maybe CSV or JSON)."""
+def _describe_grid(experiment: str, tracking_uri: str, sheet: str) -> str:
+    """The reported grid's parent run gets the sheet as its description (MLflow UI); returns
+    its id ("" when MLflow could not take it: a note on stderr says why)."""
     from k400ray.console.mlflow_ui import refresh_description
-    from k400ray.tracking.mlflow_log import GridRun, client_for, find_grid_runs
+    from k400ray.tracking.mlflow_log import GRID_TAG, GridRun, client_for, find_grid_runs
 
     try:
         client = client_for(tracking_uri)
         found = client.get_experiment_by_name(experiment)
         parent = find_grid_runs(client, found.experiment_id)[0]
-        grid = GridRun(tracking_uri, found.experiment_id, parent.info.run_id, parent.data.tags.get("k400ray.grid", ""))
+        grid = GridRun(tracking_uri, found.experiment_id, parent.info.run_id, parent.data.tags.get(GRID_TAG, ""))
         refresh_description(grid, sheet=sheet)
     except Exception as exc:  # noqa: BLE001 - the sheet is printed; the description is a convenience
         typer.echo(f"note: could not update the MLflow description ({type(exc).__name__}: {exc})", err=True)
-        return
-    _echo_links(tracking_uri, grid.parent_run_id, err=True)
+        return ""
+    return grid.parent_run_id
 
 
 def demo_command() -> None:
-    """Synthesise a toy dataset, index it, run search_spaces/demo.yaml through `tune`, print the report."""
+    """Synthesise a toy dataset, index it, run search_spaces/demo.yaml through `tune`, print the sheet (what
+    fits the terminal; the whole of it in k400ray-demo/report.md) and the MLflow block."""
     from k400ray.data.index import build_index
     from k400ray.data.synth import generate_synthetic
     from k400ray.runtime import init_ray
@@ -204,10 +210,13 @@ def demo_command() -> None:
     from ray import tune
 
     resume = tune.Tuner.can_restore(experiment_path(spec))  # a second `make demo` only reports
-    spec, outcome = run_tune(DEMO_SPEC, address=None, resume=resume)
+    spec, outcome = run_tune(DEMO_SPEC, address=None, resume=resume, links=False)
+    sheet, plot = DEMO_DIR / "report.md", DEMO_DIR / "report.png"
+    rendered, _ = _report(spec.mlflow_experiment, spec.mlflow.tracking_uri, plot,
+                          width=shutil.get_terminal_size((120, 24)).columns, whole=f"{sheet} (plot: {plot})")
+    sheet.write_text(rendered["md"], encoding="utf-8")
     typer.echo("")
-    typer.echo(_report(spec.mlflow_experiment, spec.mlflow.tracking_uri, "md", DEMO_DIR / "report.png"))
-    typer.echo(f"\nplot: {DEMO_DIR / 'report.png'}")
+    typer.echo(rendered["terminal"], nl=False)
     _echo_links(resolve_tracking_uri(spec.mlflow.tracking_uri), outcome.parent_run_id)
 
 

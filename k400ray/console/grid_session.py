@@ -1,6 +1,7 @@
 """``k400ray tune`` / ``demo`` as the user sees them: Ray's output into a log file (its path
-printed first), the grid's live view or plain lines on stdout, the MLflow UI links as soon as
-the parent run exists, and the parent run's description kept up to date."""
+printed first), the grid's live view or plain lines on stdout, the MLflow block (UI command and
+links) once as soon as the parent run exists, so a long grid can be followed in the UI (the
+command prints it again once, at its end), and the parent run's description kept up to date."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from k400ray.console.mlflow_ui import DescriptionRefresher, link_lines
 from k400ray.console.ray_log import default_log_path, ray_output_to
 from k400ray.runtime import finish_ray
 from k400ray.tracking import mlflow_log
+from k400ray.tracking.ui_links import grid_links
 
 
 def run_grid_shown(spec, *, run_grid: Callable, smoke: bool = False, live: bool | None = None, **kwargs):
@@ -24,7 +26,8 @@ def run_grid_shown(spec, *, run_grid: Callable, smoke: bool = False, live: bool 
         view = grid_view(shown, live=live)
 
         def parent_opened(grid: mlflow_log.GridRun) -> None:
-            for line in link_lines(mlflow_log.ui_links(grid.tracking_uri, grid.experiment_id, grid.parent_run_id)):
+            for line in link_lines(grid_links(grid), run_id=grid.parent_run_id,
+                                   store=mlflow_log.redact_uri(grid.tracking_uri)):
                 view.note(line)
             refresher.append(DescriptionRefresher(grid))
 

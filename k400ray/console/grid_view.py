@@ -87,7 +87,8 @@ class PlainGridView:
             return f"start  {row.name} ({row.plan.epochs} epochs)"
         if isinstance(event, EpochEnded):
             return (f"epoch  {row.name} {row.epoch}/{row.plan.epochs}: {epoch_figures(event.metrics)}"
-                    f" | trial {clock(row.elapsed(now))}, ETA {clock(row.eta(now))} | grid ETA {clock(b.eta(now))}")
+                    f" | trial {clock(row.elapsed(now))}, ETA {clock(b.trial_eta(row, now))}"
+                    f" | grid ETA {clock(b.eta(now))}")
         if isinstance(event, TrialTested):
             return f"tested {row.name}: {final_figures(row.metrics)}"
         if isinstance(event, TrialEnded):
@@ -109,7 +110,10 @@ class LiveGridView:
         self.console = console
         self.board = GridBoard()
         self.log_path: str | None = None
-        self._live = Live(console=console, get_renderable=self.render, refresh_per_second=1, transient=False)
+        # Not rich's default stdout/stderr redirection: Ray's and Tune's prints go to the Ray log
+        # (console.ray_log), and Live would bring them back onto the terminal above the table.
+        self._live = Live(console=console, get_renderable=self.render, refresh_per_second=1, transient=False,
+                          redirect_stdout=False, redirect_stderr=False)
 
     def __enter__(self) -> "LiveGridView":
         self._live.__enter__()
@@ -139,7 +143,7 @@ class LiveGridView:
                                 ("acc acc1", "right"), ("elapsed", "right"), ("ETA", "right")):
             table.add_column(header, justify=justify, no_wrap=True)
         for row in b.rows.values():
-            table.add_row(*self._cells(row, now))
+            table.add_row(*self._cells(row, now, b.trial_eta(row, now)))
         return table
 
     def _caption(self, now: float) -> str:
@@ -149,7 +153,7 @@ class LiveGridView:
         return f"{state} | {clock(b.elapsed(now))} elapsed | {counts}"
 
     @staticmethod
-    def _cells(row: TrialRow, now: float) -> tuple[str, ...]:
+    def _cells(row: TrialRow, now: float, eta: float | None) -> tuple[str, ...]:
         m = row.metrics
         style = {"done": "green", "error": "red", "interrupted": "yellow", "stopped early": "yellow",
                  "training": "cyan", "testing": "cyan", "logging": "cyan", "starting": "cyan"}.get(row.status, "dim")
@@ -157,7 +161,7 @@ class LiveGridView:
         return (row.plan.preset, row.plan.aug, str(row.plan.seed), f"[{style}]{row.status}[/]",
                 f"{row.epoch}/{row.plan.epochs}", loss, _pct(m.get("efficient_acc1")) if "efficient_acc1" in m else "",
                 _pct(m.get("accurate_acc1")) if "accurate_acc1" in m else "", clock(row.elapsed(now)),
-                clock(row.eta(now)) if row.status not in ENDED else "")
+                clock(eta) if row.status not in ENDED else "")
 
 
 def grid_view(stream: TextIO, *, live: bool | None = None):

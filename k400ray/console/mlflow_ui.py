@@ -11,25 +11,43 @@ every finished trial's predictions and must not hold up Tune's driver loop.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from typing import Callable
 
+from k400ray.text_table import markdown_table
 from k400ray.tracking import mlflow_log
+from k400ray.tracking.ui_links import grid_links
 
 logger = logging.getLogger(__name__)
 
 STATUS = {"RUNNING": "running", "FINISHED": "done", "FAILED": "error", "KILLED": "killed", "SCHEDULED": "pending"}
 
 
-def link_lines(links: dict[str, str]) -> list[str]:
-    """The lines ``tune``, ``demo`` and ``report`` print: how to open the UI on this grid."""
-    lines = []
+def link_lines(links: dict[str, str], *, run_id: str, store: str) -> list[str]:
+    """The block ``tune``, ``demo`` and ``report`` print: the grid run, the command that serves
+    the UI (for a local store), the runs table and the grid run's page."""
+    lines = [f"MLflow: grid run {run_id} in {store}"]
     if links.get("command"):
-        lines.append(f"MLflow UI: {links['command']}   (then open the links below)")
-    lines.append(f"  runs table: {links['experiment']}")
+        lines.append(f"  serve the UI: {links['command']}")
+    lines.append(f"  runs table:   {links['experiment']}")
     if links.get("run"):
-        lines.append(f"  grid run (the sheet): {links['run']}")
+        lines.append(f"  the sheet:    {links['run']}")
     return lines
+
+
+def grid_block(tracking_uri: str, parent_run_id: str) -> list[str]:
+    """:func:`link_lines` of the grid whose parent run is ``parent_run_id``; [] when MLflow cannot
+    say (the links are a convenience: the figures are printed already)."""
+    try:
+        client = mlflow_log.client_for(tracking_uri)
+        run = client.get_run(parent_run_id)
+        grid = mlflow_log.GridRun(tracking_uri, run.info.experiment_id, parent_run_id,
+                                  run.data.tags.get(mlflow_log.GRID_TAG, ""))
+        return link_lines(grid_links(grid), run_id=parent_run_id, store=mlflow_log.redact_uri(tracking_uri))
+    except Exception:  # noqa: BLE001
+        logger.warning("no MLflow links for run %s", parent_run_id, exc_info=True)
+        return []
 
 
 def _pair(metrics: dict, mode: str) -> str:
@@ -50,12 +68,11 @@ def trials_markdown(client, grid: mlflow_log.GridRun) -> str:
                      status, _pair(metrics, "efficient"), _pair(metrics, "accurate"),
                      tags.get(mlflow_log.ERROR_TAG, "")))
     rows.sort(key=lambda r: r[:3])
-    lines = [f"## Trials ({len(rows)} runs)", "",
-             "| model | config | seed | status | efficient acc1 / acc5 | accurate acc1 / acc5 |",
-             "|---|---|---:|---|---|---|"]
-    for model, config, seed, status, eff, acc, error in rows:
-        lines.append(f"| {model} | {config} | {seed} | {status}{' (' + error + ')' if error else ''} | {eff} | {acc} |")
-    return "\n".join(lines) + "\n"
+    table = markdown_table(
+        ("model", "config", "seed", "status", "efficient acc1 / acc5", "accurate acc1 / acc5"),
+        [(model, config, str(seed), status + (f" ({error})" if error else ""), eff, acc)
+         for model, config, seed, status, eff, acc, error in rows], align="llrlrr")
+    return "\n".join([f"## Trials ({len(rows)} runs)", "", *table]) + "\n"
 
 
 def sheet_markdown(grid: mlflow_log.GridRun, *, log_report: bool) -> str:
@@ -74,12 +91,19 @@ def sheet_markdown(grid: mlflow_log.GridRun, *, log_report: bool) -> str:
         return ""
 
 
+def _under(sheet: str) -> str:
+    """The sheet's headings one level down: its title (the grid, its trials) beside the
+    description's "Trials" heading, its family tables under the title."""
+    return re.sub(r"^(#+) ", lambda m: "#" * min(len(m.group(1)) + 1, 6) + " ", sheet, flags=re.M)
+
+
 def compose(trials: str, sheet: str, *, limit: int = 7800) -> str:
     """Trials first (they always fit), then as much of the sheet as fits, cut between tables."""
     head = trials + "\n"
     if not sheet:
         return head + "The result sheet appears here once a trial has finished.\n"
-    text = head + "## Result sheet\n\n" + sheet
+    sheet = _under(sheet)
+    text = head + sheet
     if len(text) <= limit:
         return text
     room = limit - len(head) - 200
@@ -88,8 +112,8 @@ def compose(trials: str, sheet: str, *, limit: int = 7800) -> str:
         if sum(len(b) + 2 for b in kept) + len(block) > room:
             break
         kept.append(block)
-    return (head + "## Result sheet (first tables)\n\n" + "\n\n".join(kept)
-            + "\n\nThe whole sheet: artifact `report/report.md` of this run, or `k400ray report`.\n")
+    return (head + "\n\n".join(kept) + "\n\nThe sheet's first tables only: the whole of it is the artifact "
+            "`report/report.md` of this run, or `k400ray report`.\n")
 
 
 def refresh_description(grid: mlflow_log.GridRun, *, log_report: bool = False, sheet: str | None = None) -> None:

@@ -2,8 +2,9 @@
 
 ``load`` reads the newest grid of an MLflow experiment; ``tables`` pools seeds into cells,
 compares each augmentation with ``default`` and each model with the baseline model on the same
-videos, and Holm-adjusts all those tests together (``stats``); ``plot`` draws the bars. The
-rendered tables and plot are also logged to the grid's parent run.
+videos and seeds, and Holm-adjusts all those tests together (the statistics are ``stats``');
+``sheet`` renders them as markdown or for a terminal, ``exports`` as csv or json; ``plot`` draws
+the bars. The rendered tables and plot are also logged to the grid's parent run.
 """
 
 from __future__ import annotations
@@ -11,14 +12,25 @@ from __future__ import annotations
 from pathlib import Path
 
 from k400ray.report.load import ReportError, load_grid
-from k400ray.report.tables import baseline_model, build_tables, format_csv, format_json, format_markdown
+from k400ray.report.exports import format_csv, format_json
+from k400ray.report.sheet import format_markdown, format_terminal
+from k400ray.report.tables import baseline_model, build_tables
 
-__all__ = ["ReportError", "build_report"]
+__all__ = ["ReportError", "build_report", "render_report"]
 
 
-def build_report(experiment: str, tracking_uri: str, *, fmt: str = "md", plot: Path | None = None,
-                 log_to_parent: bool = True, baseline: str | None = None, baseline_source: str = "") -> str:
-    """Render the report of the newest grid in ``experiment`` as ``md``, ``csv`` or ``json``.
+def build_report(experiment: str, tracking_uri: str, *, fmt: str = "md", **kwargs) -> str:
+    """The report of the newest grid in ``experiment`` as ``md``, ``csv`` or ``json`` (the
+    options of :func:`render_report`)."""
+    return render_report(experiment, tracking_uri, **kwargs)[fmt]
+
+
+def render_report(experiment: str, tracking_uri: str, *, plot: Path | None = None, log_to_parent: bool = True,
+                  baseline: str | None = None, baseline_source: str = "", width: int | None = None,
+                  whole: str = "") -> dict[str, str]:
+    """The report of the newest grid in ``experiment`` in every format: ``md``, ``csv``, ``json``
+    and, with a ``width``, ``terminal`` (what fits that many columns; ``whole``: where the
+    markdown is, for the columns left out).
 
     The baseline model: ``baseline`` (the command line, or a spec it was given; say which in
     ``baseline_source``), else the ``report.baseline_model`` of the spec the grid ran with, else
@@ -36,16 +48,20 @@ def build_report(experiment: str, tracking_uri: str, *, fmt: str = "md", plot: P
             "finished_trials": len(grid.records), "unfinished_trials": grid.unfinished,
         }, **chosen),
     }
+    if width is not None:
+        rendered["terminal"] = format_terminal(cells, comparisons, title=title, width=width, whole=whole, **chosen)
     if grid.unfinished:
         left = ", ".join(f"{n} {status}" for status, n in grid.unfinished.items())
-        rendered["md"] += f"\nNot in the tables: trial runs that did not finish ({left}).\n"
+        for fmt in ("md", "terminal"):
+            if fmt in rendered:
+                rendered[fmt] += f"\nNot in the tables: trial runs that did not finish ({left}).\n"
     if plot is not None:
         from k400ray.report.plot import plot_cells
 
         plot_cells(cells, plot, title=grid.grid or experiment)
     if log_to_parent:
-        _log(grid, rendered, plot)
-    return rendered[fmt]
+        _log(grid, {k: v for k, v in rendered.items() if k != "terminal"}, plot)
+    return rendered
 
 
 def _baseline(grid, requested: str | None, source: str) -> tuple[str | None, str]:

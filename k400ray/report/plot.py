@@ -1,5 +1,5 @@
 """Grouped bars: preset groups, one bar per config, one panel per mode, top-1 with its
-95% bootstrap CI as the error bar."""
+95% Clopper-Pearson interval as the error bar."""
 
 from __future__ import annotations
 

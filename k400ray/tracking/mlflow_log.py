@@ -2,14 +2,16 @@
 trial keeps its one child run.
 
 - experiment: tagged ``mlflow.experimentKind = custom_model_development``, so that MLflow's UI
-  treats it as model training rather than GenAI (with :func:`ui_links`, which also carry the
-  mode in the URL).
+  treats it as model training rather than GenAI (with the links of
+  :mod:`k400ray.tracking.ui_links`, which also carry the mode in the URL, and the saved view of
+  the runs table they open).
 - parent (one per ``k400ray tune`` experiment): tags ``k400ray.role=grid``, ``k400ray.grid``
   (the spec's experiment), ``k400ray.spec_sha1``; the spec as an artifact; the report later;
   its description (``mlflow.note.content``, markdown on its page) is the result sheet and every
   trial's figures (:func:`set_description`, refreshed by the CLI as trials finish).
-- child (one per trial): tags ``mlflow.parentRunId``, ``k400ray.role=trial``, ``k400ray.trial``
-  (:func:`~k400ray.tune.spec.trial_name`, stable across restarts), ``model``, ``config`` (the
+- child (one per trial): named for MLflow's runs table (``tsm·mixup·s0``:
+  :func:`~k400ray.tune.spec.run_label`); tags ``mlflow.parentRunId``, ``k400ray.role=trial``,
+  ``k400ray.trial`` (:func:`~k400ray.tune.spec.trial_name`, stable across restarts), ``model``, ``config`` (the
   sheet's configs column; also as ``aug``, its older name), ``seed``, ``family``, ``trial_id`` (Tune's); params = the resolved ``TrialConfig``; per-epoch metrics
   (step = epoch) and the final ones; artifacts (:mod:`k400ray.tracking.artifacts`).
 
@@ -25,6 +27,7 @@ import hashlib
 import json
 import logging
 import math
+import re
 import tempfile
 import time
 import traceback
@@ -53,6 +56,17 @@ EPOCH_METRICS = (
     "local_read_fraction",  # of the epoch's training clips, read from their node's staged copy (k400ray stage)
     "start_epoch",  # the epoch this worker group (re)started from: > 0 after a restart or resume
 )
+
+
+PERCENT_METRIC = re.compile(r"_(acc1|acc5|mean_class_acc)(_best)?$")
+
+
+def shown_value(key: str, value) -> float:
+    """A metric as logged: accuracies (percent) to 0.01, as the sheet prints them. MLflow's runs
+    table shows every digit a value has (79.1666666...); one val video of Kinetics-400 is 0.005
+    points, and the report's figures come from the predictions artifacts, exact."""
+    value = float(value)
+    return round(value, 2) if PERCENT_METRIC.search(key) and math.isfinite(value) else value
 
 
 class TrackingError(RuntimeError):
@@ -151,21 +165,6 @@ def set_description(client, run_id: str, markdown: str) -> None:
     client.set_tag(run_id, NOTE_TAG, markdown)
 
 
-def ui_links(tracking_uri: str, experiment_id: str, run_id: str | None = None) -> dict[str, str]:
-    """Links into MLflow's UI that open in "Model training" mode (MLflow 3 picks the mode from the
-    URL or the browser's last choice; a bare experiment URL opens the GenAI overview), and the
-    command that serves the UI for this store: ``{"experiment", "run", "command", "base"}``."""
-    if tracking_uri.startswith(("http://", "https://")):
-        base, command = redact_uri(tracking_uri).rstrip("/"), ""
-    else:
-        base, command = "http://127.0.0.1:5000", f"mlflow ui --backend-store-uri {tracking_uri}"
-    query = "?workflowType=machine_learning"
-    links = {"base": base, "command": command, "experiment": f"{base}/#/experiments/{experiment_id}{query}"}
-    if run_id:
-        links["run"] = f"{base}/#/experiments/{experiment_id}/runs/{run_id}{query}"
-    return links
-
-
 def spec_hash(spec_json: dict) -> str:
     return hashlib.sha1(json.dumps(spec_json, sort_keys=True).encode()).hexdigest()
 
@@ -253,8 +252,11 @@ class TrialRun:
         self.client = client_for(grid.tracking_uri)
 
     @classmethod
-    def open(cls, grid: GridRun, cfg, *, family: str, tune_trial_id: str | None) -> "TrialRun":
-        """Find this trial's child run (by parent + trial name) or create it; mark it RUNNING."""
+    def open(cls, grid: GridRun, cfg, *, family: str, tune_trial_id: str | None,
+             run_name: str | None = None) -> "TrialRun":
+        """Find this trial's child run (by parent + trial name) or create it; mark it RUNNING.
+        ``run_name``: what MLflow's runs table shows (default the trial name); a reopened run
+        takes it too."""
         client = client_for(grid.tracking_uri)
         query = f"tags.`{PARENT_TAG}` = {_quote(grid.parent_run_id)} and tags.`{TRIAL_TAG}` = {_quote(cfg.name)}"
         found = list(client.search_runs([grid.experiment_id], query, order_by=["attributes.start_time ASC"]))
@@ -266,14 +268,14 @@ class TrialRun:
             tags["trial_id"] = tune_trial_id
         if found:
             run = found[0]
-            client.update_run(run.info.run_id, status="RUNNING")
+            client.update_run(run.info.run_id, status="RUNNING", name=run_name)
             _retire_error(client, run)  # the row shows this attempt, not the error that ended the last
             attempt = int(run.data.tags.get(ATTEMPT_TAG, "1")) + 1
             for key, value in {**tags, ATTEMPT_TAG: str(attempt), END_TAG: "running"}.items():
                 client.set_tag(run.info.run_id, key, value)
             logged = run.data.params
         else:
-            run = client.create_run(grid.experiment_id, run_name=cfg.name, tags={**tags, ATTEMPT_TAG: "1"})
+            run = client.create_run(grid.experiment_id, run_name=run_name or cfg.name, tags={**tags, ATTEMPT_TAG: "1"})
             logged = {}
         params = {k: v for k, v in cfg.model_dump(mode="json").items() if k not in logged}
         if params:
@@ -303,7 +305,7 @@ class TrialRun:
         for key in FINAL_METRICS:
             if key not in metrics:
                 continue
-            value = float(metrics[key])
+            value = shown_value(key, metrics[key])
             history = self.client.get_metric_history(self.run_id, key) if key in EPOCH_METRICS else []
             if any(m.step == step and _same(m.value, value) for m in history):
                 continue
@@ -370,7 +372,7 @@ def log_epoch(client, run_id: str, metrics: dict, outbox=None) -> None:
 
     step = int(metrics["epoch"])
     now = int(time.time() * 1000)
-    batch = [Metric(k, float(metrics[k]), now, step) for k in EPOCH_METRICS if k in metrics]
+    batch = [Metric(k, shown_value(k, metrics[k]), now, step) for k in EPOCH_METRICS if k in metrics]
     if outbox is not None:
         outbox.send(client, run_id, batch)
     elif batch:

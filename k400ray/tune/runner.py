@@ -165,9 +165,10 @@ def run_grid(spec: SearchSpec, *, num_classes: int, class_names: list[str], addr
         raise GridError(str(exc)) from None
     # No trial of this grid runs now: a child left RUNNING belongs to a driver that was killed.
     mlflow_log.close_open_trials(grid, reason_by_trial_id={}, default_reason="interrupted (found open at resume)")
-    echo(f"MLflow: experiment {spec.mlflow_experiment!r}, parent run {grid.parent_run_id} at {shown_uri}")
     if on_parent_run is not None:
-        on_parent_run(grid)
+        on_parent_run(grid)  # the console says where the runs are (its MLflow block)
+    else:
+        echo(f"MLflow: experiment {spec.mlflow_experiment!r}, parent run {grid.parent_run_id} at {shown_uri}")
 
     trainable = tune.with_resources(
         tune.with_parameters(grid_trial, spec=spec_json, num_classes=num_classes, class_names=class_names, grid=grid),

@@ -30,7 +30,7 @@ from pydantic import (
 )
 
 from k400ray.engine.config import Augmentation, TrialConfig
-from k400ray.presets import DEFAULT, PRESETS, check_config
+from k400ray.presets import DEFAULT, PRESETS, check_config, family_of
 
 
 class SpecError(ValueError):
@@ -333,6 +333,30 @@ def check_indexes(spec: SearchSpec, origin: str | Path) -> int:
 def trial_name(experiment: str, preset: str, aug: str, seed: int) -> str:
     """Stable across restarts (no timestamps), so a resumed run finds its checkpoints."""
     return f"{experiment}-{preset}-{aug}-s{seed}"
+
+
+def preset_labels(presets) -> dict[str, str]:
+    """Short names of a grid's presets for MLflow's runs table: the family (``tsn``) when the grid
+    has one preset of it, else the family and what tells its presets apart (``tsn_1x1x8`` and
+    ``tsn_1x1x7``; ``tsm_r50`` and ``tsm_mobilenetv2_dense``). Unique within the grid: a label two
+    presets would share falls back to the preset names."""
+    presets = list(dict.fromkeys(presets))
+    family = {p: family_of(p) for p in presets}
+    labels = {}
+    for p in presets:
+        kin = [q for q in presets if family[q] == family[p]]
+        shared = set.intersection(*(set(q.split("_")) for q in kin))
+        labels[p] = "_".join([family[p], *(t for t in p.split("_") if t not in shared and t != family[p])])
+    if len(set(labels.values())) < len(labels):
+        return {p: p for p in presets}
+    return labels
+
+
+def run_label(preset: str, aug: str, seed: int, presets) -> str:
+    """A trial's name in MLflow's runs table, short enough to read whole: ``tsm·mixup·s0``
+    (``presets``: every preset of the grid, see :func:`preset_labels`). The trial's stable
+    name stays :func:`trial_name` (the ``k400ray.trial`` tag, Train's run directory)."""
+    return f"{preset_labels(presets)[preset]}·{aug}·s{seed}"
 
 
 def grid_point(params: dict) -> tuple[str, str, int]:

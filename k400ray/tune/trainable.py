@@ -20,7 +20,7 @@ from __future__ import annotations
 from k400ray.tracking.mlflow_log import GridRun, TrialRun
 from k400ray.tracking.outbox import Outbox, outbox_location
 from k400ray.tune.forward import FINISHED_KEY, ForwardToTune
-from k400ray.tune.spec import SearchSpec, grid_point, trial_config
+from k400ray.tune.spec import SearchSpec, grid_point, run_label, trial_config
 
 
 class TrialFailed(RuntimeError):
@@ -35,9 +35,12 @@ def grid_trial(params: dict, *, spec: dict, num_classes: int, class_names: list[
     from k400ray.engine.trial import FINAL_METRICS, default_storage, run_trial
     from k400ray.tracking.epoch_callback import MlflowEpochLogger
 
-    cfg = trial_config(SearchSpec.model_validate(spec), *grid_point(params), num_classes=num_classes)
+    search = SearchSpec.model_validate(spec)
+    point = grid_point(params)
+    cfg = trial_config(search, *point, num_classes=num_classes)
     run = TrialRun.open(grid, cfg, family=cfg.resolved_preset().arch.family,
-                        tune_trial_id=ray.tune.get_context().get_trial_id())
+                        tune_trial_id=ray.tune.get_context().get_trial_id(),
+                        run_name=run_label(*point, [p for p, _, _ in search.grid_points()]))
     # Which node drove the trial: on a cluster, where to look for its logs.
     run.client.set_tag(run.run_id, "ray_node_id", ray.get_runtime_context().get_node_id())
     outbox = Outbox(outbox_location(cfg.storage_path or default_storage(), cfg.name), grid.tracking_uri)

@@ -48,7 +48,7 @@ def test_plain_lines_tell_each_step_once():
     assert lines[1] == "grid g: 3 trials, up to 2 at a time (1 already finished)"
     assert lines[2] == f"start  {TSN} (2 epochs)" and lines[3] == f"start  {TSM} (2 epochs)"
     assert lines[4] == (f"epoch  {TSN} 1/2: loss 1.3863, 12.3 clips/s, data wait 40% | trial 0:10, ETA 0:10 "
-                        "| grid ETA 0:33")
+                        "| grid ETA -")  # no pace yet: the first epoch also paid the start-up
     assert lines[5].startswith(f"epoch  {TSN} 2/2: loss 1.3863, efficient acc1/acc5 50.00/100.00, 12.3 clips/s")
     assert lines[6] == f"tested {TSN}: efficient acc1/acc5 50.00/100.00, accurate acc1/acc5 62.50/100.00"
     assert lines[7] == (f"done {TSN} in 0:26: efficient acc1/acc5 50.00/100.00, accurate acc1/acc5 62.50/100.00 "
@@ -67,9 +67,13 @@ def test_board_etas():
         board.apply(event)
     row = board.rows[TSN]
     assert (row.status, row.epoch) == ("training", 1)
+    # one epoch: the trial's ETA goes by it (10 s, start-up included); the grid's waits for a pace
     assert row.eta(T0 + 11) == 10 and row.eta(T0 + 16) == 5 and row.eta(T0 + 30) == 0
-    # 3 epochs left (1 of TSN, 2 of TSM; I3D finished before) at 1 epoch per 11 s of grid time
-    assert board.eta(T0 + 11) == 33
+    assert board.eta(T0 + 11) is None
+    board.apply(events[4])  # TSN's second epoch 10 s later: pace 10 s, no start-up beyond it
+    assert board.pace() == 10 and board.start_up(10) == 0 and board.tail() == 0
+    # TSN (started at +1) is due at +21; TSM (started at +2, 2 epochs) at +22: 1 s left at +21
+    assert board.eta(T0 + 21) == 1
     assert board.rows[I3D].status == "done" and board.rows[I3D].metrics["accurate_acc1"] == 45.0
     assert clock(None) == "-" and clock(65) == "1:05" and clock(3725) == "1:02:05" and clock(-3) == "0:00"
 
@@ -100,3 +104,82 @@ def test_live_table_keeps_final_figures():
 def test_grid_view_is_plain_without_a_terminal():
     assert isinstance(grid_view(io.StringIO()), PlainGridView)
     assert isinstance(grid_view(io.StringIO(), live=True), LiveGridView)
+
+
+def _simulated_grid(trials=12, epochs=4, slots=3, start_up=30.0, epoch_s=8.0, test_s=12.0):
+    """The events of a grid whose trials run ``slots`` at a time; each trial's first epoch also
+    pays the start-up, its test follows the last epoch. Returns (events sorted by time, end)."""
+    names = [f"g-t{i}" for i in range(trials)]
+    events = [GridStarted("g", tuple(TrialPlan(n, "tsn_r50_1x1x8", "default", i, epochs) for i, n in enumerate(names)),
+                          slots, at=T0)]
+    free = [T0] * slots
+    for name in names:
+        start = min(free)
+        free.remove(start)
+        events.append(TrialStarted(name, at=start))
+        at = start + start_up
+        for e in range(1, epochs + 1):
+            at += epoch_s
+            events.append(EpochEnded(name, e, {"train_loss": 1.0}, at=at))
+        events.append(TrialEnded(name, "done", {}, at=at + test_s))
+        free.append(at + test_s)
+    events.sort(key=lambda e: e.at)
+    return events, max(free)
+
+
+def test_grid_eta_is_not_fooled_by_the_first_epochs():
+    """The first epochs of concurrent trials end together after their start-up: time so far over
+    epochs so far said 52:42 for a grid of 4:48. The pace of later epochs and the overhead of the
+    trials that ended predict the end within a few seconds once known."""
+    events, end = _simulated_grid()
+    board, first = GridBoard(), None
+    for event in events:
+        board.apply(event)
+        if isinstance(event, EpochEnded):
+            eta = board.eta(event.at)
+            if eta is not None and first is None:
+                first = (event.at, eta)
+            if any(r.status == "done" for r in board.rows.values()):  # overhead measured
+                assert abs(eta - (end - event.at)) <= 1, (event, eta, end - event.at)
+    at, eta = first
+    truth = end - at
+    assert 0.6 * truth <= eta <= 1.1 * truth  # before any trial ended: the test time is not known yet
+
+
+def _replay(path):
+    """(board, [(time, grid ETA, the truth)] at every epoch): a recorded grid's events replayed."""
+    import json
+
+    data = json.loads(path.read_text())
+    board = GridBoard()
+    board.apply(GridStarted("demo", tuple(TrialPlan(t["name"], t["preset"], t["aug"], t["seed"], t["epochs"])
+                                          for t in data["trials"]), data["max_concurrent"], at=0.0))
+    make = {"TrialStarted": lambda e: TrialStarted(e["name"], at=e["at"]),
+            "EpochEnded": lambda e: EpochEnded(e["name"], e["epoch"], {}, at=e["at"]),
+            "TrialTested": lambda e: TrialTested(e["name"], {}, at=e["at"]),
+            "TrialEnded": lambda e: TrialEnded(e["name"], e["status"], {}, at=e["at"])}
+    seen = []
+    for e in data["events"]:
+        board.apply(make[e["type"]](e))
+        if e["type"] == "EpochEnded":
+            seen.append((e["at"], board.eta(e["at"]), data["ended_at"] - e["at"]))
+    return board, seen
+
+
+def test_grid_eta_on_a_recorded_demo():
+    """The demo's 12 trials, 3 at a time, on the loaded 2-core machine (rebuilt from its MLflow
+    store: run start and end times, the epochs' metric timestamps). The first wave of trials paid
+    2 minutes of start-up, the later ones 1: the ETA starts high and comes down; the old ratio
+    (epochs left x time so far / epochs so far) said 2:04:52 at the first epoch, for 4:29 left."""
+    from pathlib import Path
+
+    _, seen = _replay(Path(__file__).with_name("demo_grid_events.json"))
+    (first_at, _, first_truth), shown = seen[0], [(at, eta, truth) for at, eta, truth in seen if eta is not None]
+    old = 47 * first_at / 1  # 47 epochs left, one done
+    assert old > 25 * first_truth
+    at, eta, truth = shown[0]
+    assert at - first_at < 5 and eta <= 2 * truth  # a pace after the second epoch; 6:45 for 4:27
+    assert all(eta <= 3 * truth for _, eta, truth in shown)
+    third_wave = 282.5  # two waves ran: their start-up, pace and tail are known
+    late = [(eta, truth) for at, eta, truth in shown if at > third_wave]
+    assert late and all(abs(eta - truth) <= max(0.35 * truth, 15) for eta, truth in late)

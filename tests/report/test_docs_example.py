@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from k400ray.engine.metrics import Predictions
-from k400ray.report.tables import TrialRecord, build_tables, format_markdown
+from k400ray.report.sheet import format_markdown
+from k400ray.report.tables import TrialRecord, build_tables
 
 N, CLASSES = 200, 10
 DOC = Path(__file__).resolve().parents[2] / "docs" / "tracking.md"

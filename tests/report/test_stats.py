@@ -1,69 +1,126 @@
-"""Bootstrap CIs and paired tests on synthetic correctness vectors."""
+"""The sheet's intervals and tests on hand-made correctness vectors: exact intervals that hold at
+0/n and n/n, Newcombe's paired interval, the sign-flip test (McNemar with one seed) and its
+type-I error on a simulated null with several seeds, Holm, the seed-level t-test."""
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
 import pytest
+from scipy import stats as scipy_stats
 
 from k400ray.report import stats
 
 
-def test_bootstrap_ci_contains_the_estimate_and_narrows_with_more_videos():
-    rng = np.random.default_rng(1)
-    small = rng.random(200) < 0.7
-    large = rng.random(20_000) < 0.7
-    lo, hi = stats.bootstrap_ci(small)
-    assert lo <= 100 * small.mean() <= hi and 5 < hi - lo < 20
-    lo2, hi2 = stats.bootstrap_ci(large)
-    assert lo2 <= 100 * large.mean() <= hi2 and hi2 - lo2 < (hi - lo) / 5
-    assert stats.bootstrap_ci(small) == (lo, hi)  # seeded: the same report every time
-    assert stats.bootstrap_ci(np.ones(50, bool)) == (100.0, 100.0)
+# --- accuracies ------------------------------------------------------------------------------
 
 
-def test_bootstrap_over_seeds_uses_each_videos_mean():
-    both = np.stack([np.ones(100, bool), np.zeros(100, bool)], axis=1)  # (videos, seeds)
-    assert stats.bootstrap_ci(both) == (50.0, 50.0)
+def test_accuracy_interval_is_clopper_pearson_and_holds_at_the_edges():
+    # 48 of 48 right: the exact interval is (0.025^(1/48), 1) = 92.6-100, never 100-100.
+    lo, hi = stats.accuracy_ci(np.ones(48, bool))
+    assert hi == 100.0 and lo == pytest.approx(100 * 0.025 ** (1 / 48)) and lo == pytest.approx(92.60, abs=0.01)
+    lo, hi = stats.accuracy_ci(np.zeros(48, bool))
+    assert lo == 0.0 and hi == pytest.approx(100 * (1 - 0.025 ** (1 / 48)))
+    for k in (1, 20, 47):  # the same as scipy's exact binomial interval wherever that applies
+        exact = scipy_stats.binomtest(k, 48).proportion_ci(0.95, method="exact")
+        assert stats.accuracy_ci(np.arange(48) < k) == pytest.approx((100 * exact.low, 100 * exact.high))
+    assert all(math.isnan(x) for x in stats.accuracy_ci(np.zeros(0, bool)))
 
 
-def test_mcnemar_identical_predictions_give_p_1():
-    a = np.random.default_rng(0).random(500) < 0.6
-    p, b, c = stats.mcnemar_exact(a, a.copy())
-    assert (p, b, c) == (1.0, 0, 0)
-    assert stats.paired_bootstrap_ci(a, a) == (0.0, 0.0)
+def test_accuracy_interval_over_seeds_counts_each_video_once():
+    both = np.stack([np.ones(100, bool), np.zeros(100, bool)], axis=1)  # (videos, seeds): 50% each
+    lo, hi = stats.accuracy_ci(both)
+    one_seed = stats.accuracy_ci(np.arange(100) < 50)
+    assert lo < 50 < hi and (lo, hi) == pytest.approx(one_seed)  # as wide as one seed of 100 videos
+    assert stats.accuracy_ci(np.ones((30, 3), bool))[1] == 100.0
 
 
-def test_mcnemar_very_different_predictions_give_a_small_p():
-    a = np.ones(300, bool)
-    b = np.zeros(300, bool)
-    b[:150] = True
-    p, only_a, only_b = stats.mcnemar_exact(a, b)
-    assert (only_a, only_b) == (150, 0) and p < 1e-40
-    lo, hi = stats.paired_bootstrap_ci(a, b)
-    assert 40 < lo < 50 < hi < 60
+# --- paired differences ----------------------------------------------------------------------
 
 
-def test_mcnemar_exact_matches_the_binomial_by_hand():
-    a = np.array([True] * 10 + [False] * 5)
-    b = np.array([False] * 10 + [False] * 5)
-    p, _, _ = stats.mcnemar_exact(a, b)
-    assert p == pytest.approx(2 * 0.5 ** 10)
+def test_newcombe_interval_on_a_published_example():
+    # Fagerland, Lydersen & Laake (2014), airway hyper-responsiveness: both 1, only a 1, only b 7,
+    # neither 12 (n = 21); Newcombe's square-and-add (method 10): -0.5017 to -0.0361.
+    a = np.array([1] * 2 + [0] * 19, bool)
+    b = np.array([1] + [0] + [1] * 7 + [0] * 12, bool)
+    assert stats.paired_table(a, b) == (1, 1, 7, 12)
+    assert stats.paired_difference_ci(a, b) == pytest.approx((-50.17, -3.61), abs=0.01)
+
+
+def test_paired_interval_is_never_empty_at_the_edges_and_covers_the_null():
+    lo, hi = stats.paired_difference_ci(np.ones(48, bool), np.ones(48, bool))
+    assert lo < -5 and hi > 5 and lo == pytest.approx(-hi)  # all right on both sides: about ±7.4 points
+    rng = np.random.default_rng(3)
+    covered = 0
+    for _ in range(500):  # equal accuracies, correlated through each video's difficulty
+        easy = rng.random(48)
+        a, b = rng.random(48) < 0.3 + 0.6 * easy, rng.random(48) < 0.3 + 0.6 * easy
+        lo, hi = stats.paired_difference_ci(a, b)
+        covered += lo <= 0 <= hi
+    assert covered / 500 >= 0.93
+    with pytest.raises(ValueError):
+        stats.paired_difference_ci(np.ones(3, bool), np.ones(4, bool))
+
+
+# --- the video-level test --------------------------------------------------------------------
+
+
+def test_sign_flip_with_one_seed_is_mcnemars_exact_test():
     a = np.array([True] * 3 + [False] * 2 + [True] * 20)
     b = np.array([False] * 3 + [True] * 2 + [True] * 20)
-    expected = 2 * sum(math.comb(5, i) for i in range(3)) / 2 ** 5  # min(b, c) = 2 of 5 discordant
-    assert stats.mcnemar_exact(a, b)[0] == pytest.approx(min(1.0, expected))
-    with pytest.raises(ValueError):
-        stats.mcnemar_exact(np.ones(3, bool), np.ones(4, bool))
+    p, only_a, only_b = stats.sign_flip_test(a, b)
+    assert (only_a, only_b) == (3, 2)
+    assert p == pytest.approx(min(1.0, 2 * sum(math.comb(5, i) for i in range(3)) / 2 ** 5))
+    p, _, _ = stats.sign_flip_test(np.ones(300, bool), np.arange(300) < 150)
+    assert p == pytest.approx(2 * 0.5 ** 150)
+    assert stats.sign_flip_test(a, a.copy()) == (1.0, 0, 0)
+
+
+def test_sign_flip_with_seeds_is_exact():
+    """Against all 2^12 sign flips of the per-video differences."""
+    rng = np.random.default_rng(0)
+    a, b = rng.random((12, 3)) < 0.6, rng.random((12, 3)) < 0.45
+    diff = a.sum(axis=1).astype(int) - b.sum(axis=1)
+    flips = [abs(np.dot(signs, diff)) >= abs(diff.sum()) for signs in itertools.product((-1, 1), repeat=12)]
+    assert stats.sign_flip_test(a, b)[0] == pytest.approx(np.mean(flips))
+    assert stats.sign_flip_test(a, b)[1:] == (int((diff > 0).sum()), int((diff < 0).sum()))
+
+
+def test_sign_flip_normal_approximation_beyond_the_budget(monkeypatch):
+    rng = np.random.default_rng(1)
+    a, b = rng.random((3000, 4)) < 0.62, rng.random((3000, 4)) < 0.6
+    exact = stats.sign_flip_test(a, b)[0]
+    monkeypatch.setattr(stats, "EXACT_BUDGET", 0)
+    assert stats.sign_flip_test(a, b)[0] == pytest.approx(exact, rel=0.05)
+
+
+def test_type_one_error_on_a_null_with_five_seeds():
+    """5 seeds x 400 videos; each video has its own accuracy under each model (a model x video
+    interaction that every seed shares), both models equal on average: the null the sheet tests.
+    Pooling the 2000 video x seed pairs into McNemar's test rejects far too often; the sign-flip
+    test on per-video differences holds its level."""
+    rng = np.random.default_rng(7)
+    runs, sign_flip, pooled = 1000, 0, 0
+    for _ in range(runs):
+        easy, interaction = rng.uniform(0.2, 0.9, 400), rng.normal(0, 0.4, 400)
+        pa, pb = np.clip(easy + interaction / 2, 0, 1), np.clip(easy - interaction / 2, 0, 1)
+        a, b = rng.random((400, 5)) < pa[:, None], rng.random((400, 5)) < pb[:, None]
+        sign_flip += stats.sign_flip_test(a, b)[0] < stats.ALPHA
+        only_a, only_b = int((a & ~b).sum()), int((~a & b).sum())
+        pooled += scipy_stats.binomtest(only_a, only_a + only_b).pvalue < stats.ALPHA
+    assert sign_flip / runs <= 0.07
+    assert pooled / runs > 0.1  # what the sheet did before
+
+
+# --- seeds, Holm ------------------------------------------------------------------------------
 
 
 def test_mean_std_over_seeds():
     assert stats.mean_std([60.0, 70.0]) == pytest.approx((65.0, math.sqrt(50.0)))
     mean, std = stats.mean_std([60.0])
     assert mean == 60.0 and math.isnan(std)
-
-
-# --- Holm ------------------------------------------------------------------------------------
 
 
 def test_holm_on_a_hand_made_table():
@@ -89,23 +146,10 @@ def test_holm_is_capped_at_1_monotone_and_leaves_nan_out():
     assert (adj <= np.minimum(1, raw * len(raw)) + 1e-12).all()  # never above Bonferroni
 
 
-# --- the test whose unit is the seed ---------------------------------------------------------
-
-
-def test_paired_t_test_by_hand():
-    # df = 1: t is Cauchy, p = 1 - (2/pi) atan|t|. Deltas [1, 3]: mean 2, sd sqrt(2), t = 2 / (sqrt(2)/sqrt(2)) = 2.
+def test_paired_t_test_over_seeds():
+    # df = 1: t is Cauchy, p = 1 - (2/pi) atan|t|. Deltas [1, 3]: mean 2, sd sqrt(2), t = 2.
     assert stats.paired_t_test([1.0, 3.0]) == pytest.approx(1 - 2 / math.pi * math.atan(2.0))
-    # df = 2: p = 1 - |t| / sqrt(2 + t^2). Deltas [1, 2, 3]: mean 2, sd 1, t = 2 sqrt(3), t^2 = 12.
-    assert stats.paired_t_test([1.0, 2.0, 3.0]) == pytest.approx(1 - math.sqrt(12 / 14))
-    assert math.isnan(stats.paired_t_test([4.0])) and math.isnan(stats.paired_t_test([]))
-    assert stats.paired_t_test([0.0, 0.0]) == 1.0 and stats.paired_t_test([2.0, 2.0]) == 0.0
-    assert stats.paired_t_test([-1.0, -2.0, -3.0]) == stats.paired_t_test([1.0, 2.0, 3.0])  # two-sided
-
-
-def test_t_distribution_matches_scipy_where_installed():
-    scipy_stats = pytest.importorskip("scipy.stats")
-    for df in (1, 2, 3, 4, 7, 30):
-        for t in (0.0, 0.3, 1.0, 2.5, 8.0):
-            assert stats._t_two_sided_p(t, df) == pytest.approx(2 * scipy_stats.t.sf(t, df), abs=1e-12)
     d = np.random.default_rng(0).normal(1, 2, size=6)
     assert stats.paired_t_test(d) == pytest.approx(scipy_stats.ttest_1samp(d, 0).pvalue)
+    assert math.isnan(stats.paired_t_test([4.0])) and math.isnan(stats.paired_t_test([]))
+    assert stats.paired_t_test([0.0, 0.0]) == 1.0 and stats.paired_t_test([2.0, 2.0]) == 0.0

@@ -72,9 +72,12 @@ def test_a_retried_trial_keeps_its_one_child_run(uri):
     assert {run.data.tags[k] for k in ("model", "aug", "seed", "trial_id")} == {"tsn_r50_1x1x8", "default", "0", "t1"}
     assert run.data.params["preset"] == "tsn_r50_1x1x8" and run.data.params["num_classes"] == "3"
 
-    second = ml.TrialRun.open(grid, _cfg(), family="tsn", tune_trial_id="t1")
+    assert run.info.run_name == "g-tsn_r50_1x1x8-default-s0"  # no run_name: the trial's name
+
+    second = ml.TrialRun.open(grid, _cfg(), family="tsn", tune_trial_id="t1", run_name="tsn·default·s0")
     assert second.run_id == first.run_id
     assert client.get_run(second.run_id).info.status == "RUNNING"
+    assert client.get_run(second.run_id).info.run_name == "tsn·default·s0"  # a reopened run takes the short name
     assert client.get_run(second.run_id).data.tags["k400ray.attempt"] == "2"
     assert len(ml.child_runs(client, grid)) == 1
     # The second attempt's row shows its own outcome: the first attempt's error is kept aside.
@@ -111,6 +114,14 @@ def test_epoch_then_final_metrics_without_duplicates(uri):
                 "data_wait_fraction", "skipped_videos"):
         assert key in metrics, key
     assert [m.step for m in client.get_metric_history(run.run_id, "accurate_acc1")] == [2]
+
+
+def test_accuracies_are_logged_to_a_hundredth():
+    """MLflow's runs table prints every digit; the sheet's figures come from the predictions."""
+    assert ml.shown_value("accurate_acc1", 100 * 38 / 48) == 79.17
+    assert ml.shown_value("efficient_acc5_best", 2 / 3 * 100) == 66.67
+    assert ml.shown_value("efficient_mean_class_acc", 12.3456) == 12.35
+    assert ml.shown_value("train_loss", 1.23456) == 1.23456 and ml.shown_value("lr", 1e-5) == 1e-5
 
 
 def test_open_trials_are_closed_killed_with_a_reason(uri):

@@ -103,3 +103,20 @@ def test_asha_max_epochs_per_preset_come_from_the_rows(tmp_path):
     scheduler = build_scheduler(spec)
     assert isinstance(scheduler, PerPresetASHA)
     assert set(scheduler._asha) == {"tsn_r50_1x1x7", "tsm_r50_1x1x8", "i3d_r50_32x2x1"}
+
+
+def test_run_labels_are_short_show_the_config_and_stay_unique():
+    from k400ray.tune.spec import preset_labels, run_label
+
+    demo = ["tsn_r50_1x1x8", "tsm_r50_1x1x8", "i3d_r50_32x2x1"]
+    assert run_label("i3d_r50_32x2x1", "mixup", 0, demo) == "i3d·mixup·s0"
+    sheet = preset_labels(["tsn_r50_1x1x8", "tsn_r50_1x1x7", "tsm_r50_1x1x8", "tsm_mobilenetv2_dense_1x1x8",
+                           "i3d_r50_32x2x1"])
+    assert sheet == {"tsn_r50_1x1x8": "tsn_1x1x8", "tsn_r50_1x1x7": "tsn_1x1x7", "tsm_r50_1x1x8": "tsm_r50",
+                     "tsm_mobilenetv2_dense_1x1x8": "tsm_mobilenetv2_dense", "i3d_r50_32x2x1": "i3d"}
+    spec = SearchSpec.model_validate({**BASE, "grid": {"rows": ROWS}})
+    presets = [p for p, _, _ in spec.grid_points()]
+    names = [run_label(p, a, s, presets) for p, a, s in spec.grid_points()]
+    assert len(set(names)) == len(names) == 4 and "tsm·randaugment·s1" in names
+    # two presets whose words are the same set: no short label could tell them apart
+    assert preset_labels(["tsn_a_b", "tsn_b_a"]) == {"tsn_a_b": "tsn_a_b", "tsn_b_a": "tsn_b_a"}

@@ -146,15 +146,17 @@ def test_interrupted_grid_resumes_only_unfinished_trials(cli_app, tiny_index, tm
     # the parent's description holds every trial's figures and the sheet; children carry filter tags.
     experiment = client.get_experiment_by_name("e2e-mlflow")
     assert experiment.tags[ml.EXPERIMENT_KIND_TAG] == "custom_model_development"
-    assert f"#/experiments/{experiment.experiment_id}?workflowType=machine_learning" in out
+    assert (f"#/experiments/{experiment.experiment_id}/runs?viewStateShareKey=k400ray-{parent_id[:12]}"
+            "&workflowType=machine_learning") in out  # the grid's saved view of the runs table
     assert f"#/experiments/{experiment.experiment_id}/runs/{parent_id}?workflowType=machine_learning" in out
+    assert {r.info.run_name for r in final.values()} == {"i3d·gluoncv·s0", "tsn·randaugment·s0"}
     note = client.get_run(parent_id).data.tags[ml.NOTE_TAG]
     for aug, run in final.items():
         m, t = run.data.metrics, run.data.tags
         assert (t["model"], t["config"], t["seed"]) == (t["model"], aug, "0")
         assert (f"| {t['model']} | {aug} | 0 | done | {m['efficient_acc1']:.2f} / {m['efficient_acc5']:.2f} | "
                 f"{m['accurate_acc1']:.2f} / {m['accurate_acc5']:.2f} |") in note, note
-    assert "## Result sheet" in note
+    assert "## e2e: 2 finished trials" in note  # the sheet, its title beside "Trials"
     rows = [ln.split() for ln in resumed.stdout.splitlines() if ln.startswith(("tsn_r50_1x1x8", "i3d_r50_32x2x1"))]
     assert sorted((r[0], r[1], r[-1]) for r in rows) == [("i3d_r50_32x2x1", "gluoncv", "done"),
                                                           ("tsn_r50_1x1x8", "randaugment", "done")]

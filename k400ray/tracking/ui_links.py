@@ -1,0 +1,100 @@
+"""What opens MLflow's UI on a grid: the command that serves it for a local store, the links, and
+the saved view of the runs table that the runs link opens.
+
+The view: MLflow 3's UI keeps saved views of an experiment's runs table as experiment tags
+``mlflow.sharedViewState.<key>`` (a JSON envelope ``{name, createdAt, updatedAt, state}`` whose
+``state`` is the table's JSON state) and opens one from the URL parameter ``viewStateShareKey``
+on the runs page (``#/experiments/<id>/runs?viewStateShareKey=<key>``). The view of a grid
+filters the runs table to its trials (``tags.mlflow.parentRunId``), sorts them by name and shows
+model, config, seed and the four accuracies instead of MLflow's default Dataset, Duration and
+Source columns. A store that refuses the tag (a server without write access to experiments)
+gets the plain runs link: the view is a convenience. A UI older than saved views ignores the
+parameter and opens its default table.
+
+Links carry ``workflowType=machine_learning``: MLflow 3 picks the UI's mode from the URL or the
+browser's last choice, and a bare experiment URL opens the GenAI overview.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shlex
+import sys
+import time
+from pathlib import Path
+
+from k400ray.tracking.mlflow_log import PARENT_TAG, GridRun, client_for, redact_uri
+
+VIEW_TAG_PREFIX = "mlflow.sharedViewState."
+VIEW_COLUMNS = ("tags.`model`", "tags.`config`", "tags.`seed`", "metrics.`efficient_acc1`", "metrics.`efficient_acc5`",
+                "metrics.`accurate_acc1`", "metrics.`accurate_acc5`")
+VIEW_WIDTHS = {"tags.`model`": 130, "tags.`config`": 110, "tags.`seed`": 60}  # px; the rest keep MLflow's
+LOCAL_UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves by default
+MODE = "workflowType=machine_learning"
+
+logger = logging.getLogger(__name__)
+
+
+def view_key(grid: GridRun) -> str:
+    """The saved view's key: one per grid (its parent run), so an older grid's link keeps
+    opening its own trials."""
+    return f"k400ray-{grid.parent_run_id[:12]}"
+
+
+def view_state(grid: GridRun) -> dict:
+    """The runs table as the grid's link opens it (MLflow's own state keys)."""
+    return {
+        "searchFilter": f"tags.`{PARENT_TAG}` = '{grid.parent_run_id}'",
+        "orderByKey": "tags.`mlflow.runName`", "orderByAsc": True,
+        "selectedColumns": list(VIEW_COLUMNS), "columnOrder": list(VIEW_COLUMNS), "columnWidths": dict(VIEW_WIDTHS),
+        "runsHiddenMode": "SHOW_ALL",
+    }
+
+
+def save_runs_view(client, grid: GridRun) -> str | None:
+    """The grid's saved view (made once, kept after): its key, or None when the store refuses
+    the experiment tag."""
+    key = view_key(grid)
+    try:
+        if VIEW_TAG_PREFIX + key in client.get_experiment(grid.experiment_id).tags:
+            return key
+        now = int(time.time() * 1000)
+        envelope = {"name": f"k400ray {grid.grid}: trials of run {grid.parent_run_id[:8]}", "createdAt": now,
+                    "updatedAt": now, "state": json.dumps(view_state(grid))}
+        client.set_experiment_tag(grid.experiment_id, VIEW_TAG_PREFIX + key, json.dumps(envelope))
+    except Exception as exc:  # noqa: BLE001 - the plain runs table is the fallback
+        logger.info("no saved runs view for %s (%s); the link opens MLflow's default table", grid.parent_run_id, exc)
+        return None
+    return key
+
+
+def ui_command(tracking_uri: str) -> str:
+    """The command that serves the UI on a local store, runnable as printed from any shell: the
+    ``mlflow`` beside this interpreter (a venv's need not be on PATH), else ``python -m mlflow``
+    of this interpreter."""
+    beside = Path(sys.executable).parent / "mlflow"
+    program = [str(beside)] if beside.is_file() else [sys.executable, "-m", "mlflow"]
+    return shlex.join([*program, "ui", "--backend-store-uri", tracking_uri])
+
+
+def ui_links(tracking_uri: str, experiment_id: str, run_id: str | None = None, *,
+             view: str | None = None) -> dict[str, str]:
+    """``{"base", "command", "experiment", "run"}``: the UI's address (the server itself for an
+    ``http(s)`` store, credentials hidden; else where :func:`ui_command` serves it), the command
+    ("" for a server), the runs table (in the saved ``view`` when given) and the run's page."""
+    if tracking_uri.startswith(("http://", "https://")):
+        base, command = redact_uri(tracking_uri).rstrip("/"), ""
+    else:
+        base, command = LOCAL_UI, ui_command(tracking_uri)
+    runs = f"{base}/#/experiments/{experiment_id}/runs?" + (f"viewStateShareKey={view}&" if view else "") + MODE
+    links = {"base": base, "command": command, "experiment": runs}
+    if run_id:
+        links["run"] = f"{base}/#/experiments/{experiment_id}/runs/{run_id}?{MODE}"
+    return links
+
+
+def grid_links(grid: GridRun) -> dict[str, str]:
+    """The links of one grid, its saved view made if the store takes it."""
+    view = save_runs_view(client_for(grid.tracking_uri), grid)
+    return ui_links(grid.tracking_uri, grid.experiment_id, grid.parent_run_id, view=view)
