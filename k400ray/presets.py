@@ -365,8 +365,9 @@ def gluoncv(preset: ModelPreset) -> ModelPreset:
     accurate_crop, unit, crop_name = ("ten", "frames", "TenCrop") if tsn else ("three", "clips", "ThreeCrop")
     return replace(
         preset,
-        # TSN: dropout 0.5 (actionrec_resnetv1b.py); I3D keeps 0.5; fc init std 0.01 for both
-        arch=replace(preset.arch, dropout=0.5),
+        # TSN: dropout 0.5 on each frame's feature before the segment average (actionrec_resnetv1b.py);
+        # I3D keeps 0.5 (one clip per video in training); fc init std 0.01 for both
+        arch=replace(preset.arch, dropout=0.5, dropout_per_frame=tsn),
         train_crop=TrainCrop(crop_size=crop, scales=_GLUONCV_SCALES, fixed_positions=13, random_crop=False,
                              max_wh_scale_gap=1, flip_ratio=0.5),
         # VideoGroupValTransform: one centre crop; GluonCV averages features before its fc, which

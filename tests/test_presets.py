@@ -30,7 +30,9 @@ def test_gluoncv_recipe(name):
     c = p.train_crop  # --scale-ratios 1.0,0.8, more_fix_crop, max_distort=1, --input-size 224
     assert (c.crop_size, c.scales, c.fixed_positions, c.max_wh_scale_gap, c.random_crop, c.flip_ratio) == (
         224, (1.0, 0.8), 13, 1, False, 0.5)
-    assert p.arch.dropout == 0.5
+    # dropout 0.5; GluonCV's TSN drops each frame's feature before the segment average
+    assert (p.arch.dropout, p.arch.dropout_per_frame) == (0.5, p.arch.family == "tsn")
+    assert not PRESETS[name].arch.dropout_per_frame  # MMAction2's TSNHead: dropout after the average
     e = p.efficient
     assert (e.crop, e.crop_size, e.num_views, e.average) == ("center", 224, 1, "score")
     assert (p.accurate.crop, p.accurate.crop_size, p.accurate.num_views, p.accurate.average) == (

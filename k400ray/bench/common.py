@@ -1,4 +1,5 @@
-"""What every benchmark shares: the machine it ran on, medians, peak memory, and the record format.
+"""What every benchmark shares: the machine it ran on, medians, peak memory, the cost of a clip,
+and the record format.
 
 Memory is measured from ``/proc`` (no psutil dependency): a background thread sums the PSS
 (proportional set size) of a process and all its descendants. PSS rather than RSS because the
@@ -25,6 +26,15 @@ from k400ray.text_table import text_table
 
 def median(values: Sequence[float]) -> float:
     return float(statistics.median(values)) if values else float("nan")
+
+
+def train_clip_gmacs(preset, num_classes: int) -> float:
+    """Forward multiply-adds (1e9) of one training clip of ``preset``, as the benchmarks quote them
+    (``bench data`` and ``bench train`` both do)."""
+    from k400ray.models.summary import arch_gmacs
+
+    _, c, t, s, _ = preset.clip_spec("train").output_shape
+    return arch_gmacs(preset.arch, num_classes, (1, c, t, s, s))
 
 
 def cpu_model() -> str:

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from k400ray.bench.common import Stopwatch, Table, cpu_seconds_between, median, tree_cpu_snapshot
+from k400ray.bench.common import Stopwatch, Table, cpu_seconds_between, median, train_clip_gmacs, tree_cpu_snapshot
 from k400ray.bench.inputs import BENCH_SPLIT, index_rows, sized_index
 from k400ray.data.clip import ClipSpec
 from k400ray.data.index import load_manifest
@@ -330,7 +330,6 @@ def epoch_start_seconds(
 
 def preset_gflops(names: list[str]) -> dict[str, float]:
     """Forward multiply-adds (1e9) of one train clip of each preset (meta-device models)."""
-    from k400ray.bench.train import train_clip_gmacs
     from k400ray.presets import get_preset
 
     return {name: train_clip_gmacs(get_preset(name), 400) for name in dict.fromkeys([REFERENCE_PRESET, *names])}

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from k400ray.bench.common import PeakMemory, Table, gib, median
+from k400ray.bench.common import PeakMemory, Table, gib, median, train_clip_gmacs
 from k400ray.bench.data import DecodeLimit
 from k400ray.bench.inputs import BENCH_SPLIT, index_rows, sized_index
 from k400ray.data.index import load_manifest
@@ -231,14 +231,6 @@ def _setup(preset_name: str, scale: str, device, num_classes: int):
     optimizer, _ = build_optimizer(model, preset.recipe, lr=preset.recipe.lr, weight_decay=preset.recipe.weight_decay,
                                    milestones=preset.recipe.milestones, warmup_epochs=0)
     return preset, model, optimizer
-
-
-def train_clip_gmacs(preset, num_classes: int) -> float:
-    """Forward multiply-adds (1e9) of one training clip of ``preset``, as the benchmarks quote them."""
-    from k400ray.models.summary import arch_gmacs
-
-    _, c, t, s, _ = preset.clip_spec("train").output_shape
-    return arch_gmacs(preset.arch, num_classes, (1, c, t, s, s))
 
 
 def _epoch(model, optimizer, batches: Iterable[dict], *, device, amp: bool, clip_grad_norm, memory_format) -> tuple[TimedBatches, int, float]:

@@ -161,12 +161,15 @@ def models(fmt: str = typer.Option("table", "--format", help="table | json"),
            scale: str = typer.Option("full", help="full | toy"),
            num_classes: int = typer.Option(400, help="classifier size used for the counts")) -> None:
     """List the model presets with parameters and GFLOPs (multiply-adds) per view."""
-    from k400ray.preset_summary import format_table, preset_summaries
-
     if fmt not in ("table", "json"):
         fail(f"--format must be 'table' or 'json', got {fmt!r}")
     if scale not in ("full", "toy"):
         fail(f"--scale must be 'full' or 'toy', got {scale!r}")
+    # Said before torch is imported and every preset's model is built and counted: seconds of silence otherwise.
+    typer.echo(f"counting the presets' parameters and GFLOPs ({scale} scale, models built without weights)...",
+               err=True)
+    from k400ray.preset_summary import format_table, preset_summaries
+
     rows = preset_summaries(scale=scale, num_classes=num_classes)
     typer.echo(json.dumps(rows, indent=2) if fmt == "json" else format_table(rows))
 

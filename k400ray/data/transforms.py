@@ -3,7 +3,9 @@
 Shapes: a clip is a uint8 tensor ``(T, C, H, W)`` (torchvision's video layout, so
 ``torchvision.transforms.v2`` ops apply per clip). Crop geometry follows the reference
 pipelines (MMAction2 ``MultiScaleCrop``, ``CenterCrop``, ``ThreeCrop``; GluonCV's ``VideoTenCrop``);
-resizing is torchvision's; RandAugment is MMAction2 0.x's imgaug op list
+resizing is torchvision's bilinear without antialiasing, as both references resize (OpenCV's
+``INTER_LINEAR``: ``mmcv.imresize`` in MMAction2's ``Resize``, ``cv2.resize`` in GluonCV's
+``VideoMultiScaleCrop``); RandAugment is MMAction2 0.x's imgaug op list
 (``k400ray.data.randaugment``). Normalisation is left to the device (see ``engine``).
 
 Evaluation crops return ``(crops, T, C, size, size)``; ``EVAL_CROP_VIEWS`` says how many crops
@@ -79,13 +81,17 @@ def multi_scale_crop_box(
 
 
 def train_crop(clip: torch.Tensor, crop: TrainCrop, *, rng: np.random.Generator) -> torch.Tensor:
-    """MultiScaleCrop -> resize to ``crop_size`` square -> horizontal flip, same draw for all frames."""
+    """MultiScaleCrop -> resize to ``crop_size`` square -> horizontal flip, same draw for all frames.
+
+    The resize is bilinear without antialiasing, as OpenCV's ``INTER_LINEAR`` that both references
+    use: a 256 crop shrunk to 224 keeps its high frequencies (antialiasing would blur it first).
+    On uint8 frames torchvision's and OpenCV's results differ by at most one level (rounding)."""
     _check_clip(clip)
     x, y, w, h = multi_scale_crop_box(
         clip.shape[-1], clip.shape[-2], scales=crop.scales, max_wh_scale_gap=crop.max_wh_scale_gap,
         random_crop=crop.random_crop, fixed_positions=crop.fixed_positions, rng=rng,
     )
-    out = F.resize(clip[..., y : y + h, x : x + w], [crop.crop_size, crop.crop_size], antialias=True)
+    out = F.resize(clip[..., y : y + h, x : x + w], [crop.crop_size, crop.crop_size], antialias=False)
     if rng.random() < crop.flip_ratio:
         out = out.flip(-1)
     return out.contiguous()

@@ -2,10 +2,13 @@
 
 MixUp and CutMix are torchvision's (``transforms.v2``). A clip ``(B, C, T, H, W)`` is seen
 by them as an image batch ``(B, C*T, H, W)``, so CutMix cuts the same box out of every frame
-and recomputes lambda from the real box area, as the reference does.
+and recomputes lambda from the real box area, as the reference does. Neither changes the
+batch's memory layout (``engine.layout``: ``channels_last_3d`` for I3D on a GPU).
 """
 
 from __future__ import annotations
+
+import functools
 
 import torch
 import torch.nn.functional as F
@@ -18,14 +21,22 @@ MEAN = (123.675, 116.28, 103.53)
 STD = (58.395, 57.12, 57.375)
 
 
-def normalize(clips: torch.Tensor) -> torch.Tensor:
-    """uint8 ``(..., C, T, H, W)`` -> float32 normalised, same shape. In place on the one float
-    copy: the same values as ``(x - mean) / std`` without two more full-size temporaries (an
-    accurate-mode batch of 16 videos is up to 480 views)."""
-    shape = [1] * clips.ndim
+@functools.cache
+def normalization_constants(device: torch.device, ndim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and std as float32 tensors on ``device``, shaped to broadcast over ``(..., C, T, H, W)``
+    batches of ``ndim`` dimensions. Made once per device: building them from Python numbers is a
+    blocking host-to-device copy, which would stall every step's input on a GPU."""
+    shape = [1] * ndim
     shape[-4] = 3
-    mean = torch.tensor(MEAN, device=clips.device).view(shape)
-    std = torch.tensor(STD, device=clips.device).view(shape)
+    return (torch.tensor(MEAN, dtype=torch.float32, device=device).view(shape),
+            torch.tensor(STD, dtype=torch.float32, device=device).view(shape))
+
+
+def normalize(clips: torch.Tensor) -> torch.Tensor:
+    """uint8 ``(..., C, T, H, W)`` -> float32 normalised, same shape and memory layout. In place on
+    the one float copy: the same values as ``(x - mean) / std`` without two more full-size
+    temporaries (an accurate-mode batch of 16 videos is up to 480 views)."""
+    mean, std = normalization_constants(clips.device, clips.ndim)
     return clips.to(torch.float32, copy=True).sub_(mean).div_(std)
 
 
@@ -41,12 +52,16 @@ class BatchMix:
         return F.one_hot(labels, self.num_classes).float()
 
     def __call__(self, clips: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``clips`` float ``(B, C, T, H, W)``, ``labels`` int64 ``(B,)`` -> mixed clips, targets ``(B, K)`` summing to 1."""
+        """``clips`` float ``(B, C, T, H, W)``, ``labels`` int64 ``(B,)`` -> mixed clips in the memory
+        layout of ``clips``, targets ``(B, K)`` summing to 1."""
         if self.op is None or clips.shape[0] < 2:
             return clips, self.one_hot(labels)
         b, c, t, h, w = clips.shape
         mixed, targets = self.op(clips.reshape(b, c * t, h, w), labels)
-        return mixed.reshape(b, c, t, h, w), targets
+        mixed = mixed.reshape(b, c, t, h, w)
+        if mixed.stride() != clips.stride():  # a channels_last_3d batch was copied to frames in the default layout
+            mixed = torch.empty_like(clips).copy_(mixed)
+        return mixed, targets
 
 
 def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch import nn
 
 from k400ray.engine.augment import BatchMix, soft_cross_entropy
@@ -66,6 +67,8 @@ def train_one_epoch(
     zero: its gradients are zeros that DDP averages with the other ranks'. (Its all-zero clips
     still move BatchNorm's running statistics once; one such batch in an epoch is noise.)
     The loss is summed on the device and read once, at the end: no host sync per step.
+    The epoch ends with rank 0's buffers on every rank (:func:`share_rank0_buffers`), so the
+    model evaluated and saved after it is one model, whichever rank holds it.
     """
     model.train()
     feed = DeviceFeed(batches, device=device, train=True, memory_format=memory_format)
@@ -90,9 +93,32 @@ def train_one_epoch(
         optimizer.step()
         total_loss += loss.detach() * batch.rows
         clips += batch.rows
+    share_rank0_buffers(model)
     loss_sum = float(total_loss)  # the epoch's one host sync: every queued step has finished
     elapsed = time.perf_counter() - start
     return EpochStats(loss_sum / max(clips, 1), clips, skipped, elapsed, feed.wait_s, loss_sum)
+
+
+def share_rank0_buffers(model: nn.Module) -> None:
+    """Copy rank 0's buffers (BatchNorm running statistics) to every rank of a DDP model; a no-op
+    for a plain module.
+
+    DDP broadcasts rank 0's buffers at the start of each forward, but the forward itself then
+    updates every rank's running statistics with that rank's own batch, so after an epoch's last
+    step each rank holds its own (and a rank whose last batch did not decode, the statistics of
+    zeros). Evaluated as they are, each val shard would be scored by a different model, and the
+    checkpoint (rank 0's) would not reproduce the figures. MMAction2 0.x's distributed eval hook
+    broadcasts them the same way before evaluating (``_broadcast_bn_buffer`` in
+    ``mmaction/core/evaluation/eval_hooks.py``, open-mmlab/mmaction2 branch 0.x).
+
+    The tensors travel where DDP's own buffer broadcast sends them: on the model's process group,
+    on the device (CUDA tensors on NCCL, CPU tensors on gloo). A collective: every rank calls it.
+    """
+    if not isinstance(model, nn.parallel.DistributedDataParallel) or dist.get_world_size(model.process_group) == 1:
+        return
+    with torch.no_grad():
+        for buffer in model.module.buffers():
+            dist.broadcast(buffer, group=model.process_group, group_src=0)
 
 
 def unwrap(model: nn.Module) -> nn.Module:

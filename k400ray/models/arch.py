@@ -24,6 +24,9 @@ class ArchConfig:
     family: Literal["tsn", "tsm", "i3d"]
     backbone: Literal["resnet50", "mobilenetv2"] = "resnet50"
     dropout: float = 0.5
+    # TSN only: dropout on each frame's feature before the segment average (GluonCV's TSN,
+    # ``ActionRecResNetV1b``) instead of on the average (MMAction2's ``TSNHead``).
+    dropout_per_frame: bool = False
     # TSM: frames the shift runs across (input T must equal it); TSN accepts any T.
     num_segments: int = 8
     shift_div: int = 8

@@ -42,7 +42,7 @@ def build_model(arch: ArchConfig, num_classes: int) -> nn.Module:
         if arch.family == "tsn":
             model: nn.Module = TSN(
                 backbone, feature_dim=backbone.out_channels, num_classes=num_classes, dropout=arch.dropout,
-                init_std=init_std,
+                init_std=init_std, dropout_per_frame=arch.dropout_per_frame,
             )
         else:
             insert_residual_shift(backbone, num_segments=arch.num_segments, shift_div=arch.shift_div)

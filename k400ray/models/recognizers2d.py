@@ -9,6 +9,10 @@ the average happens, following MMAction2's ``TSNHead`` / ``TSMHead`` (the sheet'
 
 Averaging features before ``fc`` equals averaging per-frame scores (``fc`` is affine) in eval
 mode; in training TSN's dropout then acts on the averaged feature, as in the reference.
+GluonCV's TSN (``ActionRecResNetV1b`` in dmlc/gluon-cv
+``gluoncv/model_zoo/action_recognition/actionrec_resnetv1b.py``) drops each frame's feature
+before the average instead (``dropout_per_frame``): the same in eval mode, a milder dropout
+in training (a feature of the average is zeroed only when every frame's is).
 """
 
 from __future__ import annotations
@@ -39,17 +43,21 @@ class TSN(nn.Module):
     The output does not depend on the order of the frames (eval mode): the consensus is a mean.
     """
 
-    def __init__(self, backbone: nn.Module, *, feature_dim: int, num_classes: int, dropout: float, init_std: float):
+    def __init__(self, backbone: nn.Module, *, feature_dim: int, num_classes: int, dropout: float, init_std: float,
+                 dropout_per_frame: bool = False):
         super().__init__()
         self.backbone = backbone
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(p=dropout)
+        self.dropout_per_frame = dropout_per_frame
         self.fc = nn.Linear(feature_dim, num_classes)
         init_classifier(self.fc, std=init_std)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, t = x.shape[0], x.shape[2]
         features = self.pool(self.backbone(frames_as_batch(x))).flatten(1)  # (N*T, F)
+        if self.dropout_per_frame:
+            return self.fc(self.dropout(features).unflatten(0, (n, t)).mean(dim=1))
         consensus = features.unflatten(0, (n, t)).mean(dim=1)  # (N, F)
         return self.fc(self.dropout(consensus))
 

@@ -48,6 +48,19 @@ def test_train_crop_same_box_and_flip_for_every_frame():
     assert all(torch.equal(out[0], out[i]) for i in range(6))
 
 
+def test_train_crop_resizes_bilinearly_without_antialiasing():
+    """As OpenCV's INTER_LINEAR, which MMAction2 (mmcv.imresize) and GluonCV (cv2.resize) resize
+    with: the plain bilinear sample of the crop, no low-pass first. A 1-px checkerboard keeps
+    full-contrast pixels where an antialiased resize turns it grey."""
+    frame = ((torch.arange(64)[:, None] + torch.arange(64)[None, :]) % 2 * 255).to(torch.uint8)
+    clip = frame.expand(2, 3, 64, 64).contiguous()
+    whole = TrainCrop(crop_size=56, scales=(1.0,), flip_ratio=0.0)  # the crop is the whole 64x64 frame
+    out = train_crop(clip, whole, rng=np.random.default_rng(0))
+    bilinear = torch.nn.functional.interpolate(clip.float(), size=(56, 56), mode="bilinear", align_corners=False)
+    assert (out.float() - bilinear).abs().max() <= 1.0  # rounding of the uint8 path
+    assert out.min() < 40 and out.max() > 215
+
+
 def test_center_and_three_crop_shapes_and_positions():
     clip = _clip()
     c = center_crop(clip, 56)

@@ -1,8 +1,12 @@
 """Normalisation and MixUp / CutMix on clip batches."""
 
+from unittest import mock
+
+import pytest
 import torch
 
-from k400ray.engine.augment import MEAN, STD, BatchMix, normalize, soft_cross_entropy
+from k400ray.engine import augment
+from k400ray.engine.augment import MEAN, STD, BatchMix, normalization_constants, normalize, soft_cross_entropy
 
 
 def test_normalize_uses_imagenet_stats_per_channel():
@@ -12,6 +16,31 @@ def test_normalize_uses_imagenet_stats_per_channel():
     assert x.dtype == torch.float32 and x.shape == clips.shape
     assert torch.allclose(x[0, 0, 0, 0, 0], torch.tensor(-MEAN[0] / STD[0]))
     assert torch.allclose(x[0, 1, 0, 0, 0], torch.tensor((255 - MEAN[1]) / STD[1]))
+
+
+def test_normalize_builds_its_constants_once_per_device():
+    """Building mean/std from Python numbers is a blocking host-to-device copy on a GPU: after the
+    first batch on a device, normalising makes no tensor from host data."""
+    clips = torch.randint(0, 256, (2, 3, 4, 5, 5), dtype=torch.uint8)
+    first = normalize(clips)
+    assert normalization_constants(clips.device, 5) is normalization_constants(clips.device, 5)
+    with mock.patch.object(augment.torch, "tensor", side_effect=AssertionError("a tensor made per batch")):
+        again = normalize(clips)
+    mean = torch.tensor(MEAN).view(1, 3, 1, 1, 1)
+    std = torch.tensor(STD).view(1, 3, 1, 1, 1)
+    assert torch.equal(again, first) and torch.allclose(first, (clips.float() - mean) / std)
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last_3d])
+@pytest.mark.parametrize("kind", [None, "mixup", "cutmix"])
+def test_normalize_and_mixing_keep_the_memory_layout(layout, kind):
+    """I3D's batches are channels_last_3d on a GPU (engine.layout), TSN/TSM's the default layout:
+    neither normalising nor mixing changes it, so every config feeds a model the same layout."""
+    clips = torch.randint(0, 256, (4, 3, 4, 8, 8), dtype=torch.uint8).contiguous(memory_format=layout)
+    x = normalize(clips)
+    assert x.is_contiguous(memory_format=layout)
+    mixed, _ = BatchMix(kind, alpha=1.0, num_classes=4)(x, torch.arange(4))
+    assert mixed.stride() == x.stride()
 
 
 def _batch(b=8, k=5):

@@ -3,7 +3,8 @@
 - NCCL has no CPU path. A process group made with backend ``cuda:gloo`` has none either, and
   rejects CPU tensors with NCCL's own error, so the worker's metric sums and prediction gathers
   are checked under it here.
-- A rank whose batch has no decodable row still steps: the epoch ends on both ranks.
+- A rank whose batch has no decodable row still steps: the epoch ends on both ranks, with the
+  same weights and the same BatchNorm running statistics (rank 0's).
 - A rank with no val video: evaluation (and the gather after it) completes.
 Each run is bounded: a hang fails the test instead of stalling the suite.
 """
@@ -122,30 +123,67 @@ def _host_batch(n: int, spec, *, valid: bool, start: int = 0) -> dict:
     }
 
 
+def _buffers(model) -> dict:
+    return {name: b.detach().numpy().copy() for name, b in model.module.named_buffers()}
+
+
 def undecodable_batch_rank(rank: int, world: int) -> dict:
+    """One epoch of 3 batches on each rank, rank 1's second batch undecodable; then both ranks
+    score the same val video. Before it, the same epoch with the end-of-epoch buffer broadcast
+    switched off, on a copy of the model: what the ranks held before it existed."""
     import torch
 
+    from k400ray.engine import loops
     from k400ray.engine.augment import BatchMix
-    from k400ray.engine.loops import train_one_epoch
 
     model, preset = _toy_ddp_model()
     spec = preset.clip_spec("train")
     # Rank 1's second batch: every video failed to decode (e.g. a storage hiccup failed the task).
     batches = [_host_batch(4, spec, valid=not (rank == 1 and i == 1), start=10 * rank + i) for i in range(3)]
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    stats = train_one_epoch(model, batches, opt, device=torch.device("cpu"),
-                            mix=BatchMix("mixup", alpha=1.0, num_classes=4), clip_grad_norm=20.0)
+
+    def epoch(ddp):
+        opt = torch.optim.SGD(ddp.parameters(), lr=0.01, momentum=0.9)
+        return loops.train_one_epoch(ddp, batches, opt, device=torch.device("cpu"),
+                                     mix=BatchMix("mixup", alpha=1.0, num_classes=4), clip_grad_norm=20.0)
+
+    control, _ = _toy_ddp_model()
+    share, loops.share_rank0_buffers = loops.share_rank0_buffers, lambda model: None
+    try:
+        epoch(control)
+    finally:
+        loops.share_rank0_buffers = share
+    stats = epoch(model)
+    val = [_host_batch(1, preset.clip_spec("efficient"), valid=True, start=99)]  # the same video on both ranks
+    preds, _ = loops.evaluate(model, val, device=torch.device("cpu"), average=preset.views("efficient").average)
     flat = torch.cat([p.detach().flatten() for p in model.parameters()])
     return {"clips": stats.clips, "skipped": stats.skipped_videos, "loss": stats.loss,
-            "params": flat.numpy().copy()}
+            "params": flat.numpy().copy(), "buffers": _buffers(model), "buffers_unshared": _buffers(control),
+            "val_scores": preds.topk_scores}
 
 
-def test_a_batch_without_decodable_row_keeps_the_ranks_in_step(tmp_path):
-    r0, r1 = run_ranks("undecodable_batch_rank", tmp_path)
+@pytest.fixture(scope="module")
+def undecodable_epoch(tmp_path_factory) -> list[dict]:
+    return run_ranks("undecodable_batch_rank", tmp_path_factory.mktemp("undecodable"))
+
+
+def test_a_batch_without_decodable_row_keeps_the_ranks_in_step(undecodable_epoch):
+    r0, r1 = undecodable_epoch
     assert (r0["clips"], r0["skipped"]) == (12, 0)
     assert (r1["clips"], r1["skipped"]) == (8, 4)
     assert np.isfinite(r0["loss"]) and np.isfinite(r1["loss"])
     np.testing.assert_array_equal(r0["params"], r1["params"])  # the same steps on both ranks
+
+
+def test_every_rank_ends_the_epoch_with_rank_0s_batchnorm_statistics(undecodable_epoch):
+    """DDP leaves each rank with the running statistics of its own last batch; the epoch ends
+    with rank 0's on every rank, so both ranks score a video the same."""
+    r0, r1 = undecodable_epoch
+    running = [name for name in r0["buffers"] if name.endswith(("running_mean", "running_var"))]
+    assert running
+    assert any(not np.array_equal(r0["buffers_unshared"][n], r1["buffers_unshared"][n]) for n in running)
+    for name in r0["buffers"]:
+        np.testing.assert_array_equal(r0["buffers"][name], r1["buffers"][name], err_msg=name)
+    np.testing.assert_array_equal(r0["val_scores"], r1["val_scores"])
 
 
 def no_val_video_rank(rank: int, world: int) -> dict:

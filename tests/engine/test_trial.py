@@ -1,6 +1,7 @@
 """One trial end to end under Ray Train on CPU (gloo): a run resumed from a checkpoint on 2
 workers continues from its epoch, with the lr of its own world size, and its distributed eval
-counts every video once; accurate mode evaluates the best efficient-mode epoch's weights; the
+counts every video once and scores it with the model its checkpoint holds (`k400ray eval` of
+it reproduces the logged figures); accurate mode evaluates the best efficient-mode epoch's weights; the
 recipe saved in a checkpoint keeps its meaning when presets.py changes. On the session's
 synthetic set and its ``k400ray train`` fit of one epoch (tests/conftest.py), three fits here."""
 
@@ -60,12 +61,19 @@ def test_the_checkpoint_records_the_resolved_recipe(one_epoch):
     assert recipe["preset_spec"]["efficient"]["crop"] == "center"
 
 
-def test_resume_continues_from_the_checkpoint_epoch_and_rescales_the_lr(index, tmp_path, one_epoch):
-    """Also the distributed eval: 2 workers, each val video counted once in both modes."""
-    # Resumed on 2 workers: twice the total batch, so twice the lr at the same schedule point.
-    second = run_trial(_cfg(index, tmp_path, epochs=2, name="resume-b", aug="cutmix", lr=None, num_workers=2),
-                       resume_from=one_epoch.checkpoint)
+@pytest.fixture(scope="module")
+def two_workers(index, tmp_path_factory, one_epoch):
+    """``one_epoch`` resumed for a second epoch on 2 workers (cutmix): twice the total batch, so
+    twice the lr at the same schedule point; each worker evaluates its half of val."""
+    second = run_trial(_cfg(index, tmp_path_factory.mktemp("two"), epochs=2, name="resume-b", aug="cutmix", lr=None,
+                            num_workers=2), resume_from=one_epoch.checkpoint)
     assert second.error is None
+    return second
+
+
+def test_resume_continues_from_the_checkpoint_epoch_and_rescales_the_lr(one_epoch, two_workers):
+    """Also the distributed eval: 2 workers, each val video counted once in both modes."""
+    second = two_workers
     m = second.metrics
     assert m["start_epoch"] == 1 and m["epoch"] == 2
     recipe = get_preset("tsm_r50_1x1x8", scale="toy").recipe
@@ -89,6 +97,20 @@ def test_resume_continues_from_the_checkpoint_epoch_and_rescales_the_lr(index, t
     best_epoch = 2 if m["efficient_acc1"] > first_acc1 else 1
     assert m["best_epoch"] == best_epoch and m["accurate_epoch"] == best_epoch
     assert m["efficient_acc1_best"] == pytest.approx(max(first_acc1, m["efficient_acc1"]))
+
+
+def test_eval_of_the_checkpoint_reproduces_what_the_trial_logged(index, two_workers):
+    """The 2 workers evaluated one model each time (rank 0's BatchNorm statistics on both), the
+    one the checkpoint holds: `k400ray eval` of it gives the logged per-video scores in both
+    modes, on the weights each mode ran on."""
+    m = two_workers.metrics
+    with two_workers.checkpoint.as_directory() as d:
+        for mode, weights in (("efficient", "last"), ("accurate", "last" if m["accurate_epoch"] == m["epoch"] else "best")):
+            metrics, preds = evaluate_checkpoint(d, index, mode=mode, weights=weights, decode_tasks=2)
+            logged = two_workers.predictions[mode]
+            assert preds.video_id == logged.video_id and np.array_equal(preds.topk[:, 0], logged.topk[:, 0]), mode
+            np.testing.assert_allclose(preds.topk_scores, logged.topk_scores, rtol=1e-4, atol=1e-6, err_msg=mode)
+            assert metrics["acc1"] == pytest.approx(m[f"{mode}_acc1"]), mode
 
 
 @pytest.fixture(scope="module")

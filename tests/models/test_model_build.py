@@ -82,6 +82,28 @@ def test_tsm_and_i3d_see_frame_order(name: str) -> None:
     assert _order_effect(model, t) > 1e-3
 
 
+@pytest.mark.parametrize("per_frame", [False, True])
+def test_tsn_dropout_before_or_after_the_segment_average(per_frame: bool) -> None:
+    """MMAction2's TSN drops features of the segment average; GluonCV's (``dropout_per_frame``)
+    drops each frame's, so a feature of the average is zero only when all 7 frames' are
+    (0.5**7 of them). In eval mode both are the same model."""
+    arch = replace(get_preset("tsn_r50_1x1x7", scale="toy").arch, dropout=0.5, dropout_per_frame=per_frame)
+    torch.manual_seed(0)
+    model = build_model(arch, NUM_CLASSES)
+    seen = []
+    model.fc.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+    x = _clip(7, n=16).abs() + 0.1  # positive input: no feature is zero before dropout
+    model.train()
+    model(x)
+    zeros = (seen[-1] == 0).float().mean().item()
+    assert zeros < 0.05 if per_frame else 0.4 < zeros < 0.6
+    plain = build_model(replace(arch, dropout_per_frame=False), NUM_CLASSES)
+    plain.load_state_dict(model.state_dict())
+    model.eval(), plain.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), plain(x))
+
+
 def test_tsn_takes_any_number_of_segments() -> None:
     model, _ = _toy("tsn_r50_1x1x8")
     model.eval()

@@ -18,7 +18,8 @@ REQUIRED = {
 def test_models_json() -> None:
     result = CliRunner().invoke(app, ["models", "--format", "json"])
     assert result.exit_code == 0, result.output
-    rows = json.loads(result.output)
+    assert result.stderr.startswith("counting the presets' parameters")  # at once, before the counting
+    rows = json.loads(result.stdout)
     assert isinstance(rows, list) and [r["name"] for r in rows] == list(PRESETS)
     for row in rows:
         assert REQUIRED <= row.keys()
