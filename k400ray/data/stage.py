@@ -306,11 +306,8 @@ def stage(index: str, local: str | Path, *, source: str | None = None, workers: 
     return result
 
 
-def staged_data_root(local_cache: str | None, data_root: str) -> str | None:
-    """Where a decode task on this node reads the videos of ``data_root``: the data folder of the
-    node's staged copy when ``local_cache`` (expanded here) holds a finished one of that root,
-    else None (read the shared root). Cheap enough for every decode task: one small file read,
-    so a node that finishes staging while a grid runs switches to its copy at the next task."""
+def _finished_copy(local_cache: str | None) -> tuple[Path, dict] | None:
+    """(this node's staged copy, its marker) when ``local_cache`` (expanded here) holds a finished one."""
     if not local_cache:
         return None
     try:
@@ -318,25 +315,28 @@ def staged_data_root(local_cache: str | None, data_root: str) -> str | None:
     except StageError:
         return None
     marker = read_marker(local)
-    if not marker or marker.get("data_root") != str(data_root):
+    return None if marker is None else (local, marker)
+
+
+def staged_data_root(local_cache: str | None, data_root: str) -> str | None:
+    """Where a decode task on this node reads the videos of ``data_root``: the data folder of the
+    node's staged copy when ``local_cache`` holds a finished one of that root, else None (read the
+    shared root). Cheap enough for every decode task: one small file read, so a node that
+    finishes staging while a grid runs switches to its copy at the next task."""
+    found = _finished_copy(local_cache)
+    if found is None or found[1].get("data_root") != str(data_root):
         return None
-    return str(local / DATA_DIR)
+    return str(found[0] / DATA_DIR)
 
 
 def staged_index(local_cache: str | None, index_dir: str) -> str | None:
-    """The node's staged copy of the index at ``index_dir`` (same manifest), or None."""
-    if not local_cache:
+    """The node's staged copy of the index at ``index_dir`` (the same manifest), or None."""
+    found = _finished_copy(local_cache)
+    if found is None or found[1].get("index") != str(index_dir):
         return None
     try:
-        local = expand_local(local_cache)
-    except StageError:
-        return None
-    marker = read_marker(local)
-    if not marker or marker.get("index") != str(index_dir):
-        return None
-    try:
-        if (local / INDEX_DIR / MANIFEST).read_bytes() != (Path(index_dir) / MANIFEST).read_bytes():
+        if (found[0] / INDEX_DIR / MANIFEST).read_bytes() != (Path(index_dir) / MANIFEST).read_bytes():
             return None
     except OSError:
         return None
-    return str(local / INDEX_DIR)
+    return str(found[0] / INDEX_DIR)
