@@ -360,14 +360,35 @@ def test_worker_policy_is_the_one_bucket():
 CONSTRAINTS = ROOT / "constraints.txt"
 
 
-def _pins() -> dict[str, str]:
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _pins(python: str | None = None) -> dict[str, str]:
+    """{name: version} of constraints.txt's lines that apply on ``python`` (default: every line)."""
+    from packaging.markers import default_environment
+    from packaging.requirements import Requirement
+
+    env = default_environment() | ({"python_version": python, "python_full_version": f"{python}.0"} if python else {})
     pins = {}
     for line in CONSTRAINTS.read_text(encoding="utf-8").splitlines():
         if line.strip() and not line.startswith("#"):
-            name, sep, version = line.partition("==")
-            assert sep and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name) and version, f"not an exact pin: {line}"
-            pins[re.sub(r"[-_.]+", "-", name).lower()] = version
+            req = Requirement(line)
+            (spec,) = req.specifier
+            assert spec.operator == "==" and not req.extras and not req.url, f"not an exact pin: {line}"
+            if python is None or req.marker is None or req.marker.evaluate(env):
+                assert _canonical(req.name) not in pins, f"pinned twice for Python {python}: {line}"
+                pins[_canonical(req.name)] = spec.version
     return pins
+
+
+def _here() -> str:
+    import sys
+
+    return f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
+PYTHONS = ["3.11", "3.12"]  # the venv's (Makefile, CI), the cluster image's (infra/make_constraints.py)
 
 
 @pytest.mark.parametrize("name", CONFIGS)
@@ -398,6 +419,55 @@ def test_constraints_match_pyproject_and_cover_the_closure():
         assert req.specifier.contains(pins[key], prereleases=True), f"constraints.txt {key}=={pins[key]} vs pyproject {raw}"
     for extra in ("boto3", "aiohttp", "py-spy", "opencensus"):  # what the nodes add: ray[default], boto3
         assert extra in pins, extra
+
+
+@pytest.mark.parametrize("python", PYTHONS)
+def test_constraints_agree_with_both_pythons_markers(python):
+    """One constraints file for the venv's Python and the cluster's: walk k400ray's requirements
+    and what the nodes add (ray[default], boto3) through the installed packages' metadata, with
+    the environment markers of ``python``. Every package reached is pinned by a line that applies
+    on that Python, at a version every requirer accepts, and supports that Python (Requires-Python).
+    Packages this venv does not have (boto3's own) are checked as leaves."""
+    import tomllib
+    from importlib import metadata
+
+    from packaging.markers import default_environment
+    from packaging.requirements import Requirement
+    from packaging.specifiers import SpecifierSet
+
+    script = ROOT / "infra" / "make_constraints.py"
+    assert f'CLUSTER_PYTHON = "{PYTHONS[-1]}"' in script.read_text(encoding="utf-8")
+    assert _here() in PYTHONS, f"this venv runs Python {_here()}: add it to PYTHONS and regenerate constraints.txt"
+    pins = _pins(python)
+    env = default_environment() | {"python_version": python, "python_full_version": f"{python}.0"}
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["dependencies"]
+    todo, seen, problems = [Requirement(r) for r in (*deps, "ray[default]", "boto3")], set(), []
+    while todo:
+        req = todo.pop()
+        name = _canonical(req.name)
+        if name not in pins:
+            problems.append(f"{name} (needed on Python {python}) has no pin that applies there")
+            continue
+        if not req.specifier.contains(pins[name], prereleases=True):
+            problems.append(f"{name}=={pins[name]} is outside {req} on Python {python}")
+        if (name, frozenset(req.extras)) in seen:
+            continue
+        seen.add((name, frozenset(req.extras)))
+        try:
+            dist = metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            continue  # not in this venv: a leaf
+        if dist.version.split("+")[0] != pins[name]:
+            continue  # another version here (test_this_venv_runs_the_pinned_versions names the ones that matter)
+        requires_python = dist.metadata.get("Requires-Python")
+        if requires_python and not SpecifierSet(requires_python).contains(f"{python}.0"):
+            problems.append(f"{name}=={pins[name]} requires Python {requires_python}, not {python}")
+        for raw in dist.requires or []:
+            dep = Requirement(raw)
+            if dep.marker is None or any(dep.marker.evaluate(env | {"extra": e}) for e in (req.extras or {""})):
+                todo.append(dep)
+    assert not problems, "\n".join(sorted(set(problems)))
+    assert len(seen) > 100  # the walk went through the closure
 
 
 def test_this_venv_runs_the_pinned_versions():
