@@ -10,6 +10,7 @@ Nothing here calls AWS: the AWS provider's own bootstrap (boto3, credentials) is
 from __future__ import annotations
 
 import copy
+import json
 import re
 import shlex
 import subprocess
@@ -19,7 +20,7 @@ from urllib.parse import urlparse
 import pytest
 import yaml
 
-from tests.test_docs_commands import BadCommandLine, _is, find_tool_commands, k400ray_cli, parse_cli
+from tests.test_docs_commands import BadCommandLine, _is, doc_commands, find_tool_commands, k400ray_cli, parse_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 CLUSTER_YAML = ROOT / "cluster.yaml"
@@ -216,8 +217,6 @@ def test_worker_nodes_stage_the_data_before_ray_starts():
     """Every worker node mounts its instance-store NVMe and copies the spec's data there in its
     setup (before `ray start`): the command parses, names the spec's index and local copy, and
     both worker types have drives to hold it."""
-    import json
-
     config = aws_config()
     setup = config["worker_setup_commands"]
     assert any("infra/mount_local_disks.sh /mnt/local" in cmd for cmd in setup)
@@ -290,8 +289,6 @@ POLICIES = {"head": IAM / "head-policy.json", "worker": IAM / "worker-policy.jso
 
 
 def _statements(path: Path) -> list[dict]:
-    import json
-
     policy = json.loads(path.read_text(encoding="utf-8"))
     assert policy["Version"] == "2012-10-17", path
     assert set(policy) == {"Version", "Statement"}, path
@@ -322,15 +319,26 @@ def test_iam_files_are_valid_policies_that_docs_use(name):
     assert "FullAccess" not in doc, "no full-access managed policies"
 
 
+def _worker_instance_types(config: dict) -> set[str]:
+    return {n["node_config"]["InstanceType"] for k, n in config["available_node_types"].items()
+            if k != config["head_node_type"]}
+
+
 def test_head_policy_grants_what_the_autoscaler_needs_and_no_more():
     config = aws_config()
     st = {s["Sid"]: s for s in _statements(POLICIES["head"])}
     # pinned image ids (infra/amis.json): EC2 resolves no SSM parameter at launch, the head reads none
     assert not [s for s in st.values() if any(a.startswith("ssm:") for a in _listed(s["Action"]))]
-    # it launches, tags and ends only instances tagged with this cluster's name
+    # it launches, tags and ends only instances tagged with this cluster's name, of the worker types
+    # cluster.yaml names (the head itself is launched by `ray up` with your own credentials)
     name = config["cluster_name"]
     launch = st["LaunchOnlyInstancesTaggedAsThisCluster"]
-    assert launch["Condition"]["StringEquals"] == {"aws:RequestTag/ray-cluster-name": name}
+    assert set(launch["Condition"]) == {"StringEquals"}
+    assert launch["Condition"]["StringEquals"]["aws:RequestTag/ray-cluster-name"] == name
+    assert sorted(_listed(launch["Condition"]["StringEquals"]["ec2:InstanceType"])) == \
+        sorted(_worker_instance_types(config)), "ec2:InstanceType must name exactly cluster.yaml's worker types"
+    assert _listed(launch["Action"]) == ["ec2:RunInstances"] and _listed(launch["Resource"]) == \
+        [f"arn:aws:ec2:{config['provider']['region']}:*:instance/*"]
     manage = st["ManageOnlyThisClustersInstances"]
     assert "ec2:TerminateInstances" in manage["Action"]
     assert manage["Condition"]["StringEquals"] == {"ec2:ResourceTag/ray-cluster-name": name}
@@ -342,13 +350,61 @@ def test_head_policy_grants_what_the_autoscaler_needs_and_no_more():
     assert _listed(st["HandWorkersTheirRole"]["Resource"]) == ["arn:aws:iam::*:role/k400ray-worker"]
 
 
-def test_worker_policy_is_the_one_bucket():
-    bucket = spec()["storage_path"].removeprefix("s3://").split("/")[0]
-    resources = {r for s in _statements(POLICIES["worker"]) for r in _listed(s["Resource"])}
-    assert resources == {f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/k400ray/*"}
-    assert {a for s in _statements(POLICIES["worker"]) for a in _listed(s["Action"])} <= {
-        "s3:ListBucket", "s3:GetBucketLocation", "s3:GetObject", "s3:PutObject", "s3:DeleteObject",
-        "s3:AbortMultipartUpload"}
+S3_WRITES = {"s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"}
+
+
+def _s3_prefix(uri: str) -> str:
+    """``s3://bucket/a/b`` -> the policy resource of everything under it: ``arn:aws:s3:::bucket/a/b/*``."""
+    assert uri.startswith("s3://"), uri
+    return f"arn:aws:s3:::{uri.removeprefix('s3://').rstrip('/')}/*"
+
+
+def _granted(role: str, actions: set[str]) -> set[str]:
+    """Object resources on which the role's policy allows any of ``actions``."""
+    return {r for s in _statements(POLICIES[role]) if actions & set(_listed(s["Action"]))
+            for r in _listed(s["Resource"])}
+
+
+def _runs_prefixes() -> set[str]:
+    """The storage_path of every spec that runs on cluster.yaml."""
+    paths = set()
+    for path in sorted((ROOT / "search_spaces").glob("*.yaml")):
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        if (raw.get("cost") or {}).get("cluster") == "cluster.yaml":
+            paths.add(_s3_prefix(raw["storage_path"]))
+    assert paths, "no spec runs on cluster.yaml"
+    return paths
+
+
+def _prepared_prefix() -> str:
+    """The bucket copy of the prepared data that docs/data.md stages from (`k400ray stage --from s3://...`)."""
+    froms = {c.argv[c.argv.index("--from") + 1] for c in doc_commands([ROOT / "docs" / "data.md"])
+             if c.tool == "k400ray" and c.argv[:1] == ("stage",) and "--from" in c.argv}
+    assert len(froms) == 1, froms
+    return _s3_prefix(froms.pop())
+
+
+def _mlflow_artifacts() -> str:
+    server = next(argv for cmd in commands(aws_config()) for _, argv in find_tool_commands(cmd, ("mlflow",))
+                  if argv[:1] == ["server"])
+    return _s3_prefix(server[server.index("--artifacts-destination") + 1])
+
+
+def test_workers_write_only_the_runs_prefix():
+    """Checkpoints and Tune state go under the specs' storage_path; workers read that and the
+    prepared copy (staging); MLflow's artifacts are the head's MLflow server's alone."""
+    runs = _runs_prefixes()
+    assert _granted("worker", S3_WRITES) == runs
+    assert _granted("worker", {"s3:GetObject"}) == runs | {_prepared_prefix()}
+    assert _mlflow_artifacts() not in _granted("worker", S3_WRITES | {"s3:GetObject"})
+    assert _granted("head", S3_WRITES) == runs | {_mlflow_artifacts()}  # Tune's driver and the MLflow server
+    bucket = {p.split(":::")[1].split("/")[0] for p in runs}
+    for role in ("head", "worker"):
+        actions = {a for s in _statements(POLICIES[role]) for a in _listed(s["Action"]) if a.startswith("s3:")}
+        assert actions <= {"s3:ListBucket", "s3:GetBucketLocation", "s3:GetObject"} | S3_WRITES, role
+        listed = {r for s in _statements(POLICIES[role]) if "s3:ListBucket" in _listed(s["Action"])
+                  for r in _listed(s["Resource"])}
+        assert listed == {f"arn:aws:s3:::{b}" for b in bucket}, role
 
 
 # --- the same pinned software on every node ----------------------------------------------------
