@@ -339,6 +339,9 @@ def test_head_policy_grants_what_the_autoscaler_needs_and_no_more():
         sorted(_worker_instance_types(config)), "ec2:InstanceType must name exactly cluster.yaml's worker types"
     assert _listed(launch["Action"]) == ["ec2:RunInstances"] and _listed(launch["Resource"]) == \
         [f"arn:aws:ec2:{config['provider']['region']}:*:instance/*"]
+    # spot nodes: RunInstances also creates a spot-instances-request
+    if any("InstanceMarketOptions" in n["node_config"] for n in config["available_node_types"].values()):
+        assert any(r.endswith(":spot-instances-request/*") for r in _listed(st["WhatALaunchUses"]["Resource"]))
     manage = st["ManageOnlyThisClustersInstances"]
     assert "ec2:TerminateInstances" in manage["Action"]
     assert manage["Condition"]["StringEquals"] == {"ec2:ResourceTag/ray-cluster-name": name}
