@@ -410,6 +410,35 @@ def test_workers_write_only_the_runs_prefix():
         assert listed == {f"arn:aws:s3:::{b}" for b in bucket}, role
 
 
+# --- the network: SSH from one range, NFS from the cluster only --------------------------------
+
+def test_ssh_is_open_to_the_users_range_only():
+    """cluster.yaml's security group opens SSH to the YOUR-SSH-CIDR parameter, never to the
+    world, and docs/cluster.md creates that group (with the same rule and the between-nodes rule)
+    before `ray up`, since Ray adds SSH from 0.0.0.0/0 to a group it creates itself."""
+    group = aws_config()["provider"]["security_group"]
+    ssh = [p for p in group["IpPermissions"] if p["FromPort"] <= 22 <= p["ToPort"]]
+    assert len(ssh) == 1 and ssh[0]["IpProtocol"] == "tcp"
+    cidrs = [r["CidrIp"] for r in ssh[0]["IpRanges"]]
+    assert cidrs == ["YOUR-SSH-CIDR"] and not ssh[0].get("Ipv6Ranges")
+    doc = CLUSTER_DOC.read_text(encoding="utf-8")
+    assert f"--group-name {group['GroupName']} " in doc, "docs/cluster.md must create the cluster's group"
+    assert "--protocol tcp --port 22 --cidr YOUR-SSH-CIDR" in doc
+    assert '--protocol -1 --source-group "$CLUSTER_SG"' in doc, "all traffic between the cluster's nodes"
+    assert "0.0.0.0/0" not in doc
+
+
+def test_efs_admits_the_cluster_group_only():
+    doc = CLUSTER_DOC.read_text(encoding="utf-8")
+    nfs = [ln for ln in doc.splitlines() if "authorize-security-group-ingress" in ln and "--port 2049" in ln]
+    assert len(nfs) == 1 and '--source-group "$CLUSTER_SG"' in nfs[0] and "--cidr" not in nfs[0], nfs
+    placeholder = json.loads((ROOT / "infra" / "amis.json").read_text(encoding="utf-8"))["placeholder"]
+    grep = next(ln for ln in doc.splitlines() if ln.strip().startswith("grep -n") and "YOUR-" in ln)
+    assert f"-e {placeholder}" in grep and "cluster.yaml" in grep and "infra/iam/*.json" in grep
+    assert placeholder not in CLUSTER_YAML.read_text(encoding="utf-8").split("\nprovider:")[0], \
+        "no placeholder id in cluster.yaml's comments: the docs' grep must find only the ImageIds"
+
+
 # --- the same pinned software on every node ----------------------------------------------------
 
 CONSTRAINTS = ROOT / "constraints.txt"
