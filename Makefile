@@ -12,12 +12,13 @@ $(BIN)/python:
 
 # torch/torchvision are pinned in pyproject; pip takes them from the local wheel cache.
 # The demo needs the package only; the tests add pytest and ray[default] (a job server).
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e .
+# constraints.txt: the same versions as every cluster node (infra/make_constraints.py).
+$(STAMP): pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/pip install -q -c constraints.txt -e .
 	touch $(STAMP)
 
-$(TEST_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[test]'
+$(TEST_STAMP): pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/pip install -q -c constraints.txt -e '.[test]'
 	touch $(STAMP) $(TEST_STAMP)
 
 install: $(TEST_STAMP)

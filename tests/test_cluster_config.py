@@ -10,6 +10,7 @@ Nothing here calls AWS: the AWS provider's own bootstrap (boto3, credentials) is
 from __future__ import annotations
 
 import copy
+import json
 import re
 import shlex
 import subprocess
@@ -19,7 +20,7 @@ from urllib.parse import urlparse
 import pytest
 import yaml
 
-from tests.test_docs_commands import BadCommandLine, _is, find_tool_commands, k400ray_cli, parse_cli
+from tests.test_docs_commands import BadCommandLine, _is, doc_commands, find_tool_commands, k400ray_cli, parse_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 CLUSTER_YAML = ROOT / "cluster.yaml"
@@ -216,8 +217,6 @@ def test_worker_nodes_stage_the_data_before_ray_starts():
     """Every worker node mounts its instance-store NVMe and copies the spec's data there in its
     setup (before `ray start`): the command parses, names the spec's index and local copy, and
     both worker types have drives to hold it."""
-    import json
-
     config = aws_config()
     setup = config["worker_setup_commands"]
     assert any("infra/mount_local_disks.sh /mnt/local" in cmd for cmd in setup)
@@ -290,8 +289,6 @@ POLICIES = {"head": IAM / "head-policy.json", "worker": IAM / "worker-policy.jso
 
 
 def _statements(path: Path) -> list[dict]:
-    import json
-
     policy = json.loads(path.read_text(encoding="utf-8"))
     assert policy["Version"] == "2012-10-17", path
     assert set(policy) == {"Version", "Statement"}, path
@@ -322,19 +319,29 @@ def test_iam_files_are_valid_policies_that_docs_use(name):
     assert "FullAccess" not in doc, "no full-access managed policies"
 
 
+def _worker_instance_types(config: dict) -> set[str]:
+    return {n["node_config"]["InstanceType"] for k, n in config["available_node_types"].items()
+            if k != config["head_node_type"]}
+
+
 def test_head_policy_grants_what_the_autoscaler_needs_and_no_more():
     config = aws_config()
     st = {s["Sid"]: s for s in _statements(POLICIES["head"])}
-    # resolve:ssm: image ids are resolved by EC2 with the launcher's rights: the head reads exactly them
-    params = {n["node_config"]["ImageId"].removeprefix("resolve:ssm:")
-              for n in config["available_node_types"].values() if n["node_config"]["ImageId"].startswith("resolve:ssm:")}
-    region = config["provider"]["region"]
-    ssm = [s for s in st.values() if "ssm:GetParameters" in _listed(s["Action"])]
-    assert len(ssm) == 1 and set(_listed(ssm[0]["Resource"])) == {f"arn:aws:ssm:{region}::parameter{p}" for p in params}
-    # it launches, tags and ends only instances tagged with this cluster's name
+    # pinned image ids (infra/amis.json): EC2 resolves no SSM parameter at launch, the head reads none
+    assert not [s for s in st.values() if any(a.startswith("ssm:") for a in _listed(s["Action"]))]
+    # it launches, tags and ends only instances tagged with this cluster's name, of the worker types
+    # cluster.yaml names (the head itself is launched by `ray up` with your own credentials)
     name = config["cluster_name"]
     launch = st["LaunchOnlyInstancesTaggedAsThisCluster"]
-    assert launch["Condition"]["StringEquals"] == {"aws:RequestTag/ray-cluster-name": name}
+    assert set(launch["Condition"]) == {"StringEquals"}
+    assert launch["Condition"]["StringEquals"]["aws:RequestTag/ray-cluster-name"] == name
+    assert sorted(_listed(launch["Condition"]["StringEquals"]["ec2:InstanceType"])) == \
+        sorted(_worker_instance_types(config)), "ec2:InstanceType must name exactly cluster.yaml's worker types"
+    assert _listed(launch["Action"]) == ["ec2:RunInstances"] and _listed(launch["Resource"]) == \
+        [f"arn:aws:ec2:{config['provider']['region']}:*:instance/*"]
+    # spot nodes: RunInstances also creates a spot-instances-request
+    if any("InstanceMarketOptions" in n["node_config"] for n in config["available_node_types"].values()):
+        assert any(r.endswith(":spot-instances-request/*") for r in _listed(st["WhatALaunchUses"]["Resource"]))
     manage = st["ManageOnlyThisClustersInstances"]
     assert "ec2:TerminateInstances" in manage["Action"]
     assert manage["Condition"]["StringEquals"] == {"ec2:ResourceTag/ray-cluster-name": name}
@@ -346,13 +353,90 @@ def test_head_policy_grants_what_the_autoscaler_needs_and_no_more():
     assert _listed(st["HandWorkersTheirRole"]["Resource"]) == ["arn:aws:iam::*:role/k400ray-worker"]
 
 
-def test_worker_policy_is_the_one_bucket():
-    bucket = spec()["storage_path"].removeprefix("s3://").split("/")[0]
-    resources = {r for s in _statements(POLICIES["worker"]) for r in _listed(s["Resource"])}
-    assert resources == {f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/k400ray/*"}
-    assert {a for s in _statements(POLICIES["worker"]) for a in _listed(s["Action"])} <= {
-        "s3:ListBucket", "s3:GetBucketLocation", "s3:GetObject", "s3:PutObject", "s3:DeleteObject",
-        "s3:AbortMultipartUpload"}
+S3_WRITES = {"s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"}
+
+
+def _s3_prefix(uri: str) -> str:
+    """``s3://bucket/a/b`` -> the policy resource of everything under it: ``arn:aws:s3:::bucket/a/b/*``."""
+    assert uri.startswith("s3://"), uri
+    return f"arn:aws:s3:::{uri.removeprefix('s3://').rstrip('/')}/*"
+
+
+def _granted(role: str, actions: set[str]) -> set[str]:
+    """Object resources on which the role's policy allows any of ``actions``."""
+    return {r for s in _statements(POLICIES[role]) if actions & set(_listed(s["Action"]))
+            for r in _listed(s["Resource"])}
+
+
+def _runs_prefixes() -> set[str]:
+    """The storage_path of every spec that runs on cluster.yaml."""
+    paths = set()
+    for path in sorted((ROOT / "search_spaces").glob("*.yaml")):
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        if (raw.get("cost") or {}).get("cluster") == "cluster.yaml":
+            paths.add(_s3_prefix(raw["storage_path"]))
+    assert paths, "no spec runs on cluster.yaml"
+    return paths
+
+
+def _prepared_prefix() -> str:
+    """The bucket copy of the prepared data that docs/data.md stages from (`k400ray stage --from s3://...`)."""
+    froms = {c.argv[c.argv.index("--from") + 1] for c in doc_commands([ROOT / "docs" / "data.md"])
+             if c.tool == "k400ray" and c.argv[:1] == ("stage",) and "--from" in c.argv}
+    assert len(froms) == 1, froms
+    return _s3_prefix(froms.pop())
+
+
+def _mlflow_artifacts() -> str:
+    server = next(argv for cmd in commands(aws_config()) for _, argv in find_tool_commands(cmd, ("mlflow",))
+                  if argv[:1] == ["server"])
+    return _s3_prefix(server[server.index("--artifacts-destination") + 1])
+
+
+def test_workers_write_only_the_runs_prefix():
+    """Checkpoints and Tune state go under the specs' storage_path; workers read that and the
+    prepared copy (staging); MLflow's artifacts are the head's MLflow server's alone."""
+    runs = _runs_prefixes()
+    assert _granted("worker", S3_WRITES) == runs
+    assert _granted("worker", {"s3:GetObject"}) == runs | {_prepared_prefix()}
+    assert _mlflow_artifacts() not in _granted("worker", S3_WRITES | {"s3:GetObject"})
+    assert _granted("head", S3_WRITES) == runs | {_mlflow_artifacts()}  # Tune's driver and the MLflow server
+    bucket = {p.split(":::")[1].split("/")[0] for p in runs}
+    for role in ("head", "worker"):
+        actions = {a for s in _statements(POLICIES[role]) for a in _listed(s["Action"]) if a.startswith("s3:")}
+        assert actions <= {"s3:ListBucket", "s3:GetBucketLocation", "s3:GetObject"} | S3_WRITES, role
+        listed = {r for s in _statements(POLICIES[role]) if "s3:ListBucket" in _listed(s["Action"])
+                  for r in _listed(s["Resource"])}
+        assert listed == {f"arn:aws:s3:::{b}" for b in bucket}, role
+
+
+# --- the network: SSH from one range, NFS from the cluster only --------------------------------
+
+def test_ssh_is_open_to_the_users_range_only():
+    """cluster.yaml's security group opens SSH to the YOUR-SSH-CIDR parameter, never to the
+    world, and docs/cluster.md creates that group (with the same rule and the between-nodes rule)
+    before `ray up`, since Ray adds SSH from 0.0.0.0/0 to a group it creates itself."""
+    group = aws_config()["provider"]["security_group"]
+    ssh = [p for p in group["IpPermissions"] if p["FromPort"] <= 22 <= p["ToPort"]]
+    assert len(ssh) == 1 and ssh[0]["IpProtocol"] == "tcp"
+    cidrs = [r["CidrIp"] for r in ssh[0]["IpRanges"]]
+    assert cidrs == ["YOUR-SSH-CIDR"] and not ssh[0].get("Ipv6Ranges")
+    doc = CLUSTER_DOC.read_text(encoding="utf-8")
+    assert f"--group-name {group['GroupName']} " in doc, "docs/cluster.md must create the cluster's group"
+    assert "--protocol tcp --port 22 --cidr YOUR-SSH-CIDR" in doc
+    assert '--protocol -1 --source-group "$CLUSTER_SG"' in doc, "all traffic between the cluster's nodes"
+    assert "0.0.0.0/0" not in doc
+
+
+def test_efs_admits_the_cluster_group_only():
+    doc = CLUSTER_DOC.read_text(encoding="utf-8")
+    nfs = [ln for ln in doc.splitlines() if "authorize-security-group-ingress" in ln and "--port 2049" in ln]
+    assert len(nfs) == 1 and '--source-group "$CLUSTER_SG"' in nfs[0] and "--cidr" not in nfs[0], nfs
+    placeholder = json.loads((ROOT / "infra" / "amis.json").read_text(encoding="utf-8"))["placeholder"]
+    grep = next(ln for ln in doc.splitlines() if ln.strip().startswith("grep -n") and "YOUR-" in ln)
+    assert f"-e {placeholder}" in grep and "cluster.yaml" in grep and "infra/iam/*.json" in grep
+    assert placeholder not in CLUSTER_YAML.read_text(encoding="utf-8").split("\nprovider:")[0], \
+        "no placeholder id in cluster.yaml's comments: the docs' grep must find only the ImageIds"
 
 
 # --- the same pinned software on every node ----------------------------------------------------
@@ -360,14 +444,35 @@ def test_worker_policy_is_the_one_bucket():
 CONSTRAINTS = ROOT / "constraints.txt"
 
 
-def _pins() -> dict[str, str]:
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _pins(python: str | None = None) -> dict[str, str]:
+    """{name: version} of constraints.txt's lines that apply on ``python`` (default: every line)."""
+    from packaging.markers import default_environment
+    from packaging.requirements import Requirement
+
+    env = default_environment() | ({"python_version": python, "python_full_version": f"{python}.0"} if python else {})
     pins = {}
     for line in CONSTRAINTS.read_text(encoding="utf-8").splitlines():
         if line.strip() and not line.startswith("#"):
-            name, sep, version = line.partition("==")
-            assert sep and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name) and version, f"not an exact pin: {line}"
-            pins[re.sub(r"[-_.]+", "-", name).lower()] = version
+            req = Requirement(line)
+            (spec,) = req.specifier
+            assert spec.operator == "==" and not req.extras and not req.url, f"not an exact pin: {line}"
+            if python is None or req.marker is None or req.marker.evaluate(env):
+                assert _canonical(req.name) not in pins, f"pinned twice for Python {python}: {line}"
+                pins[_canonical(req.name)] = spec.version
     return pins
+
+
+def _here() -> str:
+    import sys
+
+    return f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
+PYTHONS = ["3.11", "3.12"]  # the venv's (Makefile, CI), the cluster image's (infra/make_constraints.py)
 
 
 @pytest.mark.parametrize("name", CONFIGS)
@@ -398,6 +503,55 @@ def test_constraints_match_pyproject_and_cover_the_closure():
         assert req.specifier.contains(pins[key], prereleases=True), f"constraints.txt {key}=={pins[key]} vs pyproject {raw}"
     for extra in ("boto3", "aiohttp", "py-spy", "opencensus"):  # what the nodes add: ray[default], boto3
         assert extra in pins, extra
+
+
+@pytest.mark.parametrize("python", PYTHONS)
+def test_constraints_agree_with_both_pythons_markers(python):
+    """One constraints file for the venv's Python and the cluster's: walk k400ray's requirements
+    and what the nodes add (ray[default], boto3) through the installed packages' metadata, with
+    the environment markers of ``python``. Every package reached is pinned by a line that applies
+    on that Python, at a version every requirer accepts, and supports that Python (Requires-Python).
+    Packages this venv does not have (boto3's own) are checked as leaves."""
+    import tomllib
+    from importlib import metadata
+
+    from packaging.markers import default_environment
+    from packaging.requirements import Requirement
+    from packaging.specifiers import SpecifierSet
+
+    script = ROOT / "infra" / "make_constraints.py"
+    assert f'CLUSTER_PYTHON = "{PYTHONS[-1]}"' in script.read_text(encoding="utf-8")
+    assert _here() in PYTHONS, f"this venv runs Python {_here()}: add it to PYTHONS and regenerate constraints.txt"
+    pins = _pins(python)
+    env = default_environment() | {"python_version": python, "python_full_version": f"{python}.0"}
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["dependencies"]
+    todo, seen, problems = [Requirement(r) for r in (*deps, "ray[default]", "boto3")], set(), []
+    while todo:
+        req = todo.pop()
+        name = _canonical(req.name)
+        if name not in pins:
+            problems.append(f"{name} (needed on Python {python}) has no pin that applies there")
+            continue
+        if not req.specifier.contains(pins[name], prereleases=True):
+            problems.append(f"{name}=={pins[name]} is outside {req} on Python {python}")
+        if (name, frozenset(req.extras)) in seen:
+            continue
+        seen.add((name, frozenset(req.extras)))
+        try:
+            dist = metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            continue  # not in this venv: a leaf
+        if dist.version.split("+")[0] != pins[name]:
+            continue  # another version here (test_this_venv_runs_the_pinned_versions names the ones that matter)
+        requires_python = dist.metadata.get("Requires-Python")
+        if requires_python and not SpecifierSet(requires_python).contains(f"{python}.0"):
+            problems.append(f"{name}=={pins[name]} requires Python {requires_python}, not {python}")
+        for raw in dist.requires or []:
+            dep = Requirement(raw)
+            if dep.marker is None or any(dep.marker.evaluate(env | {"extra": e}) for e in (req.extras or {""})):
+                todo.append(dep)
+    assert not problems, "\n".join(sorted(set(problems)))
+    assert len(seen) > 100  # the walk went through the closure
 
 
 def test_this_venv_runs_the_pinned_versions():

@@ -5,7 +5,9 @@ node type with GPUs runs the trials (its ``decode_cpu`` decodes beside them); no
 ``decode_cpu`` and no GPU are decode nodes, up to their ``max_workers``, shared by the trials
 that run at once; the head type runs the driver and MLflow for the whole grid. Without a
 cluster file a trial has its GPU nodes' spare cores only (cores - trial CPUs - 1 per node).
-Prices come from ``records/prices.json``, overridden per instance type by ``cost.instances``.
+Prices come from ``records/prices.json``, overridden per instance type by ``cost.instances``;
+a node type whose ``node_config`` asks for ``InstanceMarketOptions: {MarketType: spot}`` is
+billed at the instance's spot price (a typical figure: spot prices move by zone and hour).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class Instance:
     local_disk_gb: float = 0.0  # instance-store NVMe (0: EBS only, nothing to stage to)
     local_disk_gb_per_s: float = 0.0  # its read bandwidth, all drives together (RAID 0)
     network_gbps: float = 0.0
+    spot_usd_per_hour: float | None = None  # typical, not a quote (None: no figure)
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,8 @@ class ClusterShape:
     decode_node_cores: float
     head_instance: Instance | None
     idle_timeout_h: float = 10 / 60  # an idle node stays up this long (Ray's launcher default: 5 min)
+    gpu_spot: bool = False  # the cluster file buys the GPU nodes on the spot market
+    decode_spot: bool = False  # ... the decode nodes
 
 
 def instance_table(spec: SearchSpec) -> dict[str, Instance]:
@@ -103,13 +108,31 @@ def _from_file(spec: SearchSpec, spec_path: str | Path, table: dict[str, Instanc
     if spec.cost.gpu and gpu_inst and gpu_inst.gpu != spec.cost.gpu:
         gpu_inst = _gpu_instance_for(spec.cost.gpu, table)
     decode_inst = table.get((cpu_types[0].get("node_config") or {}).get("InstanceType", "")) if cpu_types else None
+    names = {id(v): k for k, v in types.items()}
+
+    def spot(node: dict) -> bool:
+        return on_spot(node, f"{spec_path}: cost.cluster: {path}: available_node_types.{names[id(node)]}")
+
     return ClusterShape(
         f"{path}", gpu, gpu_inst, float(node["resources"].get("decode_cpu", 0)),
         decode_inst, sum(int(v.get("max_workers", 0)) for v in cpu_types),
         float(cpu_types[0]["resources"]["decode_cpu"]) if cpu_types else 0.0,
         table.get((head.get("node_config") or {}).get("InstanceType", "")),
         float(config.get("idle_timeout_minutes", 5)) / 60,
+        spot(node), bool(cpu_types) and spot(cpu_types[0]),
     )
+
+
+def on_spot(node: dict, where: str) -> bool:
+    """Whether a node type's ``node_config`` launches it on the spot market (EC2's
+    ``InstanceMarketOptions``, which Ray's AWS provider passes to ``RunInstances`` as it is)."""
+    options = (node.get("node_config") or {}).get("InstanceMarketOptions")
+    if options is None:
+        return False
+    if not isinstance(options, dict) or str(options.get("MarketType", "")).lower() not in ("spot", "capacity-block"):
+        raise SpecError(f"{where}.node_config.InstanceMarketOptions: expected MarketType spot or capacity-block, "
+                        f"got {options!r}")
+    return str(options["MarketType"]).lower() == "spot"
 
 
 def nodes_per_trial(shape: ClusterShape, trial_gpus: int) -> int:

@@ -21,7 +21,10 @@ epochs and after the last, the accurate mode once, with the trial's bounded eval
 tasks. Dollars (``dollars``): GPU node-hours (each node from its start, staging included, to
 its idle timeout after the grid), decode node-hours (the nodes a trial keeps decoding, for its
 wall clock, plus their staging and idle time), the head for the grid's wall clock, and storage
-reads (EFS bills every GB read: once per node start when nodes stage, else every epoch).
+reads (EFS bills every GB read: once per node start when nodes stage, else every epoch). GPU and
+decode node-hours are priced on both markets; the total takes the one the cluster file buys
+(``InstanceMarketOptions``). A reclaimed spot node's replacement stages again: not counted (how
+often AWS reclaims a type is not known in advance; docs/cluster.md says what one costs).
 
 Each row also shows what the trial trains with: its config, the base lr after linear scaling to
 the spec's workers x batch per worker, the total batch and the schedule, read from the trial's
@@ -48,7 +51,7 @@ from k400ray.engine.recipe import TrialRecipe, resolve_recipe
 from k400ray.presets import GLUONCV, PRESETS, ModelPreset
 from k400ray.tune import storage
 from k400ray.tune import throughput as tp
-from k400ray.tune.cluster_shape import ClusterShape, cluster_shape, nodes_per_trial
+from k400ray.tune.cluster_shape import ClusterShape, Instance, cluster_shape, nodes_per_trial
 from k400ray.tune.spec import SearchSpec, trial_config
 
 # Kinetics-400 as released (Academic Torrents copy): ~240k train / ~19.8k val videos.
@@ -376,15 +379,52 @@ def grid_wall_hours(rows: list[TrialCost], slots: int) -> float:
 
 
 @dataclass(frozen=True)
+class NodeDollars:
+    """One node type's node-hours priced on both markets, and the market the cluster buys."""
+
+    hours: float
+    on_demand: float | None  # None: no price for the instance
+    spot: float | None  # None: no spot price for it
+    on_spot: bool  # the cluster file launches this type on spot
+
+    @property
+    def billed(self) -> float | None:
+        return self.spot if self.on_spot else self.on_demand
+
+
+def node_dollars(inst: Instance | None, hours: float, on_spot: bool) -> NodeDollars:
+    if not hours:
+        return NodeDollars(0.0, 0.0, 0.0, on_spot)
+    if inst is None:
+        return NodeDollars(hours, None, None, on_spot)
+    spot = None if inst.spot_usd_per_hour is None else inst.spot_usd_per_hour * hours
+    return NodeDollars(hours, inst.usd_per_hour * hours, spot, on_spot)
+
+
+@dataclass(frozen=True)
 class Dollars:
-    gpu_node_hours: float
-    gpu_nodes: float | None  # None: no price for this GPU kind
-    decode_node_hours: float
-    decode_nodes: float | None
-    head: float | None
+    gpu: NodeDollars
+    decode: NodeDollars
+    head: float | None  # on demand (a head on spot would take the grid's driver with it)
     reads: storage.StorageReads
     storage: float
     staging_h: float  # one node's staging before it decodes (0: nodes read the shared copy)
+
+    @property
+    def gpu_node_hours(self) -> float:
+        return self.gpu.hours
+
+    @property
+    def gpu_nodes(self) -> float | None:  # None: no price for this GPU kind (on the market billed)
+        return self.gpu.billed
+
+    @property
+    def decode_node_hours(self) -> float:
+        return self.decode.hours
+
+    @property
+    def decode_nodes(self) -> float | None:
+        return self.decode.billed
 
     @property
     def total(self) -> float:
@@ -407,12 +447,10 @@ def dollars(spec: SearchSpec, shape: ClusterShape, rows: list[TrialCost], grid_h
         spec, shape, size, node_starts=gpu_starts + decode_starts,
         video_reads=[(r.epochs * counts.train, (r.evaluations + 1) * counts.val) for r in rows])
 
-    def price(inst, hours):
-        return None if inst is None else inst.usd_per_hour * hours
-
-    return Dollars(gpu_node_h, price(shape.gpu_instance, gpu_node_h), decode_node_h,
-                   price(shape.decode_instance, decode_node_h) if decode_node_h else 0.0,
-                   price(shape.head_instance, grid_h), reads, storage.storage_dollars(spec, reads), stage_h)
+    head = None if shape.head_instance is None else shape.head_instance.usd_per_hour * grid_h
+    return Dollars(node_dollars(shape.gpu_instance, gpu_node_h, shape.gpu_spot),
+                   node_dollars(shape.decode_instance, decode_node_h, shape.decode_spot),
+                   head, reads, storage.storage_dollars(spec, reads), stage_h)
 
 
 @dataclass(frozen=True)

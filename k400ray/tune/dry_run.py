@@ -121,18 +121,23 @@ def _dollar_lines(spec: SearchSpec, shape: ClusterShape, d: Dollars) -> list[str
         return f"{what}: no price (add it under cost.instances)" if value is None else f"${value:,.0f} {what}"
 
     gpu_name = shape.gpu_instance.name if shape.gpu_instance else shape.gpu
-    parts = [money(d.gpu_nodes, f"GPU nodes ({_hours(d.gpu_node_hours)} {gpu_name} node-hours)")]
+    decode_name = shape.decode_instance.name if shape.decode_instance else "?"
+    parts = [money(d.gpu_nodes, f"GPU nodes ({_hours(d.gpu_node_hours)} {gpu_name} node-hours"
+                                f"{', spot' if d.gpu.on_spot else ''})")]
     if d.decode_node_hours:
-        parts.append(money(d.decode_nodes, f"decode nodes ({_hours(d.decode_node_hours)} "
-                                           f"{shape.decode_instance.name if shape.decode_instance else '?'} node-hours)"))
+        parts.append(money(d.decode_nodes, f"decode nodes ({_hours(d.decode_node_hours)} {decode_name} node-hours"
+                                           f"{', spot' if d.decode.on_spot else ''})"))
     parts.append(money(d.head, f"head ({shape.head_instance.name if shape.head_instance else 'unpriced'})"))
     parts.append(f"${d.storage:,.0f} storage reads ({d.reads.gb:,.0f} GB at ${efs_price(spec):g}/GB from EFS: "
                  f"{d.reads.how})")
     shares = ", ".join(f"{name} {100 * value / d.total:.0f}%" for name, value in
                        (("GPU nodes", d.gpu_nodes), ("decode nodes", d.decode_nodes), ("head", d.head),
                         ("storage", d.storage)) if value and d.total)
-    lines = [f"  dollars: ~${d.total:,.0f} on demand = " + " + ".join(parts),
+    on_spot = [name for name, n in (("GPU", d.gpu), ("decode", d.decode)) if n.on_spot and n.hours]
+    market = f"with {' and '.join(on_spot)} nodes on spot" if on_spot else "on demand"
+    lines = [f"  dollars: ~${d.total:,.0f} {market} = " + " + ".join(parts),
              f"  shares: {shares}"]
+    lines += _spot_line(spec, shape, d)
     if d.staging_h:
         lines.append(f"  staging: {d.staging_h * 60:.1f} min per node start (counted in its node-hours), "
                      f"idle timeout {shape.idle_timeout_h * 60:g} min after a node's last trial")
@@ -140,6 +145,29 @@ def _dollar_lines(spec: SearchSpec, shape: ClusterShape, d: Dollars) -> list[str
                  f"and cost.efs_usd_per_gb_read); start-up {spec.cost.startup_minutes:g} min per trial "
                  "(cost.startup_minutes)")
     return lines
+
+
+def _spot_line(spec: SearchSpec, shape: ClusterShape, d: Dollars) -> list[str]:
+    """Each node type's dollars on spot vs on demand, and the market the cluster file buys."""
+    where = shape.source if spec.cost.cluster else "no cost.cluster"
+
+    def usd(value):
+        return "no spot price" if value is None else f"${value:,.0f}"
+
+    def market(name: str, n, present: bool) -> str | None:
+        if not present:
+            return None
+        buys = f"{where} buys them {'on spot' if n.on_spot else 'on demand'}"
+        if not n.hours:
+            return f"{name} $0 / $0 (none busy; {buys})"
+        return f"{name} {usd(n.spot)} / {usd(n.on_demand)} ({buys})"
+
+    parts = [p for p in (market("decode nodes", d.decode, bool(shape.decode_nodes)),
+                         market("GPU nodes", d.gpu, shape.gpu_instance is not None)) if p]
+    if not parts:
+        return []
+    return ["  spot vs on demand: " + "; ".join(parts) + "; spot prices are typical figures that move by zone "
+            "and hour (prices.json)"]
 
 
 def _grid_shape(spec: SearchSpec) -> str:

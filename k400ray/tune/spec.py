@@ -207,6 +207,7 @@ class InstanceSpec(_Strict):
     local_disk_gb: float = Field(0.0, ge=0)  # instance-store NVMe that `k400ray stage` can use
     local_disk_gb_per_s: float = Field(0.0, ge=0)
     network_gbps: float = Field(0.0, ge=0)
+    spot_usd_per_hour: float | None = Field(None, gt=0)  # what a node type on spot (InstanceMarketOptions) costs
 
     @model_validator(mode="after")
     def _gpu_kind(self) -> "InstanceSpec":

@@ -8,6 +8,7 @@ that the expectations do not move when new measurements are shipped. One preset
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from pathlib import Path
@@ -47,9 +48,9 @@ PRICES = {"instances": {
     "p5.48xlarge": {"gpu": "H100", "gpus": 8, "cores": 192, "usd_per_hour": 80.0, "local_disk_gb": 30000,
                     "local_disk_gb_per_s": 20.0, "network_gbps": 800},
     "p4d.24xlarge": {"gpu": "A100", "gpus": 8, "cores": 96, "usd_per_hour": 20.0, "local_disk_gb": 8000,
-                     "local_disk_gb_per_s": 16.0, "network_gbps": 400},
+                     "local_disk_gb_per_s": 16.0, "network_gbps": 400, "spot_usd_per_hour": 8.0},
     "c6id.24xlarge": {"gpus": 0, "cores": 96, "usd_per_hour": 4.0, "local_disk_gb": 5000, "local_disk_gb_per_s": 8.0,
-                      "network_gbps": 40},
+                      "network_gbps": 40, "spot_usd_per_hour": 1.5},
     "m7i.2xlarge": {"gpus": 0, "cores": 8, "usd_per_hour": 1.0}},
     "efs": {"usd_per_gb_read": 0.02, "client_gb_per_s": 2.0, "file_system_gb_per_s": 10.0}}
 COUNTS = cost.VideoCounts(train=24_000, val=2_000, source="test")
@@ -94,8 +95,8 @@ def _spec(tmp_path, data=None, **cost_section):
     return load_spec(path), path
 
 
-def _cluster_spec(tmp_path, **cost_section):
-    (tmp_path / "cluster.yaml").write_text(yaml.safe_dump(CLUSTER))
+def _cluster_spec(tmp_path, *, config=CLUSTER, **cost_section):
+    (tmp_path / "cluster.yaml").write_text(yaml.safe_dump(config))
     section = {"cluster": str(tmp_path / "cluster.yaml"), "gpu": None, "decode_cores_per_gpu": None,
                "decode_efficiency": None, **cost_section}
     return _spec(tmp_path, data={"local_cache": "/mnt/local/k400"}, **section)
@@ -173,6 +174,57 @@ def test_a_decode_bound_raw_copy_keeps_decode_nodes_busy_by_hand(tmp_path):
     # each trial's 2 decode nodes for its wall clock; started once (1 trial at once), staging + idle
     assert d.decode_node_hours == pytest.approx(2 * 2 * row.wall_h + 2 * (13 + 360) / 3600)
     assert d.reads.gb == pytest.approx(3 * 26.0)  # the GPU node and the 2 decode nodes stage it once
+
+
+def _on_spot(*node_types):
+    config = copy.deepcopy(CLUSTER)
+    for name in node_types:
+        config["available_node_types"][name]["node_config"]["InstanceMarketOptions"] = {"MarketType": "spot"}
+    return config
+
+
+def test_spot_decode_nodes_by_hand(tmp_path):
+    """The raw copy's decode-bound trials keep both decode nodes busy; on spot (the cluster file's
+    InstanceMarketOptions) they are billed at $1.50 instead of $4.00 an hour, the GPU nodes stay
+    on demand, and the dry run prints both markets for both."""
+    spec, path = _cluster_spec(tmp_path, config=_on_spot("cpu"), resolution="1080p")
+    grid = cost.price_grid(spec, path)  # Kinetics-400's sizes, as the dry run's text below
+    row, d = grid.rows[0], grid.dollars
+    assert grid.shape.decode_spot and not grid.shape.gpu_spot
+    decode_h = 2 * 2 * row.wall_h + 2 * (13 + 360) / 3600  # as in the on-demand case above
+    gpu_h = 2 * row.wall_h + (13 + 360) / 3600
+    assert d.decode.hours == pytest.approx(decode_h) and d.gpu.hours == pytest.approx(gpu_h)
+    assert (d.decode.spot, d.decode.on_demand) == (pytest.approx(1.5 * decode_h), pytest.approx(4.0 * decode_h))
+    assert d.decode_nodes == d.decode.spot  # billed as the cluster buys them
+    assert (d.gpu.spot, d.gpu.on_demand) == (pytest.approx(8.0 * gpu_h), pytest.approx(20.0 * gpu_h))
+    assert d.gpu_nodes == d.gpu.on_demand
+    # 2 trials one at a time: the head for the grid; EFS: 3 node starts x 26 GB at $0.02
+    assert d.total == pytest.approx(20.0 * gpu_h + 1.5 * decode_h + 1.0 * grid.grid_h + 3 * 26 * 0.02)
+    out = format_dry_run(spec, path)
+    assert f"dollars: ~${d.total:,.0f} with decode nodes on spot = ${20 * gpu_h:,.0f} GPU nodes" in out
+    assert f"${1.5 * decode_h:,.0f} decode nodes ({decode_h:,.1f} c6id.24xlarge node-hours, spot)" in out
+    where = tmp_path / "cluster.yaml"
+    assert (f"  spot vs on demand: decode nodes ${1.5 * decode_h:,.0f} / ${4 * decode_h:,.0f} ({where} buys them "
+            f"on spot); GPU nodes ${8 * gpu_h:,.0f} / ${20 * gpu_h:,.0f} ({where} buys them on demand)") in out
+
+    both, both_path = _cluster_spec(tmp_path, config=_on_spot("cpu", "gpu"), resolution="1080p")
+    d2 = cost.price_grid(both, both_path).dollars
+    assert d2.gpu_nodes == pytest.approx(8.0 * gpu_h) and d2.total == pytest.approx(d.total - 12.0 * gpu_h)
+    assert "with GPU and decode nodes on spot" in format_dry_run(both, both_path)
+
+
+def test_a_spot_price_set_in_the_spec_and_a_bad_market(tmp_path):
+    spec, path = _cluster_spec(tmp_path, config=_on_spot("cpu"), resolution="1080p", instances={
+        "c6id.24xlarge": {"usd_per_hour": 4.0, "cores": 96, "local_disk_gb": 5000, "local_disk_gb_per_s": 8.0,
+                          "network_gbps": 40, "spot_usd_per_hour": 1.0}})
+    d = cost.price_grid(spec, path, counts=COUNTS).dollars
+    assert d.decode_nodes == pytest.approx(1.0 * d.decode.hours)
+    bad = _on_spot()
+    bad["available_node_types"]["cpu"]["node_config"]["InstanceMarketOptions"] = "spot"
+    spec, path = _cluster_spec(tmp_path, config=bad)
+    with pytest.raises(SpecError, match=r"cost.cluster: .*cluster.yaml: available_node_types.cpu.node_config."
+                                        r"InstanceMarketOptions: expected MarketType spot or capacity-block, got 'spot'"):
+        cluster_shape(spec, path)
 
 
 def test_another_gpu_kind_goes_through_the_flop_model(tmp_path):

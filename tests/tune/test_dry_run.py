@@ -47,6 +47,12 @@ def test_aug_grid_dry_run(cli_app, no_ray, monkeypatch):
                          out) for p in ("tsn_r50_1x1x8", "tsm_r50_1x1x8", "i3d_r50_32x2x1"))
     assert re.search(r"wall clock: ~[\d.]+ h per trial .* ~[\d.]+ h for the grid at 2 trial\(s\) at once", out)
     assert re.search(r"dollars: ~\$[\d,]+ on demand = \$[\d,]+ GPU nodes .* storage reads .* staged to each", out)
+    # both markets: cluster.yaml buys the decode nodes on spot (none busy here), the GPU nodes on demand
+    assert re.search(r"spot vs on demand: decode nodes \$0 / \$0 \(none busy; cluster.yaml buys them on spot\); "
+                     r"GPU nodes \$[\d,]+ / \$[\d,]+ \(cluster.yaml buys them on demand\)", out)
+    # docs/cluster.md shows this very output
+    shown = re.search(r"```text\n(search_spaces/aug_grid.yaml: .*?)```", (REPO / "docs" / "cluster.md").read_text(), re.S)
+    assert shown and shown.group(1).strip() == out.strip()
     assert not (REPO / "k400_aug_grid").exists()
 
 
