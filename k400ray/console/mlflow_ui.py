@@ -17,6 +17,7 @@ from typing import Callable
 
 from k400ray.text_table import markdown_table
 from k400ray.tracking import mlflow_log
+from k400ray.tracking.outbox import few_retries, server_answers
 from k400ray.tracking.ui_links import grid_links
 
 logger = logging.getLogger(__name__)
@@ -39,6 +40,8 @@ def link_lines(links: dict[str, str], *, run_id: str, store: str) -> list[str]:
 def grid_block(tracking_uri: str, parent_run_id: str) -> list[str]:
     """:func:`link_lines` of the grid whose parent run is ``parent_run_id``; [] when MLflow cannot
     say (the links are a convenience: the figures are printed already)."""
+    if not server_answers(tracking_uri):
+        return [f"MLflow: grid run {parent_run_id} in {mlflow_log.redact_uri(tracking_uri)}, which does not answer now"]
     try:
         client = mlflow_log.client_for(tracking_uri)
         run = client.get_run(parent_run_id)
@@ -155,8 +158,13 @@ class DescriptionRefresher:
             self._safe(log_report=False)
 
     def _safe(self, *, log_report: bool) -> None:
+        if not server_answers(self.grid.tracking_uri):  # an outage: the next event (or --resume) refreshes it
+            logger.warning("MLflow server does not answer: the description of run %s is not refreshed",
+                           self.grid.parent_run_id)
+            return
         try:
-            self._refresh(self.grid, log_report=log_report)
+            with few_retries():  # MLflow's client would retry for minutes, and the grid's end waits on this
+                self._refresh(self.grid, log_report=log_report)
         except Exception:  # noqa: BLE001 - a description is not worth a failed grid
             logger.warning("could not refresh the description of MLflow run %s", self.grid.parent_run_id,
                            exc_info=True)

@@ -293,25 +293,8 @@ class TrialRun:
         self.client.log_dict(self.run_id, recipe.model_dump(mode="json"), "recipe.json")
 
     def log_final(self, metrics: dict, step: int) -> None:
-        """The final metrics (both modes, the best efficient-mode epoch, the epoch accurate mode
-        evaluated) at step = last epoch, unless the epoch callback already logged the same value
-        there (efficient_* of the last epoch)."""
-        from mlflow.entities import Metric
-
-        from k400ray.engine.trial import FINAL_METRICS
-
-        now = int(time.time() * 1000)
-        batch = []
-        for key in FINAL_METRICS:
-            if key not in metrics:
-                continue
-            value = shown_value(key, metrics[key])
-            history = self.client.get_metric_history(self.run_id, key) if key in EPOCH_METRICS else []
-            if any(m.step == step and _same(m.value, value) for m in history):
-                continue
-            batch.append(Metric(key, value, now, step))
-        if batch:
-            self.client.log_batch(self.run_id, metrics=batch)
+        """:func:`log_final_metrics` of this run."""
+        log_final_metrics(self.client, self.run_id, metrics, step)
 
     def log_missing_epochs(self, history: list) -> int:
         """Log the epochs that ``history`` (``(checkpoint, metrics)`` of the Train run's kept
@@ -331,6 +314,11 @@ class TrialRun:
             write_trial_artifacts(Path(tmp), cfg, predictions, class_names)
             self.client.log_artifacts(self.run_id, tmp)
 
+    def finish(self, final: dict, step: int, artifacts: Path | None) -> None:
+        """:func:`record_trial_end` of this run: raises what the client raises (a tracking
+        outage), so that the caller can hold the end instead."""
+        record_trial_end(self.client, self.run_id, final, step, artifacts)
+
     def end(self, status: str, *, reason: str, error: BaseException | str | None = None) -> None:
         """FINISHED, FAILED (with the error as a tag and ``error.txt``) or KILLED. Best effort:
         a tracking failure here must not hide the trial's own error."""
@@ -346,6 +334,40 @@ class TrialRun:
             self.client.set_terminated(self.run_id, status)
         except Exception:  # noqa: BLE001 - the driver closes what is left open (close_open_trials)
             logger.warning("could not end MLflow run %s as %s", self.run_id, status, exc_info=True)
+
+
+def log_final_metrics(client, run_id: str, metrics: dict, step: int) -> None:
+    """The final metrics (both modes, the best efficient-mode epoch, the epoch accurate mode
+    evaluated) at step = last epoch, unless the epoch callback already logged the same value
+    there (efficient_* of the last epoch)."""
+    from mlflow.entities import Metric
+
+    from k400ray.engine.trial import FINAL_METRICS
+
+    now = int(time.time() * 1000)
+    batch = []
+    for key in FINAL_METRICS:
+        if key not in metrics:
+            continue
+        value = shown_value(key, metrics[key])
+        history = client.get_metric_history(run_id, key) if key in EPOCH_METRICS else []
+        if any(m.step == step and _same(m.value, value) for m in history):
+            continue
+        batch.append(Metric(key, value, now, step))
+    if batch:
+        client.log_batch(run_id, metrics=batch)
+
+
+def record_trial_end(client, run_id: str, final: dict, step: int, artifacts: Path | None, *,
+                     status: str = "FINISHED", reason: str = "done") -> None:
+    """A finished trial in MLflow: its final metrics, the files of ``artifacts`` (a folder:
+    ``tracking.artifacts.write_trial_artifacts``), the end reason and the status. The one way a
+    trial's end is recorded, whether at once or from the outbox after an outage."""
+    log_final_metrics(client, run_id, final, step)
+    if artifacts is not None:
+        client.log_artifacts(run_id, str(artifacts))
+    client.set_tag(run_id, END_TAG, reason)
+    client.set_terminated(run_id, status)
 
 
 def _retire_error(client, run) -> None:

@@ -12,6 +12,12 @@ a file cannot be appended to (hence a file per batch, not one JSONL). The trial'
 outlives the node that wrote it, so a trial retried elsewhere (a lost node, ``--resume``)
 still finds them. They are sent, oldest first, at the next epoch that reaches the server, when
 the trial (re)starts, and before its final metrics; each file is deleted once MLflow took it.
+
+A trial that ends while the server is down holds its end too (:meth:`Outbox.hold_end`: the
+final metrics, its artifacts in a folder beside the record, the status): the trial's result is
+safe in its checkpoints and Tune's state, so it reports finished instead of failing on the
+tracking server. ``k400ray tune`` sends every trial's held records when a grid ends and when it
+starts (``--resume``), before it closes runs left open (:func:`send_held`).
 """
 
 from __future__ import annotations
@@ -19,9 +25,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+import tempfile
 import time
 import uuid
 from contextlib import contextmanager
+from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
@@ -50,8 +58,29 @@ def server_answers(tracking_uri: str, timeout_s: float = 5.0) -> bool:
         return False
 
 
+def wait_until_answering(tracking_uri: str, *, limit_s: float, what: str, poll_s: float = 5.0,
+                         say=logger.warning) -> bool:
+    """Whether the server answers within ``limit_s``, asking every ``poll_s`` and saying so once a
+    minute (``what``: who waits, e.g. "trial X"). A trial that could record nothing waits here
+    before it starts, holding no GPU; the driver waits here before it ends the grid's runs."""
+    deadline = time.monotonic() + limit_s
+    said = float("-inf")
+    while True:
+        if server_answers(tracking_uri):
+            return True
+        now = time.monotonic()
+        if now >= deadline:
+            return False
+        if now - said >= 60:
+            left = deadline - now
+            say(f"{what}: the MLflow server {tracking_uri} does not answer; waiting for it (at most "
+                + (f"{left:.0f} s" if left < 120 else f"{left / 60:.0f} min") + " more)")
+            said = now
+        time.sleep(min(poll_s, max(0.0, deadline - now)))
+
+
 @contextmanager
-def _few_retries():
+def few_retries():
     """MLflow's client retries a failing request ~4 minutes; the epoch logger holds the batch
     instead. The variables are read per request; the Train controller is a process of its own."""
     names = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": "20"}
@@ -84,7 +113,7 @@ class Outbox:
         the server does not answer or the send fails. True when MLflow has everything."""
         if server_answers(self.tracking_uri):
             try:
-                with _few_retries():
+                with few_retries():
                     self.flush(client)
                     client.log_batch(run_id, metrics=metrics)
                 return True
@@ -98,12 +127,31 @@ class Outbox:
 
     def hold(self, run_id: str, metrics: list) -> str:
         """Write one batch; returns its path. Named by time, then a random part: sorted = sent order."""
-        fs, root = self._fs()
-        fs.create_dir(root, recursive=True)
-        path = f"{root}/{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.json"
         record = {"run_id": run_id,
                   "metrics": [{"key": m.key, "value": m.value, "timestamp": m.timestamp, "step": m.step}
                               for m in metrics]}
+        return self._write(record)
+
+    def hold_end(self, run_id: str, *, final: dict, step: int, artifacts: Path | None,
+                 status: str = "FINISHED", reason: str = "done") -> str:
+        """Hold a trial's end: its final metrics (at ``step``), the files of ``artifacts`` (copied
+        into a folder beside the record) and the status it ends with."""
+        import pyarrow.fs
+
+        fs, root = self._fs()
+        stamp = f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
+        folder = None
+        if artifacts is not None:
+            folder = f"{stamp}-artifacts"
+            fs.create_dir(f"{root}/{folder}", recursive=True)
+            pyarrow.fs.copy_files(str(artifacts), f"{root}/{folder}", destination_filesystem=fs)
+        return self._write({"run_id": run_id, "end": {"final": final, "step": step, "artifacts": folder,
+                                                      "status": status, "reason": reason}}, stamp)
+
+    def _write(self, record: dict, stamp: str | None = None) -> str:
+        fs, root = self._fs()
+        fs.create_dir(root, recursive=True)
+        path = f"{root}/{stamp or f'{time.time_ns():020d}-{uuid.uuid4().hex[:8]}'}.json"
         with fs.open_output_stream(path) as out:
             out.write(json.dumps(record).encode())
         return path
@@ -117,20 +165,61 @@ class Outbox:
         return sorted(i.path for i in infos if i.type == pyarrow.fs.FileType.File and i.path.endswith(".json"))
 
     def flush(self, client) -> int:
-        """Send every held batch, oldest first, deleting each once MLflow took it; raises what
-        the client raises (the rest stay held). Returns how many batches were sent."""
+        """Send every held record, oldest first, deleting each once MLflow took it; raises what
+        the client raises (the rest stay held). Returns how many records were sent."""
         from mlflow.entities import Metric
 
-        fs, _ = self._fs()
+        from k400ray.tracking.mlflow_log import record_trial_end
+
+        fs, root = self._fs()
         sent = 0
         for path in self.pending():
             with fs.open_input_stream(path) as stream:
                 record = json.loads(stream.read())
-            batch = [Metric(m["key"], m["value"], m["timestamp"], m["step"]) for m in record["metrics"]]
+            batch = [Metric(m["key"], m["value"], m["timestamp"], m["step"]) for m in record.get("metrics", [])]
             if batch:
                 client.log_batch(record["run_id"], metrics=batch)
+            end = record.get("end")
+            if end:
+                with _local_copy(fs, f"{root}/{end['artifacts']}" if end.get("artifacts") else None) as artifacts:
+                    record_trial_end(client, record["run_id"], end["final"], int(end["step"]), artifacts,
+                                     status=end["status"], reason=end["reason"])
+                if end.get("artifacts"):
+                    fs.delete_dir(f"{root}/{end['artifacts']}")
             fs.delete_file(path)
             sent += 1
         if sent:
-            logger.info("sent %d held metric batch(es) to MLflow from %s", sent, self.location)
+            logger.info("sent %d held record(s) to MLflow from %s", sent, self.location)
         return sent
+
+
+@contextmanager
+def _local_copy(fs, folder: str | None):
+    """A local folder holding ``folder``'s files (the held artifacts may be on S3), or None."""
+    if folder is None:
+        yield None
+        return
+    import pyarrow.fs
+
+    with tempfile.TemporaryDirectory() as tmp:
+        pyarrow.fs.copy_files(folder, tmp, source_filesystem=fs)
+        yield Path(tmp)
+
+
+def send_held(tracking_uri: str, locations: list[str]) -> tuple[int, int]:
+    """Send what the outboxes at ``locations`` hold (a grid's trials); (records sent, outboxes
+    that still hold some). Best effort, outbox by outbox: one that fails keeps its records."""
+    from k400ray.tracking.mlflow_log import client_for
+
+    client, sent, left = client_for(tracking_uri), 0, 0
+    for location in locations:
+        outbox = Outbox(location, tracking_uri)
+        try:
+            if not outbox.pending():
+                continue
+            with few_retries():
+                sent += outbox.flush(client)
+        except Exception as exc:  # noqa: BLE001 - kept for the next grid start
+            logger.warning("could not send the records held in %s (%s)", location, exc)
+            left += 1
+    return sent, left

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Callable
 
 from k400ray.tracking import mlflow_log
+from k400ray.tracking.outbox import few_retries, outbox_location, send_held, server_answers, wait_until_answering
 from k400ray.text_table import text_table
 from k400ray.tune.cost import DRIVER_CPUS
 from k400ray.tune.events import FINAL_FIELDS, Emit, GridEnded, GridStarted, TrialEnded, TrialPlan, pick
@@ -163,7 +164,10 @@ def run_grid(spec: SearchSpec, *, num_classes: int, class_names: list[str], addr
                                         spec_json, resume=resume, identity=_spec_identity(spec_json))
     except mlflow_log.TrackingError as exc:
         raise GridError(str(exc)) from None
-    # No trial of this grid runs now: a child left RUNNING belongs to a driver that was killed.
+    # What trials held during an outage first (a trial that ended then is not "open"), then: no
+    # trial of this grid runs now, so a child left RUNNING belongs to a driver that was killed.
+    outboxes = [outbox_location(spec.storage_path, trial_name(spec.experiment, *point)) for point in spec.grid_points()]
+    _send_held(uri, outboxes, echo)
     mlflow_log.close_open_trials(grid, reason_by_trial_id={}, default_reason="interrupted (found open at resume)")
     if on_parent_run is not None:
         on_parent_run(grid)  # the console says where the runs are (its MLflow block)
@@ -189,10 +193,19 @@ def run_grid(spec: SearchSpec, *, num_classes: int, class_names: list[str], addr
         trials, stopped_ids = _summaries(spec, tune.ExperimentAnalysis(path))
         outcome = GridOutcome(path, shown_uri, grid.parent_run_id, trials)
         stopped = dict.fromkeys(stopped_ids, "stopped early by ASHA")
-        # A trial whose Train controller Ctrl+C killed first ended its run FAILED on the dead
-        # actor; Tune says interrupted, and so does MLflow.
-        mlflow_log.close_open_trials(grid, reason_by_trial_id=stopped, default_reason="interrupted",
-                                     interrupted_ids=[t.trial_id for t in trials if t.status == "interrupted"])
+        tracked = wait_until_answering(uri, limit_s=60 * spec.mlflow.grid_end_wait_minutes, what="the grid's end",
+                                       say=echo)
+        if tracked:
+            _send_held(uri, outboxes, echo)
+            # A trial whose Train controller Ctrl+C killed first ended its run FAILED on the dead
+            # actor; Tune says interrupted, and so does MLflow.
+            tracked = _tracked(lambda: mlflow_log.close_open_trials(
+                grid, reason_by_trial_id=stopped, default_reason="interrupted",
+                interrupted_ids=[t.trial_id for t in trials if t.status == "interrupted"]))
+        if not tracked:
+            echo(f"MLflow server {shown_uri} does not answer: every result is kept (the trials' checkpoints, "
+                 f"Tune's state); what MLflow lacks is held beside each trial's checkpoints. "
+                 f"Run the same command with --resume once the server answers: it sends it and runs nothing again.")
         if outcome.interrupted:
             status, reason = "KILLED", "interrupted"
         elif outcome.failed:
@@ -205,11 +218,32 @@ def run_grid(spec: SearchSpec, *, num_classes: int, class_names: list[str], addr
                             pick(t.metrics, FINAL_FIELDS), error=t.error))
         return outcome
     except BaseException:
-        mlflow_log.close_open_trials(grid, reason_by_trial_id={}, default_reason="interrupted")
+        if server_answers(uri):
+            _tracked(lambda: mlflow_log.close_open_trials(grid, reason_by_trial_id={}, default_reason="interrupted"))
         raise
     finally:
-        mlflow_log.finish_grid_run(grid, status, reason)
+        if server_answers(uri):
+            _tracked(lambda: mlflow_log.finish_grid_run(grid, status, reason))
         emit(GridEnded(status))
+
+
+def _tracked(call: Callable[[], object]) -> bool:
+    """Run an MLflow call of the grid's end with few retries (the server may have just gone):
+    whether it went through. What it could not do, the next --resume does."""
+    try:
+        with few_retries():
+            call()
+        return True
+    except Exception:  # noqa: BLE001 - a tracking outage must not fail a grid whose results are kept
+        return False
+
+
+def _send_held(uri: str, outboxes: list[str], echo: Callable[[str], None]) -> None:
+    sent, left = send_held(uri, outboxes)
+    if sent:
+        echo(f"MLflow: sent {sent} record(s) that trials held during a tracking outage")
+    if left:
+        echo(f"MLflow: {left} trial(s) still hold records (see Ray's log); the next --resume sends them")
 
 
 def plan_trials(spec: SearchSpec, before: list[TrialSummary]) -> list[TrialPlan]:

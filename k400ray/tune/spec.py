@@ -179,8 +179,16 @@ class SchedulerSpec(_Strict):
 
 
 class MlflowSpec(_Strict):
+    """Where the grid is tracked. A tracking server that does not answer (an outage, a restart)
+    is waited for, holding no GPU: ``trial_start_wait_minutes`` by a trial before it starts,
+    ``grid_end_wait_minutes`` by the driver before it closes the grid's runs; a trial that ends
+    during an outage holds its end beside its checkpoints, and the driver leaves what it cannot
+    send held (``k400ray tune SPEC --resume`` sends it). Not part of the grid's identity."""
+
     tracking_uri: str = "sqlite:///mlflow.db"
     experiment: str | None = None  # default: the spec's experiment name
+    trial_start_wait_minutes: float = Field(60.0, ge=0)
+    grid_end_wait_minutes: float = Field(5.0, ge=0)
 
 
 class ReportSpec(_Strict):

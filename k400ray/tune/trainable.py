@@ -12,15 +12,25 @@ a trial restarted by ``--resume`` (or a Tune retry) finds its own checkpoints th
 continues from the last epoch; one that had finished training only redoes what is missing.
 Epoch metrics the tracking server did not take (an outage) wait in the trial's outbox
 (:mod:`k400ray.tracking.outbox`) and are sent when the trial (re)starts and before its final
-metrics.
+metrics. A trial waits for a server that does not answer before it starts (it holds no GPU
+yet: ``mlflow.trial_start_wait_minutes``), and one that ends during an outage holds its end
+(final metrics, artifacts, status) in the outbox and reports its result to Tune all the same:
+the driver sends it when the server answers again.
 """
 
 from __future__ import annotations
 
+import sys
+
 from k400ray.tracking.mlflow_log import GridRun, TrialRun
-from k400ray.tracking.outbox import Outbox, outbox_location
+from k400ray.tracking.outbox import Outbox, few_retries, outbox_location, server_answers, wait_until_answering
 from k400ray.tune.forward import FINISHED_KEY, ForwardToTune
 from k400ray.tune.spec import SearchSpec, grid_point, run_label, trial_config
+
+
+def _say(message: str) -> None:
+    """A line in the driver's Ray log: Ray forwards a trial actor's stderr there, not its logging."""
+    print(f"k400ray: {message}", file=sys.stderr, flush=True)
 
 
 class TrialFailed(RuntimeError):
@@ -38,6 +48,10 @@ def grid_trial(params: dict, *, spec: dict, num_classes: int, class_names: list[
     search = SearchSpec.model_validate(spec)
     point = grid_point(params)
     cfg = trial_config(search, *point, num_classes=num_classes)
+    if not wait_until_answering(grid.tracking_uri, limit_s=60 * search.mlflow.trial_start_wait_minutes,
+                                what=f"trial {cfg.name}", say=_say):
+        raise TrialFailed(f"{cfg.name}: the MLflow server {grid.tracking_uri} did not answer for "
+                          f"{search.mlflow.trial_start_wait_minutes:g} min (mlflow.trial_start_wait_minutes)")
     run = TrialRun.open(grid, cfg, family=cfg.resolved_preset().arch.family,
                         tune_trial_id=ray.tune.get_context().get_trial_id(),
                         run_name=run_label(*point, [p for p, _, _ in search.grid_points()]))
@@ -52,16 +66,41 @@ def grid_trial(params: dict, *, spec: dict, num_classes: int, class_names: list[
         outcome = run_trial(cfg, recipe=recipe, callbacks=[ForwardToTune(), epoch_logger])
         if outcome.error:
             raise TrialFailed(f"{cfg.name}: {outcome.error}")
-        outbox.flush(run.client)  # MLflow's client waits out a short outage here (~4 min of retries)
-        run.log_missing_epochs(outcome.history)
-        run.log_final(outcome.metrics, step=int(outcome.metrics["epoch"]))
-        run.log_artifacts(cfg, outcome.predictions, class_names)
+        _end_or_hold(run, outbox, cfg, outcome, class_names)
     except (KeyboardInterrupt, SystemExit):
         run.end("KILLED", reason="interrupted")
         raise
     except BaseException as exc:
         run.end("FAILED", reason="error", error=exc)
         raise
-    run.end("FINISHED", reason="done")
     final = {k: outcome.metrics[k] for k in ("epoch", *FINAL_METRICS) if k in outcome.metrics}
     ray.tune.report({**final, FINISHED_KEY: 1, "mlflow_run_id": run.run_id})
+
+
+def _end_or_hold(run: TrialRun, outbox: Outbox, cfg, outcome, class_names: list[str]) -> bool:
+    """Record the finished trial in MLflow (held epochs, epochs the run lacks, final metrics,
+    artifacts, FINISHED); when the server does not answer or a call fails, hold the end in the
+    outbox instead. True when MLflow has it all."""
+    import tempfile
+    from pathlib import Path
+
+    from k400ray.engine.trial import FINAL_METRICS
+    from k400ray.tracking.artifacts import write_trial_artifacts
+
+    step = int(outcome.metrics["epoch"])
+    with tempfile.TemporaryDirectory() as tmp:
+        write_trial_artifacts(Path(tmp), cfg, outcome.predictions, class_names)
+        if server_answers(run.grid.tracking_uri):
+            try:
+                with few_retries():
+                    outbox.flush(run.client)
+                    run.log_missing_epochs(outcome.history)
+                    run.finish(outcome.metrics, step, Path(tmp))
+                return True
+            except Exception as exc:  # noqa: BLE001 - any tracking failure: hold it, the result is safe
+                _say(f"trial {cfg.name}: MLflow did not take its end ({exc}); held in {outbox.location}")
+        else:
+            _say(f"trial {cfg.name}: the MLflow server does not answer at its end; held in {outbox.location}")
+        final = {k: float(outcome.metrics[k]) for k in FINAL_METRICS if k in outcome.metrics}
+        outbox.hold_end(run.run_id, final=final, step=step, artifacts=Path(tmp))
+    return False

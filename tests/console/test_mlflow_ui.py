@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from k400ray.console.mlflow_ui import DescriptionRefresher, compose, link_lines, refresh_description
+from k400ray.tracking.mlflow_log import GridRun
 from k400ray.engine.config import TrialConfig
 from k400ray.engine.metrics import Predictions
 from k400ray.tracking import mlflow_log as ml
@@ -81,7 +82,7 @@ def test_refresher_runs_in_the_background_and_once_more_at_close():
         gate.wait(5)
         calls.append(log_report)
 
-    refresher = DescriptionRefresher("grid", refresh=refresh)
+    refresher = DescriptionRefresher(GridRun("sqlite:///unused.db", "0", "parent", "grid"), refresh=refresh)
     refresher.request()
     assert started.wait(5)  # the first refresh runs on its own thread: request() did not wait
     for _ in range(5):
@@ -89,6 +90,24 @@ def test_refresher_runs_in_the_background_and_once_more_at_close():
     gate.set()
     refresher.close()
     assert calls[0] is False and calls[-1] is True and 2 <= len(calls) <= 3
+
+
+def test_refresher_and_links_skip_a_server_that_does_not_answer():
+    """A grid ending during an outage does not wait minutes on MLflow's client retries."""
+    import socket
+
+    from k400ray.console.mlflow_ui import grid_block
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        down = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    calls = []
+    refresher = DescriptionRefresher(GridRun(down, "0", "parent", "grid"),
+                                     refresh=lambda grid, *, log_report: calls.append(log_report))
+    refresher.request()
+    refresher.close()
+    assert calls == []
+    assert grid_block(down, "parent") == [f"MLflow: grid run parent in {down}, which does not answer now"]
 
 
 # --- every table of a real description renders in MLflow's UI ---------------------------------

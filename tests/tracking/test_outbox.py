@@ -53,3 +53,37 @@ def test_a_failing_send_is_held_and_flushed_later(tmp_path):
     assert len(box.pending()) == 1
     assert box.flush(client) == 1 and box.pending() == []
     assert [(m.step, m.value) for m in client.get_metric_history(run_id, "train_loss")] == [(1, 2.0)]
+
+
+def test_an_end_held_during_an_outage_finishes_the_run_when_sent(tmp_path):
+    """A trial that ends while the server is down holds its final metrics, artifacts and status;
+    sent later, the run ends as if the server had never gone (and the outbox is empty)."""
+    from k400ray.tracking.outbox import send_held
+
+    client, run_id = _run(tmp_path)
+    artifacts = tmp_path / "made"
+    artifacts.mkdir()
+    (artifacts / "config.json").write_text('{"preset": "tsn"}')
+    location = outbox_location(str(tmp_path / "runs"), "trial")
+    box = Outbox(location, _closed_port_uri())
+    box.hold(run_id, [Metric("train_loss", 0.5, 1, 2)])  # the last epoch, held by the epoch logger
+    box.hold_end(run_id, final={"efficient_acc1": 75.0, "accurate_acc1": 80.0}, step=2, artifacts=artifacts)
+    assert len(box.pending()) == 2
+    assert client.get_run(run_id).info.status == "RUNNING"
+
+    other = outbox_location(str(tmp_path / "runs"), "nothing-held")
+    assert send_held(client.tracking_uri, [location, other]) == (2, 0)
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED" and run.data.tags[ml.END_TAG] == "done"
+    assert run.data.metrics["accurate_acc1"] == 80.0 and run.data.metrics["train_loss"] == 0.5
+    assert [a.path for a in client.list_artifacts(run_id)] == ["config.json"]
+    assert box.pending() == [] and not any((tmp_path / "runs" / "trial" / "mlflow-outbox").iterdir())
+
+
+def test_waiting_for_a_server_gives_up_after_its_limit_and_says_why():
+    from k400ray.tracking.outbox import wait_until_answering
+
+    said = []
+    assert not wait_until_answering(_closed_port_uri(), limit_s=0.3, what="trial t", poll_s=0.1, say=said.append)
+    assert len(said) == 1 and said[0].startswith("trial t: the MLflow server") and "does not answer" in said[0]
+    assert wait_until_answering("sqlite:///x.db", limit_s=0, what="trial t", say=said.append) and len(said) == 1

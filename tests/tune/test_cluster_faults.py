@@ -4,22 +4,31 @@ head should) and a worker node that joins it with ``ray start --address`` and to
 is a tracking server (HTTP, artifacts served by it), not a file path, so nothing a trial writes
 depends on the driver's local disk; every trial must run on the worker node.
 
-One cluster and one MLflow server serve both tests, in this order (a module's tests run in the
+One cluster and one MLflow server serve the three tests, in this order (a module's tests run in the
 order they are defined):
 
 1. ``test_tune_on_two_node_cluster``: ``k400ray tune --address`` from this machine, with both
    nodes up (k400ray turns token auth on by itself), through the faults inside a trial: its
    Ray Train worker process killed (Train restarts the worker group from the latest
    checkpoint) and videos that broke after indexing (counted in ``skipped_videos``).
-2. ``test_job_submitted_grid_survives_mlflow_outage_and_node_loss``: a grid started the
+2. ``test_smoke_run_submitted_as_a_job_runs_every_trial_for_one_epoch``: the documented first
+   check of a new cluster, ``ray job submit --working-dir . -- k400ray tune SPEC --smoke``.
+3. ``test_job_submitted_grid_survives_mlflow_outage_and_node_loss``: a grid started the
    documented way, ``ray job submit --working-dir . -- k400ray tune SPEC``, through the faults a
-   cluster has, all in one 3-epoch fit: the MLflow server goes down after epoch 1 is logged
-   (training goes on, epoch 2's metrics are held in the trial's outbox,
+   cluster has, all in one 3-epoch fit: the tracking server goes down (its PostgreSQL with it)
+   after epoch 1 is logged (training goes on, epoch 2's metrics are held in the trial's outbox,
    ``k400ray.tracking.outbox``); while it is down, the worker node is lost (its Ray killed
-   outright) with the trial's Tune actor, Train controller and worker on it; the server comes
-   back on the same port, then the node: Tune retries the trial, which reopens its one MLflow
-   run, sends what was held, and continues its Train run from the epoch-2 checkpoint. It stops
-   and restarts the worker node and the server, so it runs last.
+   outright) with the trial's Tune actor, Train controller and worker on it; the node comes back
+   (its disk empty: it stages again) while the server is still down: Tune retries the trial, which
+   waits for the server at its start; the server comes back on the same port: the trial reopens
+   its one MLflow run, sends what was held and continues its Train run from the epoch-2
+   checkpoint; the server goes down again, so the trial ends and the grid ends during an outage:
+   the trial holds its end, the job still succeeds, and the same command with ``--resume``,
+   once the server is back, sends what was held and runs nothing again. It stops and restarts the
+   worker node and the server, so it runs last.
+
+MLflow is a tracking server on PostgreSQL, as on the cluster (cluster.yaml's head): the database
+is pgserver's, a PostgreSQL that pip installs (the test extra), started by the module.
 
 Both nodes decode (each advertises ``decode_cpu``, as cluster.yaml's GPU and decode nodes do),
 and each stages the prepared data onto its own disk before it starts Ray (``k400ray stage``, as
@@ -228,6 +237,17 @@ class _Cluster:
 
         _wait_until(joined, 240, "the worker node to join", [self.head])
 
+    def worker_logs_mention(self, text: str) -> bool:
+        """Whether a process of the worker node wrote ``text`` (Ray keeps each worker's stdout and
+        stderr in its session's log folder; k400ray does not forward them to the driver)."""
+        for path in self.worker_temp.glob("session_*/logs/worker-*.err"):
+            try:
+                if text in path.read_text(errors="replace"):
+                    return True
+            except OSError:
+                continue
+        return False
+
     def lose_worker(self) -> None:
         """The node is gone at once (SIGKILL to its whole process group: raylet, workers)."""
         os.killpg(self.worker.pid, signal.SIGKILL)
@@ -241,22 +261,37 @@ class _Cluster:
 
 
 class _MlflowServer:
-    """An MLflow server (SQLite backend) that can go down and come back on the same port."""
+    """An MLflow tracking server on PostgreSQL, as cluster.yaml's head runs one: the database is
+    pgserver's (a PostgreSQL that pip installs, started here), the artifacts served by MLflow.
+    The server, and the database with it, can go down and come back on the same port."""
 
     def __init__(self, tmp: Path) -> None:
         self.tmp, self.port, self.proc, self.starts = tmp, _free_port(), None, 0
-        (tmp / "store").mkdir()
+        (tmp / "artifacts").mkdir()
+        # Run as root, pgserver starts PostgreSQL as a user of its own, which must reach the data folder.
+        self.pg_parent = Path(tempfile.mkdtemp(prefix="k4pg-", dir="/tmp"))
+        self.pg_parent.chmod(0o755)
+        self.database = None
 
     @property
     def uri(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def _start_database(self) -> str:
+        import pgserver
+
+        fresh = self.database is None and not (self.pg_parent / "pgdata").exists()
+        self.database = pgserver.get_server(self.pg_parent / "pgdata", cleanup_mode="stop")
+        if fresh:
+            self.database.psql("CREATE DATABASE mlflow;")
+        return self.database.get_uri().replace("postgresql://", "postgresql+psycopg2://").replace("/postgres?", "/mlflow?")
+
     def start(self) -> None:
         self.starts += 1
-        store = self.tmp / "store"
+        backend = self._start_database()
         self.proc = _spawn([str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(self.port),
-                            "--backend-store-uri", f"sqlite:///{store}/mlflow.db",
-                            "--artifacts-destination", str(store / "artifacts"), "--workers", "1"],
+                            "--backend-store-uri", backend, "--artifacts-destination", str(self.tmp / "artifacts"),
+                            "--workers", "1"],
                            self.tmp / f"mlflow-{self.starts}.log", dict(os.environ))
 
         def healthy() -> bool:
@@ -268,9 +303,17 @@ class _MlflowServer:
 
         _wait_until(healthy, 300, "the MLflow server", [self.proc], every=0.5)
 
-    def stop(self) -> None:
+    def stop(self, *, database: bool = False) -> None:
+        """The tracking server down (``database``: PostgreSQL too, as when the head reboots)."""
         if self.proc is not None:
             _stop(self.proc)
+        if database and self.database is not None:
+            self.database.cleanup()
+            self.database = None
+
+    def close(self) -> None:
+        self.stop(database=True)
+        shutil.rmtree(self.pg_parent, ignore_errors=True)
 
 
 class _SharedData:
@@ -316,7 +359,7 @@ def mlflow_server(tmp_path_factory):
         server.start()
         yield server
     finally:
-        server.stop()
+        server.close()
 
 
 # 1. Both nodes up: `k400ray tune --address` from this machine, with faults inside the trial.
@@ -428,23 +471,65 @@ def test_tune_on_two_node_cluster(cluster, mlflow_server, synth_set, tmp_path):
     assert [(r["model"], r["aug"]) for r in rows] == [("tsn_r50_1x1x8", "mixup")]
 
 
-# 2. Last (it stops and restarts the worker node and the MLflow server): a job through faults.
+# 2. The documented check of a new cluster: `ray job submit ... --smoke`.
+
+SMOKE_JOB = "k400ray-smokegrid"
+
+
+def test_smoke_run_submitted_as_a_job_runs_every_trial_for_one_epoch(cluster, mlflow_server, shared_data, tmp_path):
+    """``k400ray tune SPEC --smoke`` started as docs/cluster.md starts it: every trial of the grid,
+    one epoch on a few videos per class, both evaluation modes, reading the nodes' staged copies,
+    under the ``-smoke`` names (the grid's own experiment stays untouched)."""
+    job_dir = tmp_path / "job"
+    job_dir.mkdir()
+    (job_dir / "spec.yaml").write_text(yaml.safe_dump({
+        "experiment": "smokegrid", "scale": "toy",
+        "data": {"train_index": str(shared_data.index), "local_cache": shared_data.local_cache},
+        "grid": {"presets": ["tsn_r50_1x1x8", "i3d_r50_32x2x1"], "configs": ["default"], "seeds": [0]},
+        "training": {"epochs": 4, "batch_per_worker": 4},
+        "resources": {"decode_tasks": 1, "max_failures": 0},
+        "mlflow": {"tracking_uri": mlflow_server.uri}, "storage_path": str(tmp_path / "storage"),
+    }))
+    entrypoint = ["k400ray", "tune", "spec.yaml", "--smoke"]
+    if cluster.jobs:
+        _submit_job(cluster, job_dir, entrypoint, SMOKE_JOB)
+        job = _Job(cluster, SMOKE_JOB)
+        returncode, out = job.wait(timeout=600), job.logs()
+    else:
+        done = subprocess.run([str(BIN / entrypoint[0]), *entrypoint[1:], "--address", cluster.address], cwd=job_dir,
+                              env=cluster.env, capture_output=True, text=True, timeout=600)
+        returncode, out = done.returncode, done.stdout + done.stderr
+    assert returncode == 0, out[-4000:]
+    rows = [ln.split() for ln in out.splitlines() if ln.startswith(("tsn_", "i3d_"))]
+    assert len(rows) >= 2 and all(r[-1] == "done" for r in rows[-2:]), out[-3000:]
+    client = ml.client_for(mlflow_server.uri)
+    assert client.get_experiment_by_name("smokegrid") is None  # the grid itself is not touched
+    runs = client.search_runs([client.get_experiment_by_name("smokegrid-smoke").experiment_id],
+                              f"tags.`{ml.ROLE_TAG}` = 'trial'")
+    assert sorted(r.data.tags["model"] for r in runs) == ["i3d_r50_32x2x1", "tsn_r50_1x1x8"]
+    for run in runs:
+        assert run.info.status == "FINISHED" and set(FINAL_METRICS) <= set(run.data.metrics)
+        assert [m.step for m in client.get_metric_history(run.info.run_id, "train_loss")] == [1]  # one epoch
+        assert {m.value for m in client.get_metric_history(run.info.run_id, "local_read_fraction")} == {1.0}
+
+
+# 3. Last (it stops and restarts the worker node and the MLflow server): a job through faults.
 
 EXPERIMENT = "faultgrid"
 TRIAL = f"{EXPERIMENT}-tsn_r50_1x1x8-default-s0"
 JOB_ID = "k400ray-faultgrid"
 
 
-def _submit_job(cluster: _Cluster, job_dir: Path, entrypoint: list[str]) -> None:
+def _submit_job(cluster: _Cluster, job_dir: Path, entrypoint: list[str], job_id: str = JOB_ID) -> None:
     """``ray job submit --working-dir . -- ENTRYPOINT`` from ``job_dir``, again while the head's
     job agent is still starting (Ray answers "No available agent" for a while on a busy machine)."""
     deadline = time.monotonic() + 240
     while True:
         done = subprocess.run([str(BIN / "ray"), "job", "submit", "--address", cluster.dashboard,
-                               "--submission-id", JOB_ID, "--no-wait", "--working-dir", ".", "--", *entrypoint],
+                               "--submission-id", job_id, "--no-wait", "--working-dir", ".", "--", *entrypoint],
                               cwd=job_dir, env=cluster.env, capture_output=True, text=True, timeout=300)
         text = done.stdout + done.stderr
-        if done.returncode == 0 or f"submission_id {JOB_ID} already exists" in text:  # an earlier try got through
+        if done.returncode == 0 or f"submission_id {job_id} already exists" in text:  # an earlier try got through
             return
         assert time.monotonic() < deadline, text[-3000:]
         time.sleep(3)
@@ -454,13 +539,14 @@ class _Job:
     """The submitted job, polled like a process: ``ray job status`` (2 s of CPU, which the trial
     needs) at most every ``every`` seconds."""
 
-    def __init__(self, cluster: _Cluster) -> None:
-        self.cluster, self.args, self.returncode, self._next = cluster, ["ray", "job", JOB_ID], None, 0.0
+    def __init__(self, cluster: _Cluster, job_id: str = JOB_ID) -> None:
+        self.cluster, self.job_id, self.returncode, self._next = cluster, job_id, None, 0.0
+        self.args = ["ray", "job", job_id]
         self.every = 20.0
 
     def _ray_job(self, *args: str) -> str:
         try:
-            done = subprocess.run([str(BIN / "ray"), "job", *args, "--address", self.cluster.dashboard, JOB_ID],
+            done = subprocess.run([str(BIN / "ray"), "job", *args, "--address", self.cluster.dashboard, self.job_id],
                                   capture_output=True, text=True, env=self.cluster.env, timeout=120)
         except subprocess.TimeoutExpired:  # a busy machine: ask again later
             return ""
@@ -470,15 +556,16 @@ class _Job:
         if self.returncode is None and time.monotonic() >= self._next:
             self._next = time.monotonic() + self.every
             status = self._ray_job("status")  # "Job 'ID' succeeded", "... failed", "... was stopped", or running
-            if f"Job '{JOB_ID}' succeeded" in status:
+            if f"Job '{self.job_id}' succeeded" in status:
                 self.returncode = 0
-            elif any(f"Job '{JOB_ID}' {end}" in status for end in ("failed", "was stopped")) or "does not exist" in status:
+            elif (any(f"Job '{self.job_id}' {end}" in status for end in ("failed", "was stopped"))
+                  or "does not exist" in status):
                 self.returncode = 1
         return self.returncode
 
     def wait(self, timeout: float) -> int:
         self.every, self._next = 2.0, 0.0
-        _wait_until(lambda: self.poll() is not None, timeout, f"job {JOB_ID} to end")
+        _wait_until(lambda: self.poll() is not None, timeout, f"job {self.job_id} to end")
         return self.returncode
 
     def logs(self) -> str:
@@ -539,7 +626,7 @@ def test_job_submitted_grid_survives_mlflow_outage_and_node_loss(cluster, mlflow
         "grid": {"presets": ["tsn_r50_1x1x8"], "configs": ["default"], "seeds": [0]},
         "training": {"epochs": 3, "batch_per_worker": 4, "lr": 0.01, "limit_videos": 8},
         "resources": {"decode_tasks": 1, "max_failures": 1},
-        "mlflow": {"tracking_uri": uri}, "storage_path": str(storage),
+        "mlflow": {"tracking_uri": uri, "grid_end_wait_minutes": 0.05}, "storage_path": str(storage),
     }))
     log = tmp_path / "job.log"
     if cluster.jobs:  # the documented launch
@@ -561,24 +648,35 @@ def test_job_submitted_grid_survives_mlflow_outage_and_node_loss(cluster, mlflow
 
         _wait_until(logged(1), 480, "epoch 1 in MLflow", [driver])
         first_node = _trial_runs(uri)[0].data.tags["ray_node_id"]
-        mlflow_server.stop()  # the outage: training must go on
+        mlflow_server.stop(database=True)  # the outage (PostgreSQL too): training must go on
         _wait_until(lambda: outbox.pending(), 300, "epoch 2 held in the outbox", [driver], every=0.5)
         cluster.lose_worker()  # the trial's node, during epoch 3, while MLflow is still down
-        mlflow_server.start()
         # Capacity returns: a new machine with an empty disk, which stages (from the "bucket")
-        # before its Ray starts; Tune retries the trial there.
+        # before its Ray starts; Tune retries the trial there, which waits at its start for the
+        # tracking server that is still down.
         shutil.rmtree(cluster.local_copy("worker"))
         cluster.stage_from = f"file://{data.bucket}"
         cluster.start_worker()
+        _wait_until(lambda: cluster.worker_logs_mention(f"trial {TRIAL}: the MLflow server"), 300,
+                    "the retried trial waiting for MLflow at its start", [driver], every=0.5)
+        mlflow_server.start()
 
-        def trial_ended() -> bool:
+        def reopened() -> bool:
             try:
-                return _trial_runs(uri)[0].info.status != "RUNNING"
+                return _trial_runs(uri)[0].data.tags.get("k400ray.attempt") == "2"
             except Exception:  # noqa: BLE001 - the server is just back
                 return False
 
-        _wait_until(trial_ended, 600, "the retried trial to end", [driver])
-        returncode = driver.wait(timeout=300)  # then the grid, and the job
+        _wait_until(reopened, 300, "the retried trial to reopen its run", [driver], every=0.5)
+        # Down again, for the rest: the trial ends and the grid ends while MLflow does not answer.
+        mlflow_server.stop()
+        returncode = driver.wait(timeout=600)  # then the grid, and the job
+        held = [json.loads(Path(p).read_text()) for p in outbox.pending()]
+        mlflow_server.start()
+        # The command again with --resume: it sends what was held and runs nothing again.
+        resumed = subprocess.run([str(BIN / "k400ray"), "tune", "spec.yaml", "--resume", "--address",
+                                  cluster.address], cwd=job_dir, env=cluster.env, capture_output=True, text=True,
+                                 timeout=600)
     finally:
         if isinstance(driver, _Job):
             log.write_text(driver.logs())
@@ -588,13 +686,23 @@ def test_job_submitted_grid_survives_mlflow_outage_and_node_loss(cluster, mlflow
             to.rename(data.prepared / split)
     out = log.read_text()
     assert f" {files} copied" in cluster.staged["worker"][-1], cluster.staged  # the new node staged it all
-    assert returncode == 0, out[-4000:]  # the job SUCCEEDED (or the driver exited 0)
+    assert returncode == 0, out[-4000:]  # the job SUCCEEDED (or the driver exited 0), MLflow down at its end
+    assert "does not answer: every result is kept" in out, out[-3000:]
     rows = [ln.split() for ln in out.splitlines() if ln.startswith("tsn_r50_1x1x8")]
     assert rows and rows[-1][-1] == "done", out[-3000:]  # the grid's summary
+    assert [bool(r.get("end")) for r in held][-1], held  # the trial held its end (and what came before)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert f"sent {len(held)} record(s)" in resumed.stdout, resumed.stdout[-3000:]
+    client = ml.client_for(uri)
+    grid_runs = ml.find_grid_runs(client, client.get_experiment_by_name(EXPERIMENT).experiment_id)
+    assert [r.info.status for r in grid_runs] == ["FINISHED"]
     runs = _trial_runs(uri)
     assert len(runs) == 1, [r.info.run_id for r in runs]  # the retry reopened the run
     run = runs[0]
     assert run.info.status == "FINISHED" and set(FINAL_METRICS) <= set(run.data.metrics)
+    assert run.data.tags[ml.END_TAG] == "done"
+    artifacts = {a.path for a in ml.client_for(uri).list_artifacts(run.info.run_id)}
+    assert {"predictions_efficient.parquet", "predictions_accurate.parquet", "config.json"} <= artifacts
     assert run.data.tags["k400ray.attempt"] == "2"  # Tune ran the trial a second time
     assert run.data.tags["ray_node_id"] != first_node  # on the node that came back
     client = ml.client_for(uri)
