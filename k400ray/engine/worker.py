@@ -26,6 +26,7 @@ from k400ray.engine import checkpoint as ckpt
 from k400ray.engine.augment import BatchMix
 from k400ray.engine.best import BestEpoch
 from k400ray.engine.collectives import Collectives
+from k400ray.engine.compiled import compile_model
 from k400ray.engine.config import TrialConfig
 from k400ray.engine.layout import input_memory_format, to_device_layout
 from k400ray.engine.loops import evaluate, train_one_epoch, unwrap
@@ -71,6 +72,8 @@ def train_loop_per_worker(config: dict) -> None:
         torch.backends.cudnn.benchmark = True  # clip shapes are fixed: pick the fastest conv kernels once
     family = preset.arch.family
     model = to_device_layout(build_model(preset.arch, cfg.num_classes), family, device)
+    # Compiled in place before DDP wraps it (engine/compiled.py): training and eval forward alike.
+    model = compile_model(model, cfg.compile_mode, device_type=device.type)
     model = ray.train.torch.prepare_model(model)
     comm = Collectives.for_default_group()  # a collective: here, on every rank
     epochs = recipe.epochs
@@ -187,8 +190,9 @@ def train_loop_per_worker(config: dict) -> None:
     use_best = recipe.accurate_checkpoint == "best" and best.state is not None
     eval_model = unwrap(model)
     if use_best:
-        eval_model = copy.deepcopy(eval_model)
+        eval_model = copy.deepcopy(eval_model)  # a deepcopy is eager: compiled again below
         eval_model.load_state_dict(best.state)
+        compile_model(eval_model, cfg.compile_mode, device_type=device.type)
     test_start = time.perf_counter()
     accurate_preds, acc_skipped = run_eval("accurate", eval_model)
     acc = summarize(accurate_preds, cfg.num_classes)
