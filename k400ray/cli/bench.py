@@ -272,6 +272,14 @@ def train(
     compute_threads: int = typer.Option(1, "--compute-threads", min=1, help="torch threads for the model on CPU"),
     compute_only: bool = typer.Option(False, "--compute-only",
                                       help="model steps on in-memory batches only: no index, decoder or Ray needed"),
+    compile_modes: Optional[str] = typer.Option(
+        None, "--compile",
+        help="comma-separated torch.compile modes (default, reduce-overhead, max-autotune): each also measured "
+             "against eager on the compute-only batches, side by side, with its compile time"),
+    compile_backend: str = typer.Option(
+        "inductor", "--compile-backend",
+        help="torch.compile backend for --compile; aot_eager or eager only check that the comparison runs "
+             "(no C++ compiler needed, no meaningful speed)"),
     videos: int = typer.Option(16, "--videos", min=1, help="generated videos (without --index)"),
     seconds: Optional[float] = typer.Option(None, "--seconds", min=0.1, help="generated length (default: 10 full, 4 toy)"),
     size: Optional[str] = typer.Option(None, "--size", help="generated WIDTHxHEIGHT (default: 340x256 full, 80x64 toy)"),
@@ -291,6 +299,14 @@ def train(
     if scale not in ("full", "toy"):
         fail(f"--scale must be 'full' or 'toy', got {scale!r}")
     toy = scale == "toy"
+    modes = _compile_modes(compile_modes)
+    if compile_backend not in ("inductor", "aot_eager", "eager"):
+        fail(f"--compile-backend must be inductor, aot_eager or eager, got {compile_backend!r}")
+    if modes and compile_backend == "inductor" and not torch.cuda.is_available():
+        from k400ray.engine.compiled import cpu_compiler_missing
+
+        if missing := cpu_compiler_missing():
+            fail(f"--compile: {missing} (or pass --compile-backend aot_eager)")
     ray_s = index_dir = work = None
     if not compute_only:
         if index is not None:
@@ -304,16 +320,31 @@ def train(
     load = os.getloadavg()[0]
     result = run_train_bench(index_dir, split=split, presets=names, scale=scale, steps=steps, batch_size=batch_size,
                              repeats=repeats, decode_tasks=decode_tasks, compute_threads=compute_threads,
-                             compute_only=compute_only, work_dir=work, log=_log)
+                             compute_only=compute_only, compile_modes=modes, compile_backend=compile_backend,
+                             work_dir=work, log=_log)
     typer.echo(f"bench train: {scale} scale on {result.device}{' (bf16, channels_last)' if result.amp else ''}, "
                f"{steps} steps x {repeats} epochs per source, {result.compute_threads} compute thread(s), "
                f"{'no decode (compute only)' if compute_only else f'{result.decode_tasks} decode task(s)'}; {machine_line()}")
     notes = [f"target {line}" for line in result.targets()]
+    notes += [f"compile {line}" for line in result.compile_targets()]
+    if modes:
+        notes.append(f"compile: torch {torch.__version__}, backend {compile_backend}; 'compile s': the first compiled "
+                     "pass beyond its steps' compiled time (CUDA-graph recording included), paid once per trial")
     if ray_s is not None:
         notes.append(f"ray start-up: init {ray_s:.1f} s; 'first batch s' is the pipeline start of each epoch, left out of stall %")
     notes.append("memory: peak PSS sampled every 0.25 s, driver alone and its whole process tree (Ray workers included)")
     notes.append(f"load average (1 min) at start / end: {load:.1f} / {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-    _emit("bench train", [result.table(), result.capacity_table()], notes, out)
+    tables = [result.table(), result.capacity_table(), result.compile_table()]
+    _emit("bench train", [t for t in tables if t is not None], notes, out)
+
+
+def _compile_modes(text: Optional[str]) -> tuple[str, ...]:
+    """The modes of ``--compile`` (eager is always measured beside them), or a one-line error."""
+    if text is None:
+        return ()
+    from k400ray.engine.compiled import COMPILE_MODES, OFF
+
+    return tuple(_comma_list(text, [m for m in COMPILE_MODES if m != OFF], "--compile", "mode"))
 
 
 @bench_app.command("index")
