@@ -347,6 +347,65 @@ def _compile_modes(text: Optional[str]) -> tuple[str, ...]:
     return tuple(_comma_list(text, [m for m in COMPILE_MODES if m != OFF], "--compile", "mode"))
 
 
+@bench_app.command()
+def decode(
+    video_list: Optional[Path] = typer.Option(None, "--video-list",
+                                              help="JSON list of videos (written by --save-list); no pyarrow needed"),
+    index: Optional[Path] = typer.Option(None, "--index", help="or an index to read (needs pyarrow)"),
+    split: str = typer.Option("train", "--split"),
+    save_list: Optional[Path] = typer.Option(None, "--save-list",
+                                             help="write the index's rows as a --video-list file (with --index)"),
+    presets: str = typer.Option("tsn_r50_1x1x8,i3d_r50_32x2x1", "--presets", help=_PRESETS_HELP),
+    backends: str = typer.Option("nvdec", "--backends", help="comma-separated decode backends: cpu, nvdec"),
+    clips: int = typer.Option(256, "--clips", min=1, help="clips per measured pass (rows cycled or cut to this)"),
+    processes: int = typer.Option(2, "--processes", min=1, help="decode processes (each its own NVDEC session)"),
+    repeats: int = typer.Option(3, "--repeats", min=1, help="measured passes; the median is reported"),
+    train_rates_from: Optional[Path] = typer.Option(
+        None, "--train-rates-from",
+        help="a records file whose last `bench train` record (the same GPU) gives each preset's training clips/s"),
+    out: Optional[Path] = typer.Option(None, "--out", help="append a Markdown record to this file"),
+) -> None:
+    """Training clips/s and CPU per clip of each decode backend (CPU decoders, NVDEC on the GPU); no Ray."""
+    from k400ray.bench.common import machine_line
+    from k400ray.bench.gpu_decode import decode_notes, decode_table, load_video_list, run_decode_bench, save_video_list
+    from k400ray.data.decode import DECODE_BACKENDS
+
+    names = _presets(presets)
+    chosen = _comma_list(backends, list(DECODE_BACKENDS), "--backends", "backend")
+    if (video_list is None) == (index is None):
+        fail("give one input: --video-list FILE or --index DIR")
+    if save_list is not None and index is None:
+        fail("--save-list writes an index's rows: give --index")
+    if index is not None:
+        _check_index(index, split)
+        list_path = save_video_list(index, split, save_list or _work_dir(None) / "video-list.json")
+        if save_list is not None:
+            typer.echo(f"video list written to {save_list}")
+    else:
+        list_path = video_list
+    try:
+        root, rows = load_video_list(list_path)
+    except ValueError as exc:
+        fail(str(exc))
+    rates = None
+    if train_rates_from is not None:
+        from k400ray.bench.gpu_decode import train_rates
+
+        if not train_rates_from.is_file():
+            fail(f"--train-rates-from: no records file at {train_rates_from}")
+        rates = train_rates(train_rates_from)
+    load = os.getloadavg()[0]
+    runs = run_decode_bench(root, rows, presets=names, backends=chosen, clips=clips, processes=processes,
+                            repeats=repeats, rates=rates, log=_log)
+    typer.echo(f"bench decode: {clips} clips per pass from {len(rows)} videos, {processes} process(es), median of "
+               f"{repeats}; {machine_line()}")
+    notes = decode_notes(runs)
+    notes.append("CPU ms/clip: CPU time of this process and its decode processes (/proc) per clip; decode cores: "
+                 "that CPU at the GPU's compute-only training rate")
+    notes.append(f"load average (1 min) at start / end: {load:.1f} / {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    _emit("bench decode", [decode_table(runs)], notes, out)
+
+
 @bench_app.command("index")
 def index_cmd(
     data_root: Optional[Path] = typer.Option(None, "--data-root", help="dataset root to probe (default: a generated set)"),

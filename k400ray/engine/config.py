@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from k400ray.data.decode import CPU, DECODE_BACKENDS
 from k400ray.engine.compiled import COMPILE_MODES, default_compile_mode
 from k400ray.presets import CONFIGS, DEFAULT, RANDAUGMENT, ModelPreset, config_variant, get_preset
 
@@ -19,6 +20,7 @@ Augmentation = Literal[CONFIGS]
 AUGMENTATIONS: tuple[str, ...] = CONFIGS
 # torch.compile mode of the model's training and eval forward (engine/compiled.py).
 CompileMode = Literal[COMPILE_MODES]
+DecodeBackend = Literal[DECODE_BACKENDS]
 
 
 class TrialConfig(BaseModel):
@@ -42,6 +44,9 @@ class TrialConfig(BaseModel):
     data_root: str | None = None  # override of the manifest's data root (another mount point)
     # A node-local staged copy (``k400ray stage``), resolved on each node; None: shared reads only.
     local_cache: str | None = None
+    # Where training clips are decoded: cpu, or nvdec (a decode task's GPU where it sees one and
+    # PyNvVideoCodec is installed, the CPU elsewhere: data/decode.py).
+    decode_backend: DecodeBackend = CPU
     num_classes: int = Field(..., ge=2)
     # optimisation (None: the preset's recipe, lr scaled linearly with the total batch)
     epochs: int | None = Field(None, ge=1)

@@ -111,6 +111,7 @@ def train_loop_per_worker(config: dict) -> None:
             cfg.train_index, cfg.train_split, train_spec, data_root=cfg.data_root, seed=cfg.seed, epoch=epoch,
             shard=(rank, world), decode_cpus=cfg.decode_cpus, decode_tasks=cfg.train_decode_tasks_per_worker,
             batch_size=cfg.batch_size, limit=cfg.limit_videos, local_cache=cfg.local_cache,
+            decode_backend=cfg.decode_backend,
         )
         return reads.count(ds.iter_batches(batch_size=cfg.batch_size, batch_format="numpy", prefetch_batches=2))
     eval_batches = {mode: eval_batch_videos(preset.clip_spec(mode), cfg.eval_batch_videos)

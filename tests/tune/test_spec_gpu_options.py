@@ -1,4 +1,5 @@
-"""``training.compile``: its values, what a trial receives, and that a --resume may change it."""
+"""The GPU options of a spec, ``training.compile`` and ``data.decode_backend``: their values, what a
+trial receives, and that a --resume may change them."""
 
 from __future__ import annotations
 
@@ -39,3 +40,15 @@ def test_changing_compile_keeps_the_grid_resumable():
     eager = runner._spec_identity(_spec(epochs=2).model_dump(mode="json"))
     assert runner._spec_identity(_spec(epochs=2, compile="max-autotune").model_dump(mode="json")) == eager
     assert runner._spec_identity(_spec(epochs=3).model_dump(mode="json")) != eager
+
+
+def test_decode_backend_reaches_the_trial_and_keeps_the_grid_resumable(tmp_path):
+    nvdec = SearchSpec.model_validate({**BASE, "data": {"train_index": "idx", "decode_backend": "nvdec"}})
+    assert trial_config(nvdec, "tsn_r50_1x1x8", "default", 0, num_classes=4).decode_backend == "nvdec"
+    cpu = SearchSpec.model_validate(BASE)
+    assert trial_config(cpu, "tsn_r50_1x1x8", "default", 0, num_classes=4).decode_backend == "cpu"
+    assert runner._spec_identity(nvdec.model_dump(mode="json")) == runner._spec_identity(cpu.model_dump(mode="json"))
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump({**BASE, "data": {"train_index": "idx", "decode_backend": "gpu"}}))
+    with pytest.raises(SpecError, match=r"^\S+spec.yaml: data.decode_backend: Input should be 'cpu' or 'nvdec'$"):
+        load_spec(path)
