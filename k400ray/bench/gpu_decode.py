@@ -52,6 +52,32 @@ def save_video_list(index_dir: str | Path, split: str, out: str | Path, *, limit
     return out
 
 
+def save_textured_list(work_dir: str | Path, out: str | Path, *, videos: int, seconds: float, fps: int,
+                       size: tuple[int, int] = (340, 256), short_side: int = 256) -> Path:
+    """Realistic textured videos (``bench.textured_video``) re-encoded by ``k400ray prepare``'s
+    encoder with its default encoding, copied into ``videos/`` beside the list ``out``: a prepared
+    340x256 copy small enough to carry to a GPU node (about 0.5 MB per 10-s video)."""
+    import shutil
+
+    from k400ray.bench.clip_cpu import video_row
+    from k400ray.bench.encodings import encoded_copies
+    from k400ray.bench.textured_video import textured_videos
+    from k400ray.data.encoding import Encoding
+
+    out = Path(out)
+    folder = out.parent / "videos"
+    folder.mkdir(parents=True, exist_ok=True)
+    raw = textured_videos(work_dir, size, videos=videos, seconds=seconds, fps=fps)
+    rows = []
+    for i, copy in enumerate(encoded_copies(raw, Encoding(), short_side)):
+        dest = folder / copy.name
+        shutil.copyfile(copy, dest)
+        row = video_row(dest, i)
+        rows.append({c: row[c] for c in LIST_COLUMNS} | {"path": dest.name})
+    out.write_text(json.dumps({"data_root": "videos", "rows": rows}, indent=1) + "\n", encoding="utf-8")
+    return out
+
+
 def load_video_list(path: str | Path) -> tuple[str, list[dict]]:
     """(data root, rows) of a list ``save_video_list`` wrote; a relative root is taken from the
     list's folder. Raises ``ValueError`` naming the file when it is not such a list."""

@@ -353,8 +353,14 @@ def decode(
                                               help="JSON list of videos (written by --save-list); no pyarrow needed"),
     index: Optional[Path] = typer.Option(None, "--index", help="or an index to read (needs pyarrow)"),
     split: str = typer.Option("train", "--split"),
-    save_list: Optional[Path] = typer.Option(None, "--save-list",
-                                             help="write the index's rows as a --video-list file (with --index)"),
+    textured: Optional[int] = typer.Option(
+        None, "--textured", min=1,
+        help="or N realistic 340x256 videos of --seconds, prepared with `k400ray prepare`'s default encoding "
+             "(made in --work-dir; needs PyAV)"),
+    seconds: float = typer.Option(10.0, "--seconds", min=0.1, help="length of the --textured videos"),
+    work_dir: Optional[Path] = typer.Option(None, "--work-dir", help="cache for the --textured sources"),
+    save_list: Optional[Path] = typer.Option(
+        None, "--save-list", help="write the rows of --index, or the --textured videos beside it, as a --video-list file"),
     presets: str = typer.Option("tsn_r50_1x1x8,i3d_r50_32x2x1", "--presets", help=_PRESETS_HELP),
     backends: str = typer.Option("nvdec", "--backends", help="comma-separated decode backends: cpu, nvdec"),
     clips: int = typer.Option(256, "--clips", min=1, help="clips per measured pass (rows cycled or cut to this)"),
@@ -372,17 +378,23 @@ def decode(
 
     names = _presets(presets)
     chosen = _comma_list(backends, list(DECODE_BACKENDS), "--backends", "backend")
-    if (video_list is None) == (index is None):
-        fail("give one input: --video-list FILE or --index DIR")
-    if save_list is not None and index is None:
-        fail("--save-list writes an index's rows: give --index")
+    if sum(x is not None for x in (video_list, index, textured)) != 1:
+        fail("give one input: --video-list FILE, --index DIR or --textured N")
+    if save_list is not None and video_list is not None:
+        fail("--save-list writes the rows of --index or --textured: not with --video-list")
     if index is not None:
         _check_index(index, split)
-        list_path = save_video_list(index, split, save_list or _work_dir(None) / "video-list.json")
-        if save_list is not None:
-            typer.echo(f"video list written to {save_list}")
+        list_path = save_video_list(index, split, save_list or _work_dir(work_dir) / "video-list.json")
+    elif textured is not None:
+        from k400ray.bench.gpu_decode import save_textured_list
+
+        work = _work_dir(work_dir)
+        list_path = save_textured_list(work, save_list or work / "textured-list" / "video-list.json",
+                                       videos=textured, seconds=seconds, fps=30)
     else:
         list_path = video_list
+    if save_list is not None:
+        typer.echo(f"video list written to {save_list}")
     try:
         root, rows = load_video_list(list_path)
     except ValueError as exc:

@@ -168,6 +168,16 @@ class TrainingSpec(_Strict):
     # (engine/compiled.py: GPU_DEFAULT_COMPILE). Not part of the grid's identity: a --resume may change it.
     compile: CompileMode | None = None
 
+    @field_validator("compile", mode="before")
+    @classmethod
+    def _yaml_off(cls, value):
+        """YAML reads a bare ``off`` as false: that is the mode ``off``; a bare ``on`` names no mode."""
+        if value is False:
+            return "off"
+        if value is True:
+            raise ValueError("name a mode: default, reduce-overhead or max-autotune (or off)")
+        return value
+
 
 class ResourceSpec(_Strict):
     workers_per_trial: int = Field(1, ge=1)

@@ -26,6 +26,15 @@ def test_compile_reaches_the_trial_and_unset_means_eager_on_cpu():
     assert trial_config(on_gpu, "tsn_r50_1x1x8", "default", 0, num_classes=4).compile_mode == "off"
 
 
+def test_yaml_off_is_the_mode_off_and_on_names_none(tmp_path):
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(BASE) + "training:\n  compile: off\n")
+    assert load_spec(path).training.compile == "off"
+    path.write_text(yaml.safe_dump(BASE) + "training:\n  compile: on\n")
+    with pytest.raises(SpecError, match=r"training.compile: name a mode: default, reduce-overhead"):
+        load_spec(path)
+
+
 def test_an_unknown_mode_is_one_line_naming_the_field(tmp_path):
     path = tmp_path / "spec.yaml"
     path.write_text(yaml.safe_dump({**BASE, "training": {"compile": "fast"}}))
