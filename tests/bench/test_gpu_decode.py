@@ -79,9 +79,21 @@ def test_train_rates_come_from_the_last_bench_train_record(tmp_path):
 
 @pytest.mark.parametrize("args, words", [
     (["--backends", "vaapi"], "--backends: unknown backend(s) vaapi"),
-    ([], "give one input: --video-list FILE or --index DIR"),
+    ([], "give one input: --video-list FILE, --index DIR or --textured N"),
+    (["--video-list", "a.json", "--save-list", "b.json"], "--save-list writes the rows of --index or --textured"),
     (["--video-list", "nowhere.json"], "nowhere.json: not a video list"),
 ])
 def test_bench_decode_refuses_bad_input_in_one_line(args, words):
     r = runner.invoke(app, ["bench", "decode", *args])
     assert r.exit_code == 2 and words in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.output
+
+
+def test_textured_videos_are_prepared_and_listed_beside_the_list(tmp_path):
+    from k400ray.bench.gpu_decode import save_textured_list
+
+    listed = save_textured_list(tmp_path / "work", tmp_path / "carry" / "video-list.json", videos=1, seconds=0.5, fps=8,
+                                size=(96, 64), short_side=48)
+    root, rows = load_video_list(listed)
+    assert root == str(tmp_path / "carry" / "videos") and len(rows) == 1
+    assert (rows[0]["width"], rows[0]["height"], rows[0]["num_frames"]) == (72, 48, 4)  # short side 48, every frame
+    assert (tmp_path / "carry" / "videos" / rows[0]["path"]).is_file()
