@@ -17,7 +17,10 @@ For each preset:
   share of the index, ``iter_batches(prefetch_batches=2)``); stall fraction = wait / step time over the steady-state
   steps (the first batch, which includes starting the pipeline, is reported on its own);
 - **decode capacity**: the decoder alone on the decode processes (``bench.data.DecodeLimit``).
-  The stall target (<= 5%) applies when it is at least the compute-only rate.
+  The stall target (<= 5%) applies when it is at least the compute-only rate;
+- **compiled** (``compile_modes``): a second copy of the model compiled in each mode
+  (``engine.compiled``) against the eager one on the compute-only batches, passes alternating,
+  with the compile time (``bench.compile_compare``).
 
 On a CPU-only machine compute and decode share the cores, so compute is pinned to
 ``compute_threads`` torch threads and decode gets the other cores, the way a GPU box splits them.
@@ -39,9 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from k400ray.bench.common import PeakMemory, Table, gib, median, train_clip_gmacs
-from k400ray.bench.data import DecodeLimit
-from k400ray.bench.inputs import BENCH_SPLIT, index_rows, sized_index
-from k400ray.data.index import load_manifest
+from k400ray.bench.compile_compare import CompileComparison, compile_table, compile_targets
 
 # Dense bf16 tensor-core peaks (TFLOP/s) from the vendors' data sheets; matched against the
 # device name, first match wins (so "H100 PCIe" precedes "H100").
@@ -166,6 +167,13 @@ class TrainBench:
     compute_threads: int
     decode_tasks: int
     results: list[PresetTrainBench]
+    compiled: list[CompileComparison] = field(default_factory=list)
+
+    def compile_table(self) -> Table | None:
+        return compile_table(self.compiled) if self.compiled else None
+
+    def compile_targets(self) -> list[str]:
+        return compile_targets(self.compiled, on_gpu=self.device != "cpu")
 
     def table(self) -> Table:
         rows = []
@@ -250,10 +258,44 @@ def model_num_classes(model) -> int:
     return classifier(model).out_features
 
 
+def _compare_compiled(name: str, mode: str, *, eager, batches: list[dict], warm: int, repeats: int, backend: str,
+                      scale: str, device, num_classes: int, kw: dict, log) -> CompileComparison:
+    """A fresh copy of the preset compiled in ``mode`` against the ``eager`` (model, optimizer) on
+    the same in-memory batches: one timed warm-up pass that compiles, one that records CUDA graphs
+    (their second call), then ``repeats`` passes each, alternating which runs first."""
+    import torch
+
+    from k400ray.engine.compiled import compile_model
+
+    _, twin, twin_opt = _setup(name, scale, device, num_classes)
+    compile_model(twin, mode, device_type=device.type, backend=backend)
+    _, _, first_s = _epoch(twin, twin_opt, batches[:warm], **kw)
+    _epoch(twin, twin_opt, batches[:warm], **kw)
+    runs = {"eager": StepStats(), "compiled": StepStats()}
+    models = {"eager": eager, "compiled": (twin, twin_opt)}
+    for rep in range(repeats):
+        for key in ("eager", "compiled")[:: -1 if rep % 2 else 1]:
+            runs[key].add(*_epoch(*models[key], batches, **kw))
+        log(f"  {name} {mode}: pass {rep + 1}/{repeats}: eager {runs['eager'].clips_per_s:.1f} clips/s, "
+            f"compiled {runs['compiled'].clips_per_s:.1f} clips/s (compile {first_s:.1f} s)")
+    steps = repeats * len(batches)
+    batch = len(batches[0]["label"])
+    ms = {k: 1000 * r.seconds / steps for k, r in runs.items()}
+    del twin, twin_opt
+    torch._dynamo.reset()  # the next preset or mode compiles afresh (and under the recompile limit)
+    return CompileComparison(
+        preset=name, mode=mode, backend=backend, batch_size=batch, eager_clips_per_s=runs["eager"].clips_per_s,
+        compiled_clips_per_s=runs["compiled"].clips_per_s, eager_ms_per_step=ms["eager"],
+        compiled_ms_per_step=ms["compiled"], compile_seconds=max(0.0, first_s - warm * ms["compiled"] / 1000))
+
+
 class _PipelineSource:
     """The Ray Data pipeline over ``steps * batch`` index rows, and the decode limit on the same rows."""
 
-    def __init__(self, index_dir, split: str, spec, *, steps: int, batch: int, decode_tasks: int, work_dir, limit: DecodeLimit) -> None:
+    def __init__(self, index_dir, split: str, spec, *, steps: int, batch: int, decode_tasks: int, work_dir, limit) -> None:
+        # Imported here: --compute-only runs where pyarrow, decord and Ray are not installed.
+        from k400ray.bench.inputs import BENCH_SPLIT, index_rows, sized_index
+        from k400ray.data.index import load_manifest
         from k400ray.data.pipeline import clip_dataset
 
         sized = sized_index(index_dir, split, steps * batch, work_dir)
@@ -290,13 +332,17 @@ def run_train_bench(
     compute_threads: int = 1,
     num_classes: int = 400,
     compute_only: bool = False,
+    compile_modes: tuple[str, ...] = (),
+    compile_backend: str = "inductor",
     work_dir: str | Path | None = None,
     log=print,
 ) -> TrainBench:
     """Measure each preset; Ray must be initialised (``init_ray``) unless ``compute_only``.
 
     ``compute_only`` measures the model's steps alone, on batches in memory: no index, no decode,
-    no Ray (``index_dir`` and ``work_dir`` are unused), e.g. to size a GPU node."""
+    no Ray (``index_dir`` and ``work_dir`` are unused), e.g. to size a GPU node. ``compile_modes``
+    adds, per preset and mode, compiled against eager steps on those batches (``compile_backend``
+    other than Inductor only checks that the comparison runs)."""
     import torch
 
     from k400ray.engine.layout import input_memory_format
@@ -311,7 +357,9 @@ def run_train_bench(
     decode_tasks = decode_tasks or max(1, cores - (0 if cuda else compute_threads))
     amp = cuda
     peak = peak_bf16_tflops(torch.cuda.get_device_name(0)) if cuda else None
-    results = []
+    results, compiled = [], []
+    if not compute_only:
+        from k400ray.bench.data import DecodeLimit
     limit = None if compute_only else DecodeLimit(decode_tasks, "")
     try:
         for name in presets:
@@ -377,9 +425,14 @@ def run_train_bench(
                 peak_device_gib=gib(torch.cuda.max_memory_allocated()) if cuda else None, gmacs_per_clip=gmacs,
                 limit_clips_per_s=compute_bound_clips_per_s(peak, gmacs) if peak else None,
             ))
+            for mode in compile_modes:
+                compiled.append(_compare_compiled(
+                    name, mode, eager=(model, optimizer), batches=on_device, warm=2 if pipeline else 4, repeats=repeats,
+                    backend=compile_backend, scale=scale, device=device, num_classes=num_classes, kw=kw, log=log))
             del model, optimizer, pipeline, resident, on_device
     finally:
         if limit is not None:
             limit.close()
     return TrainBench(device=torch.cuda.get_device_name(0) if cuda else "cpu", amp=amp,
-                      compute_threads=torch.get_num_threads(), decode_tasks=decode_tasks, results=results)
+                      compute_threads=torch.get_num_threads(), decode_tasks=decode_tasks, results=results,
+                      compiled=compiled)

@@ -272,6 +272,14 @@ def train(
     compute_threads: int = typer.Option(1, "--compute-threads", min=1, help="torch threads for the model on CPU"),
     compute_only: bool = typer.Option(False, "--compute-only",
                                       help="model steps on in-memory batches only: no index, decoder or Ray needed"),
+    compile_modes: Optional[str] = typer.Option(
+        None, "--compile",
+        help="comma-separated torch.compile modes (default, reduce-overhead, max-autotune): each also measured "
+             "against eager on the compute-only batches, side by side, with its compile time"),
+    compile_backend: str = typer.Option(
+        "inductor", "--compile-backend",
+        help="torch.compile backend for --compile; aot_eager or eager only check that the comparison runs "
+             "(no C++ compiler needed, no meaningful speed)"),
     videos: int = typer.Option(16, "--videos", min=1, help="generated videos (without --index)"),
     seconds: Optional[float] = typer.Option(None, "--seconds", min=0.1, help="generated length (default: 10 full, 4 toy)"),
     size: Optional[str] = typer.Option(None, "--size", help="generated WIDTHxHEIGHT (default: 340x256 full, 80x64 toy)"),
@@ -291,6 +299,14 @@ def train(
     if scale not in ("full", "toy"):
         fail(f"--scale must be 'full' or 'toy', got {scale!r}")
     toy = scale == "toy"
+    modes = _compile_modes(compile_modes)
+    if compile_backend not in ("inductor", "aot_eager", "eager"):
+        fail(f"--compile-backend must be inductor, aot_eager or eager, got {compile_backend!r}")
+    if modes and compile_backend == "inductor" and not torch.cuda.is_available():
+        from k400ray.engine.compiled import cpu_compiler_missing
+
+        if missing := cpu_compiler_missing():
+            fail(f"--compile: {missing} (or pass --compile-backend aot_eager)")
     ray_s = index_dir = work = None
     if not compute_only:
         if index is not None:
@@ -304,16 +320,102 @@ def train(
     load = os.getloadavg()[0]
     result = run_train_bench(index_dir, split=split, presets=names, scale=scale, steps=steps, batch_size=batch_size,
                              repeats=repeats, decode_tasks=decode_tasks, compute_threads=compute_threads,
-                             compute_only=compute_only, work_dir=work, log=_log)
+                             compute_only=compute_only, compile_modes=modes, compile_backend=compile_backend,
+                             work_dir=work, log=_log)
     typer.echo(f"bench train: {scale} scale on {result.device}{' (bf16, channels_last)' if result.amp else ''}, "
                f"{steps} steps x {repeats} epochs per source, {result.compute_threads} compute thread(s), "
                f"{'no decode (compute only)' if compute_only else f'{result.decode_tasks} decode task(s)'}; {machine_line()}")
     notes = [f"target {line}" for line in result.targets()]
+    notes += [f"compile {line}" for line in result.compile_targets()]
+    if modes:
+        notes.append(f"compile: torch {torch.__version__}, backend {compile_backend}; 'compile s': the first compiled "
+                     "pass beyond its steps' compiled time (CUDA-graph recording included), paid once per trial")
     if ray_s is not None:
         notes.append(f"ray start-up: init {ray_s:.1f} s; 'first batch s' is the pipeline start of each epoch, left out of stall %")
     notes.append("memory: peak PSS sampled every 0.25 s, driver alone and its whole process tree (Ray workers included)")
     notes.append(f"load average (1 min) at start / end: {load:.1f} / {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-    _emit("bench train", [result.table(), result.capacity_table()], notes, out)
+    tables = [result.table(), result.capacity_table(), result.compile_table()]
+    _emit("bench train", [t for t in tables if t is not None], notes, out)
+
+
+def _compile_modes(text: Optional[str]) -> tuple[str, ...]:
+    """The modes of ``--compile`` (eager is always measured beside them), or a one-line error."""
+    if text is None:
+        return ()
+    from k400ray.engine.compiled import COMPILE_MODES, OFF
+
+    return tuple(_comma_list(text, [m for m in COMPILE_MODES if m != OFF], "--compile", "mode"))
+
+
+@bench_app.command()
+def decode(
+    video_list: Optional[Path] = typer.Option(None, "--video-list",
+                                              help="JSON list of videos (written by --save-list); no pyarrow needed"),
+    index: Optional[Path] = typer.Option(None, "--index", help="or an index to read (needs pyarrow)"),
+    split: str = typer.Option("train", "--split"),
+    textured: Optional[int] = typer.Option(
+        None, "--textured", min=1,
+        help="or N realistic 340x256 videos of --seconds, prepared with `k400ray prepare`'s default encoding "
+             "(made in --work-dir; needs PyAV)"),
+    seconds: float = typer.Option(10.0, "--seconds", min=0.1, help="length of the --textured videos"),
+    work_dir: Optional[Path] = typer.Option(None, "--work-dir", help="cache for the --textured sources"),
+    save_list: Optional[Path] = typer.Option(
+        None, "--save-list", help="write the rows of --index, or the --textured videos beside it, as a --video-list file"),
+    presets: str = typer.Option("tsn_r50_1x1x8,i3d_r50_32x2x1", "--presets", help=_PRESETS_HELP),
+    backends: str = typer.Option("nvdec", "--backends", help="comma-separated decode backends: cpu, nvdec"),
+    clips: int = typer.Option(256, "--clips", min=1, help="clips per measured pass (rows cycled or cut to this)"),
+    processes: int = typer.Option(2, "--processes", min=1, help="decode processes (each its own NVDEC session)"),
+    repeats: int = typer.Option(3, "--repeats", min=1, help="measured passes; the median is reported"),
+    train_rates_from: Optional[Path] = typer.Option(
+        None, "--train-rates-from",
+        help="a records file whose last `bench train` record (the same GPU) gives each preset's training clips/s"),
+    out: Optional[Path] = typer.Option(None, "--out", help="append a Markdown record to this file"),
+) -> None:
+    """Training clips/s and CPU per clip of each decode backend (CPU decoders, NVDEC on the GPU); no Ray."""
+    from k400ray.bench.common import machine_line
+    from k400ray.bench.gpu_decode import decode_notes, decode_table, load_video_list, run_decode_bench, save_video_list
+    from k400ray.data.decode import DECODE_BACKENDS
+
+    names = _presets(presets)
+    chosen = _comma_list(backends, list(DECODE_BACKENDS), "--backends", "backend")
+    if sum(x is not None for x in (video_list, index, textured)) != 1:
+        fail("give one input: --video-list FILE, --index DIR or --textured N")
+    if save_list is not None and video_list is not None:
+        fail("--save-list writes the rows of --index or --textured: not with --video-list")
+    if index is not None:
+        _check_index(index, split)
+        list_path = save_video_list(index, split, save_list or _work_dir(work_dir) / "video-list.json")
+    elif textured is not None:
+        from k400ray.bench.gpu_decode import save_textured_list
+
+        work = _work_dir(work_dir)
+        list_path = save_textured_list(work, save_list or work / "textured-list" / "video-list.json",
+                                       videos=textured, seconds=seconds, fps=30)
+    else:
+        list_path = video_list
+    if save_list is not None:
+        typer.echo(f"video list written to {save_list}")
+    try:
+        root, rows = load_video_list(list_path)
+    except ValueError as exc:
+        fail(str(exc))
+    rates = None
+    if train_rates_from is not None:
+        from k400ray.bench.gpu_decode import train_rates
+
+        if not train_rates_from.is_file():
+            fail(f"--train-rates-from: no records file at {train_rates_from}")
+        rates = train_rates(train_rates_from)
+    load = os.getloadavg()[0]
+    runs = run_decode_bench(root, rows, presets=names, backends=chosen, clips=clips, processes=processes,
+                            repeats=repeats, rates=rates, log=_log)
+    typer.echo(f"bench decode: {clips} clips per pass from {len(rows)} videos, {processes} process(es), median of "
+               f"{repeats}; {machine_line()}")
+    notes = decode_notes(runs)
+    notes.append("CPU ms/clip: CPU time of this process and its decode processes (/proc) per clip; decode cores: "
+                 "that CPU at the GPU's compute-only training rate")
+    notes.append(f"load average (1 min) at start / end: {load:.1f} / {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    _emit("bench decode", [decode_table(runs)], notes, out)
 
 
 @bench_app.command("index")

@@ -15,7 +15,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from k400ray.data.decode import decode_size, read_frames
+from k400ray.data.decode import CPU, decode_size, read_frames
 from k400ray.data.sampling import ClipSampling
 from k400ray.data.transforms import EVAL_CROP_VIEWS, TrainCrop, eval_crop, rand_augment, train_crop
 
@@ -56,14 +56,17 @@ def load_clip(
     spec: ClipSpec,
     rng: np.random.Generator,
     decoder: str = "auto",
+    backend: str = CPU,
 ) -> np.ndarray:
     """Sample, decode (resized on decode, ``decode_size``) and crop one video: uint8 ``spec.output_shape``.
+    ``backend`` is where the frames are decoded (``decode.read_frames``); the draws from ``rng``
+    and the crops are the same for every backend.
 
     Raises :class:`k400ray.data.decode.DecodeError` when the file does not decode.
     """
     indices = spec.sampling.indices(num_frames, test_mode=spec.test_mode, rng=rng)  # (views, T)
     size = decode_size(width, height, short_side=spec.short_side, frame_size=spec.frame_size)
-    frames = read_frames(path, indices, size=size, decoder=decoder)  # (views, T, H, W, 3)
+    frames = read_frames(path, indices, size=size, decoder=decoder, backend=backend)  # (views, T, H, W, 3)
     clips = torch.from_numpy(frames).permute(0, 1, 4, 2, 3)  # (views, T, C, H, W)
     out = []
     for clip in clips:

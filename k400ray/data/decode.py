@@ -5,6 +5,12 @@ decord (``get_batch``, one thread: parallelism comes from running many decoders,
 CPU) is the fast path; PyAV is the fallback for files decord cannot open or read. Frames
 are resized by the decoder's own scaler while decoding, which is cheaper than decoding at
 full size and resizing afterwards.
+
+Where the decoding runs is the ``backend``: ``cpu`` (decord, PyAV), or ``nvdec``: the GPU's
+video decoder (``data.nvdec``) in a process that sees a GPU and has PyNvVideoCodec, the CPU
+decoders everywhere else and for any video NVDEC fails on. The same indices are decoded either
+way, so the sampling and crops around it do not change; only the decoder's RGB conversion and
+scaler differ.
 """
 
 from __future__ import annotations
@@ -13,6 +19,12 @@ import os
 from pathlib import Path
 
 import numpy as np
+
+
+# Where frames are decoded (spec ``data.decode_backend``).
+CPU = "cpu"
+NVDEC = "nvdec"
+DECODE_BACKENDS: tuple[str, ...] = (CPU, NVDEC)
 
 
 class DecodeError(RuntimeError):
@@ -81,12 +93,14 @@ def read_frames(
     *,
     size: tuple[int, int] | None = None,
     decoder: str = "auto",
+    backend: str = CPU,
 ) -> np.ndarray:
     """Frames ``indices`` (any shape, any order, repeats allowed) as uint8 ``(*indices.shape, H, W, 3)``.
 
     ``size`` is the output (width, height), applied while decoding. ``decoder``: ``auto`` tries
     decord then PyAV, ``decord`` / ``pyav`` use only that one (the index records which decoder
-    a file needs). Raises :class:`DecodeError`.
+    a file needs). ``backend``: ``nvdec`` tries the GPU's decoder first where this process can
+    use it (``nvdec.unavailable_reason``), then those. Raises :class:`DecodeError`.
     """
     path = str(path)
     flat = np.asarray(indices, dtype=np.int64).ravel()
@@ -95,12 +109,28 @@ def read_frames(
         raise DecodeError(f"{path}: file not found")
     errors = []
     backends = {"auto": (_decode_decord, _decode_pyav), "decord": (_decode_decord,), "pyav": (_decode_pyav,)}[decoder]
-    for backend in backends:
+    if _nvdec_usable(backend):
+        from k400ray.data.nvdec import decode_nvdec
+
+        backends = (decode_nvdec, *backends)
+    for fn in backends:
         try:
-            frames = backend(path, unique, size)
+            frames = fn(path, unique, size)
             break
         except Exception as exc:  # decord raises bare DECORDError/RuntimeError, PyAV its own tree
-            errors.append(f"{backend.__name__[8:]}: {str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__}")
+            errors.append(f"{fn.__name__.split('_')[-1]}: "
+                          f"{str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__}")
     else:
         raise DecodeError(f"{path}: " + "; ".join(errors))
     return frames[inverse].reshape(*np.shape(indices), *frames.shape[1:])
+
+
+def _nvdec_usable(backend: str) -> bool:
+    """``backend`` asks for NVDEC and this process can use it."""
+    if backend == CPU:
+        return False
+    if backend != NVDEC:
+        raise ValueError(f"unknown decode backend {backend!r} (known: {', '.join(DECODE_BACKENDS)})")
+    from k400ray.data.nvdec import unavailable_reason
+
+    return unavailable_reason() is None

@@ -31,9 +31,9 @@ import numpy as np
 
 from k400ray.data.allocator import keep_freed_memory
 from k400ray.data.clip import ClipSpec, load_clip
-from k400ray.data.decode import DecodeError
-from k400ray.data.index import load_manifest, shard_paths
-from k400ray.data.stage import staged_data_root, staged_index
+from k400ray.data.decode import CPU, DecodeError
+# The index's and the staged copy's modules read Parquet (pyarrow): imported where they are used,
+# so that ``decode_row`` runs where only torch is installed (a GPU node's ``bench decode``).
 
 INDEX_COLUMNS = ["video_id", "path", "label", "num_frames", "width", "height", "decoder", "bytes"]
 # The columns a row's decode reads (``decode_row``).
@@ -91,14 +91,17 @@ def video_rng(seed: int, epoch: int, video_id: str) -> np.random.Generator:
     return np.random.default_rng([seed, epoch, key])
 
 
-def decode_row(row: Mapping, data_root: str, spec: ClipSpec, rng: np.random.Generator) -> np.ndarray | None:
+def decode_row(row: Mapping, data_root: str, spec: ClipSpec, rng: np.random.Generator,
+               backend: str = CPU) -> np.ndarray | None:
     """One index row (``path``, ``num_frames``, ``width``, ``height``, ``decoder``) -> its clip,
     uint8 ``spec.output_shape``, or None when the file does not decode. The one decode of a row:
-    ``decode_batch`` runs it on every row of a block, ``bench data`` on rows of its own."""
+    ``decode_batch`` runs it on every row of a block, ``bench data`` on rows of its own.
+    ``backend``: where its frames are decoded (``decode.read_frames``)."""
     try:
         return load_clip(
             os.path.join(data_root, str(row["path"])), num_frames=int(row["num_frames"]), width=int(row["width"]),
             height=int(row["height"]), spec=spec, rng=rng, decoder="pyav" if row["decoder"] == "pyav" else "auto",
+            backend=backend,
         )
     except DecodeError:
         return None
@@ -115,14 +118,18 @@ def _local_copy_holds(local_root: str | None, rel: str, size) -> bool:
 
 
 def decode_batch(batch: dict[str, np.ndarray], *, data_root: str, spec: ClipSpec, seed: int | None = None,
-                 epoch: int = 0, local_cache: str | None = None) -> dict[str, np.ndarray]:
+                 epoch: int = 0, local_cache: str | None = None, decode_backend: str = CPU) -> dict[str, np.ndarray]:
     """``map_batches`` body: index rows -> clips. Runs as plain Ray tasks, whose worker
     processes Ray reuses across tasks and epochs (actors would pay the torch import on every
     execution). With a ``seed`` every video's draws come from ``video_rng(seed, epoch, id)``;
     without one (benchmarks) from fresh OS entropy. ``local_cache``: the spec's
-    ``data.local_cache``, resolved on the node this task runs on (``data.stage``)."""
+    ``data.local_cache``, resolved on the node this task runs on (``data.stage``);
+    ``decode_backend``: ``nvdec`` decodes on the node's GPU where this task sees one (Ray leaves
+    a GPU node's devices visible to tasks that hold none) and on the CPU elsewhere."""
     setup_decode_process()
     fresh = np.random.default_rng() if seed is None else None
+    from k400ray.data.stage import staged_data_root
+
     local_root = staged_data_root(local_cache, data_root)
     n = len(batch["path"])
     clips = np.empty((n, *spec.output_shape), dtype=np.uint8)  # every row is written below
@@ -133,7 +140,7 @@ def decode_batch(batch: dict[str, np.ndarray], *, data_root: str, spec: ClipSpec
         rng = fresh if seed is None else video_rng(seed, epoch, batch["video_id"][i])
         local[i] = _local_copy_holds(local_root, str(batch["path"][i]), sizes[i])
         root = local_root if local[i] else data_root
-        clip = decode_row({c: batch[c][i] for c in _DECODE_COLUMNS}, root, spec, rng)
+        clip = decode_row({c: batch[c][i] for c in _DECODE_COLUMNS}, root, spec, rng, backend=decode_backend)
         if clip is None:
             clips[i] = 0  # counted downstream through `valid`
         else:
@@ -178,6 +185,8 @@ def epoch_order(num_rows: int, *, seed: int, epoch: int) -> np.ndarray:
 def index_table(index_dir: str | Path, split: str, *, limit: int | None = None):
     """The split's index rows (the columns decoding needs), read once per process and index
     version: a training worker reads it every epoch."""
+    from k400ray.data.index import shard_paths
+
     files = tuple((str(f), os.stat(f).st_mtime_ns) for f in shard_paths(index_dir, split))
     table = _read_index(files)
     return table if limit is None else table.slice(0, limit)
@@ -221,6 +230,7 @@ def clip_dataset(
     limit: int | None = None,
     shard: tuple[int, int] | None = None,
     local_cache: str | None = None,
+    decode_backend: str = CPU,
 ):
     """A streaming ``ray.data.Dataset`` of decoded clips for ``split`` of the index.
 
@@ -242,9 +252,13 @@ def clip_dataset(
     ``decode_task_resources``) each decode task holds; ``decode_rows`` the index rows
     one decode task takes (default ``rows_per_decode_task``), output in blocks of ``batch_size``;
     ``local_cache`` the node-local staged copy (``data.stage``): the index is read from this
-    node's copy when it has one, the videos from each decode task's node's copy.
+    node's copy when it has one, the videos from each decode task's node's copy;
+    ``decode_backend`` where each decode task decodes (``decode_batch``).
     """
     import ray.data
+
+    from k400ray.data.index import load_manifest, shard_paths
+    from k400ray.data.stage import staged_index
 
     # Progress bars are drawn by the process that executes the dataset (a Train worker),
     # where nobody sees them; redrawing them costs CPU on every block.
@@ -286,7 +300,7 @@ def clip_dataset(
     return ds.map_batches(
         decode_batch,
         fn_kwargs={"data_root": root, "spec": spec, "seed": seed if seeded else None, "epoch": epoch or 0,
-                   "local_cache": local_cache},
+                   "local_cache": local_cache, "decode_backend": decode_backend},
         batch_size=batch_size,
         batch_format="numpy",
         compute=ray.data.TaskPoolStrategy(size=decode_tasks),
@@ -295,4 +309,6 @@ def clip_dataset(
 
 
 def count_videos(index_dir: str | Path, split: str) -> int:
+    from k400ray.data.index import load_manifest
+
     return int(load_manifest(index_dir)["splits"][split]["videos"])

@@ -10,12 +10,17 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from k400ray.data.decode import CPU, DECODE_BACKENDS
+from k400ray.engine.compiled import COMPILE_MODES, default_compile_mode
 from k400ray.presets import CONFIGS, DEFAULT, RANDAUGMENT, ModelPreset, config_variant, get_preset
 
 # The sheet's `configs` column (kept under the name `aug` in configs, MLflow and reports), named
 # in presets.py only: ``Literal`` takes the tuple as its values (an unknown name is a literal_error).
 Augmentation = Literal[CONFIGS]
 AUGMENTATIONS: tuple[str, ...] = CONFIGS
+# torch.compile mode of the model's training and eval forward (engine/compiled.py).
+CompileMode = Literal[COMPILE_MODES]
+DecodeBackend = Literal[DECODE_BACKENDS]
 
 
 class TrialConfig(BaseModel):
@@ -39,6 +44,9 @@ class TrialConfig(BaseModel):
     data_root: str | None = None  # override of the manifest's data root (another mount point)
     # A node-local staged copy (``k400ray stage``), resolved on each node; None: shared reads only.
     local_cache: str | None = None
+    # Where training clips are decoded: cpu, or nvdec (a decode task's GPU where it sees one and
+    # PyNvVideoCodec is installed, the CPU elsewhere: data/decode.py).
+    decode_backend: DecodeBackend = CPU
     num_classes: int = Field(..., ge=2)
     # optimisation (None: the preset's recipe, lr scaled linearly with the total batch)
     epochs: int | None = Field(None, ge=1)
@@ -62,6 +70,9 @@ class TrialConfig(BaseModel):
     # pipeline). None: ``decode_tasks``, or 2 per worker when that is unset too.
     eval_decode_tasks: int | None = Field(None, ge=1)
     amp: bool | None = None  # bf16 autocast; default: on with GPUs
+    # torch.compile of the forward (training and eval); None: the measured GPU default of the
+    # preset on GPUs (none yet, so eager), eager on CPUs (``compile_mode``)
+    compile: CompileMode | None = None
     # bookkeeping
     name: str = "trial"
     storage_path: str | None = None
@@ -101,6 +112,10 @@ class TrialConfig(BaseModel):
     @property
     def use_amp(self) -> bool:
         return self.use_gpu if self.amp is None else self.amp
+
+    @property
+    def compile_mode(self) -> str:
+        return self.compile or default_compile_mode(self.preset, self.use_gpu)
 
     @property
     def randaugment(self) -> tuple[int, int] | None:

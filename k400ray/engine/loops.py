@@ -19,6 +19,7 @@ import torch.distributed as dist
 from torch import nn
 
 from k400ray.engine.augment import BatchMix, soft_cross_entropy
+from k400ray.engine.compiled import step_begin
 from k400ray.engine.input_path import DeviceFeed
 from k400ray.engine.metrics import Predictions, combine_views
 
@@ -81,6 +82,7 @@ def train_one_epoch(
             x, targets = mix(batch.clips, batch.labels)
         else:
             x, targets = batch.clips, mix.one_hot(batch.labels)
+        step_begin(model)
         with autocast(device, amp):
             logits = model(x)
         loss = soft_cross_entropy(logits, targets)
@@ -150,6 +152,7 @@ def evaluate(
         skipped += batch.skipped
         if not batch.rows:
             continue
+        step_begin(model)
         with autocast(device, amp):
             logits = model(batch.clips)
         scores.append(combine_views(logits.reshape(batch.rows, batch.views, -1), average))

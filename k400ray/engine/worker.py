@@ -26,6 +26,7 @@ from k400ray.engine import checkpoint as ckpt
 from k400ray.engine.augment import BatchMix
 from k400ray.engine.best import BestEpoch
 from k400ray.engine.collectives import Collectives
+from k400ray.engine.compiled import compile_model
 from k400ray.engine.config import TrialConfig
 from k400ray.engine.layout import input_memory_format, to_device_layout
 from k400ray.engine.loops import evaluate, train_one_epoch, unwrap
@@ -71,6 +72,8 @@ def train_loop_per_worker(config: dict) -> None:
         torch.backends.cudnn.benchmark = True  # clip shapes are fixed: pick the fastest conv kernels once
     family = preset.arch.family
     model = to_device_layout(build_model(preset.arch, cfg.num_classes), family, device)
+    # Compiled in place before DDP wraps it (engine/compiled.py): training and eval forward alike.
+    model = compile_model(model, cfg.compile_mode, device_type=device.type)
     model = ray.train.torch.prepare_model(model)
     comm = Collectives.for_default_group()  # a collective: here, on every rank
     epochs = recipe.epochs
@@ -108,6 +111,7 @@ def train_loop_per_worker(config: dict) -> None:
             cfg.train_index, cfg.train_split, train_spec, data_root=cfg.data_root, seed=cfg.seed, epoch=epoch,
             shard=(rank, world), decode_cpus=cfg.decode_cpus, decode_tasks=cfg.train_decode_tasks_per_worker,
             batch_size=cfg.batch_size, limit=cfg.limit_videos, local_cache=cfg.local_cache,
+            decode_backend=cfg.decode_backend,
         )
         return reads.count(ds.iter_batches(batch_size=cfg.batch_size, batch_format="numpy", prefetch_batches=2))
     eval_batches = {mode: eval_batch_videos(preset.clip_spec(mode), cfg.eval_batch_videos)
@@ -187,8 +191,9 @@ def train_loop_per_worker(config: dict) -> None:
     use_best = recipe.accurate_checkpoint == "best" and best.state is not None
     eval_model = unwrap(model)
     if use_best:
-        eval_model = copy.deepcopy(eval_model)
+        eval_model = copy.deepcopy(eval_model)  # a deepcopy is eager: compiled again below
         eval_model.load_state_dict(best.state)
+        compile_model(eval_model, cfg.compile_mode, device_type=device.type)
     test_start = time.perf_counter()
     accurate_preds, acc_skipped = run_eval("accurate", eval_model)
     acc = summarize(accurate_preds, cfg.num_classes)

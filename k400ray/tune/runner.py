@@ -342,8 +342,10 @@ def _spec_identity(spec_json: dict) -> dict:
     """What must not change between a run and its --resume (resources and scheduler may). A
     cross-product grid (no rows) hashes as it did before rows existed, so older grids resume."""
     identity = {k: spec_json[k] for k in ("experiment", "scale", "data", "grid", "augmentation", "training")}
-    # Where each node reads the (checksummed, identical) videos from changes no result.
-    identity["data"] = {k: v for k, v in identity["data"].items() if k != "local_cache"}
+    # Where each node reads the (checksummed, identical) videos from changes no result; nor do
+    # decoding the same frames on a GPU and compiling the same model (rounding only).
+    identity["data"] = {k: v for k, v in identity["data"].items() if k not in ("local_cache", "decode_backend")}
+    identity["training"] = {k: v for k, v in identity["training"].items() if k != "compile"}
     if identity["grid"].get("rows") is None:
         identity["grid"] = {k: v for k, v in identity["grid"].items() if k != "rows"}
     # Training fields added later hash as absent while they keep their defaults.

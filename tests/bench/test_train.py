@@ -63,3 +63,43 @@ def test_bench_train_compute_only_needs_no_index_or_ray():
     compute = re.search(r"i3d_r50_32x2x1\s+compute only\s+2\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)", r.output)
     assert compute and float(compute.group(3)) > 0, r.output
     assert "target i3d_r50_32x2x1: stall not measured (compute only)" in r.output
+
+
+def test_bench_train_compile_compares_side_by_side_and_records_compile_time(tmp_path):
+    """The --compile comparison end to end on a toy preset; aot_eager, since Inductor's C++ kernels
+    take over a minute to build here (tests/engine/test_compiled.py)."""
+    out = tmp_path / "rec.md"
+    r = runner.invoke(app, ["bench", "train", "--compute-only", "--scale", "toy", "--presets", "tsn_r50_1x1x8",
+                            "--steps", "2", "--repeats", "1", "--batch-size", "2", "--compile", "reduce-overhead",
+                            "--compile-backend", "aot_eager", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    row = re.search(r"tsn_r50_1x1x8\s+reduce-overhead \(aot_eager\)\s+2\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)"
+                    r"\s+([\d.]+)\s+([\d.]+)", r.output)
+    assert row, r.output
+    eager, compiled, speedup, compile_s = (float(row.group(i)) for i in (3, 4, 5, 6))
+    assert speedup == pytest.approx(compiled / eager, rel=0.01) and compile_s > 0
+    assert "says nothing about the GPU default" in r.output
+    record = out.read_text()
+    assert "| preset | mode | batch | eager ms/step | compiled ms/step |" in record and "compile s" in record
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--compile", "fast"], "--compile: unknown mode(s) fast"),
+    (["--compile", "default", "--compile-backend", "tvm"], "--compile-backend must be"),
+])
+def test_bench_train_compile_options_refuse_bad_values(args, words):
+    r = runner.invoke(app, ["bench", "train", "--compute-only", *args])
+    assert r.exit_code == 2 and words in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.output
+
+
+def test_compile_comparison_break_even_and_goal():
+    from k400ray.bench.compile_compare import CompileComparison, compile_targets
+
+    row = CompileComparison("tsn_r50_1x1x8", "reduce-overhead", "inductor", 32, eager_clips_per_s=400.0,
+                            compiled_clips_per_s=560.0, eager_ms_per_step=80.0, compiled_ms_per_step=57.1,
+                            compile_seconds=45.8)
+    assert row.speedup == pytest.approx(1.4) and row.break_even_steps == pytest.approx(2000, rel=0.01)
+    assert "goal >= 1.3x: met" in compile_targets([row], on_gpu=True)[0]
+    slower = CompileComparison("i3d_r50_32x2x1", "default", "inductor", 8, 200.0, 210.0, 40.0, 38.1, 60.0)
+    assert "MISSED: stays off" in compile_targets([slower], on_gpu=True)[0]
+    assert "measured on a CPU" in compile_targets([slower], on_gpu=False)[0]

@@ -36,6 +36,7 @@ CASES = {
     "randaugment level above 10": (_with("augmentation.randaugment_magnitude", 30), "augmentation.randaugment_magnitude"),
     "zero workers": (_with("resources.workers_per_trial", 0), "resources.workers_per_trial"),
     "wrong type": (_with("training.epochs", "ten"), "training.epochs"),
+    "unknown compile mode": (_with("training.compile", "fast"), "training.compile"),
 }
 
 
