@@ -213,6 +213,23 @@ def test_shared_storage():
         assert path.startswith(mounts[0] + "/") or path == mounts[0]
 
 
+@pytest.mark.parametrize("name", CONFIGS)
+def test_mlflow_keeps_its_runs_in_postgresql_on_the_head(name):
+    """Not SQLite on the shared file system: the head sets PostgreSQL up (and its dumps) before the
+    server starts, the server's URI is that database over the local socket as the SSH user, and
+    every node installs the driver."""
+    config = CONFIGS[name]()
+    setup = (config.get("head_setup_commands") or []) + config["head_start_ray_commands"]
+    assert any("infra/mlflow_postgres.sh setup" in cmd for cmd in setup)
+    server = next(argv for cmd in commands(config) for _, argv in find_tool_commands(cmd, ("mlflow",))
+                  if argv[:1] == ["server"])
+    uri = urlparse(server[server.index("--backend-store-uri") + 1])
+    assert uri.scheme == "postgresql" and uri.username == config["auth"]["ssh_user"] and uri.path == "/mlflow"
+    assert "host=/var/run/postgresql" in uri.query
+    assert any("psycopg2-binary" in cmd for cmd in config["setup_commands"] if "pip install" in cmd)
+    assert subprocess.run(["bash", "-n", str(ROOT / "infra" / "mlflow_postgres.sh")]).returncode == 0
+
+
 def test_worker_nodes_stage_the_data_before_ray_starts():
     """Every worker node mounts its instance-store NVMe and copies the spec's data there in its
     setup (before `ray start`): the command parses, names the spec's index and local copy, and
