@@ -15,6 +15,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from k400ray.ray_private import token_auth_enabler
+
 
 def keep_workers_alive(cpus: int) -> dict:
     """Ray system config that keeps up to ``cpus`` idle workers (each ~0.7 GB once torch is
@@ -58,14 +60,11 @@ def enable_token_auth_if_available() -> None:
     if "RAY_AUTH_MODE" in os.environ or not (Path.home() / ".ray" / "auth_token").is_file():
         return
     os.environ["RAY_AUTH_MODE"] = "token"  # for processes this one starts
-    try:
-        from ray._private.authentication.authentication_token_setup import (
-            maybe_enable_token_auth_if_token_available,
-        )
-    except ImportError:  # another Ray version: the environment variable is what remains
+    enable = token_auth_enabler()
+    if enable is None:  # another Ray version: the environment variable is what remains
         return
     os.environ.pop("RAY_AUTH_MODE")
-    maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+    enable()
 
 
 def init_ray(address: str | None = None, *, num_cpus: int | None = None, quiet: bool = True,
