@@ -65,7 +65,8 @@ BOUNDS = ("GPU", "decode", "storage", "network")
 class VideoCounts:
     train: int  # videos a trial reads per epoch (capped by training.limit_videos)
     val: int
-    source: str  # where the counts come from, printed with the estimate
+    index: str | None = None  # the index counted; None: the Kinetics-400 sizes (no index here)
+    limit: int | None = None  # training.limit_videos, when it caps the counts
     indexed_train: int | None = None  # the whole split (what staging copies); None: ``train``
     indexed_val: int | None = None
 
@@ -76,13 +77,16 @@ class VideoCounts:
 
 @dataclass(frozen=True)
 class DecodeCores:
-    """Decode cores one trial has, for training and for evaluation, where the figure comes from,
-    and how many of them are on its own GPU nodes (the rest decode on decode nodes)."""
+    """Decode tasks one trial has, for training and for evaluation, how many of them are on its
+    own GPU nodes (the rest decode on decode nodes), and what they were derived from."""
 
     train: float
     eval: float
-    how: str
     on_gpu_nodes: float = math.inf
+    per_gpu: float | None = None  # cost.decode_cores_per_gpu, when the spec sets the figure
+    gpu_nodes: int = 0  # the trial's GPU nodes (else: from the cluster shape)
+    shared_by: int = 1  # trials that share the cluster's decode nodes
+    capped_at: int | None = None  # resources.decode_tasks, when it caps the tasks
 
 
 @dataclass(frozen=True)
@@ -141,18 +145,16 @@ def video_counts(spec: SearchSpec) -> VideoCounts:
     """Indexed video counts when the index exists here, else the Kinetics-400 sizes."""
     from k400ray.data.index import load_manifest
 
+    index: str | None = str(spec.data.train_index)
     try:
         train = load_manifest(spec.data.train_index)["splits"].get("train", {}).get("videos", 0)
         val = load_manifest(spec.val_index)["splits"].get("val", {}).get("videos", 0)
-        source = f"indexed videos in {spec.data.train_index}"
     except FileNotFoundError:
-        train, val = K400_TRAIN_VIDEOS, K400_VAL_VIDEOS
-        source = f"Kinetics-400 sizes: no index at {spec.data.train_index} on this machine"
+        train, val, index = K400_TRAIN_VIDEOS, K400_VAL_VIDEOS, None
     limit = spec.training.limit_videos
     if limit:
-        source += f", capped by training.limit_videos={limit}"
-        return VideoCounts(min(train, limit), min(val, limit), source, train, val)
-    return VideoCounts(train, val, source)
+        return VideoCounts(min(train, limit), min(val, limit), index, limit, train, val)
+    return VideoCounts(train, val, index)
 
 
 def _cache_path() -> Path:
@@ -237,23 +239,19 @@ def decode_cores(spec: SearchSpec, shape: ClusterShape, trials: int) -> DecodeCo
     ``decode_tasks`` or 2 per worker)."""
     r = spec.resources
     gpus = trial_gpus(spec)
+    nodes = nodes_per_trial(shape, gpus)
     if spec.cost.decode_cores_per_gpu is not None:
-        cores, how = spec.cost.decode_cores_per_gpu * gpus, f"cost.decode_cores_per_gpu {spec.cost.decode_cores_per_gpu:g}"
-        local = math.inf
+        cores, local = spec.cost.decode_cores_per_gpu * gpus, math.inf
     else:
-        nodes = nodes_per_trial(shape, gpus)
         shared = shape.decode_nodes * shape.decode_node_cores / concurrency(spec, trials)
         local = nodes * shape.gpu_node_decode_cores
         cores = local + shared
-        how = f"{shape.source}: {nodes} GPU node(s) x {shape.gpu_node_decode_cores:g} decode_cpu"
-        if shape.decode_nodes:
-            how += (f" + {shape.decode_nodes} decode node(s) x {shape.decode_node_cores:g} "
-                    f"shared by {concurrency(spec, trials)} trial(s)")
     tasks = cores / r.decode_cpus
     if r.decode_tasks:
-        tasks, how = min(tasks, r.decode_tasks), how + f", capped by resources.decode_tasks {r.decode_tasks}"
+        tasks = min(tasks, r.decode_tasks)
     eval_tasks = min(tasks, r.eval_decode_tasks or r.decode_tasks or 2 * r.workers_per_trial)
-    return DecodeCores(tasks, eval_tasks, how, local / r.decode_cpus)
+    return DecodeCores(tasks, eval_tasks, local / r.decode_cpus, spec.cost.decode_cores_per_gpu, nodes,
+                       concurrency(spec, trials), r.decode_tasks or None)
 
 
 def efficient_evaluations(epochs: int, interval: int) -> int:
