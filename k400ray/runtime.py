@@ -7,7 +7,7 @@ instance advertises ``max(8, 4 x cores)`` and callers budget them explicitly.
 
 Idle worker processes are kept (not killed after Ray's default 1 s): decode tasks import
 torch/torchvision, and re-importing them in fresh processes every epoch cost more than the
-decoding itself on a small machine (measured: 10-30 s vs 1.2 s per epoch of 160 toy videos).
+decoding itself on a small machine (docs/benchmarks.md, "Figures behind the code").
 """
 
 from __future__ import annotations
@@ -27,13 +27,14 @@ def keep_workers_alive(cpus: int) -> dict:
 # Ray Train V2 starts, per trial, a preemption watcher actor (it polls the cluster for nodes
 # about to be reclaimed) and exports controller/worker metrics to the dashboard. A local
 # instance has one node that cannot be preempted and no dashboard: both are off there (the
-# user's own environment variables win). Measured on the demo: one process less per trial.
+# user's own environment variables win): one process less per trial.
 # LOCAL_RAY_ENV tells the trainer (engine.lean_trainer) it runs on such an instance.
 LOCAL_RAY_ENV = "K400RAY_LOCAL_RAY"
 LOCAL_TRAIN_ENV = {"RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0", "RAY_TRAIN_METRICS_ENABLED": "0", LOCAL_RAY_ENV: "1"}
 
 
 def local_logical_cpus() -> int:
+    """Logical CPUs a local instance advertises: ``max(8, 4 x cores)`` (see the module docstring)."""
     return max(8, 4 * (os.cpu_count() or 1))
 
 

@@ -142,7 +142,13 @@ class TrialCost:
 
 
 def video_counts(spec: SearchSpec) -> VideoCounts:
-    """Indexed video counts when the index exists here, else the Kinetics-400 sizes."""
+    """Indexed video counts when the index exists here, else the Kinetics-400 sizes.
+
+    Args:
+        spec (SearchSpec): its ``data`` indexes and ``training.limit_videos`` cap are read.
+    Returns:
+        VideoCounts: videos per epoch and per evaluation, the index counted (None: none here).
+    """
     from k400ray.data.index import load_manifest
 
     index: str | None = str(spec.data.train_index)
@@ -228,6 +234,7 @@ def trial_gpus(spec: SearchSpec) -> int:
 
 
 def concurrency(spec: SearchSpec, trials: int) -> int:
+    """Trials that run at once: ``resources.max_concurrent_trials`` of ``trials``, at least 1."""
     return min(spec.resources.max_concurrent_trials or trials, max(1, trials))
 
 
@@ -368,7 +375,14 @@ def estimate(spec: SearchSpec, counts: VideoCounts, *, num_classes: int = 400, s
 
 
 def grid_wall_hours(rows: list[TrialCost], slots: int) -> float:
-    """Trials in spec order, each to the first free slot (as Tune's FIFO fills them)."""
+    """Trials in spec order, each to the first free slot (as Tune's FIFO fills them).
+
+    Args:
+        rows (list[TrialCost]): the grid's trials, in spec order.
+        slots (int): trials that run at once.
+    Returns:
+        float: hours from the first trial's start to the last one's end.
+    """
     free = [0.0] * max(1, slots)
     for row in rows:
         start = heapq.heappop(free)
@@ -391,6 +405,8 @@ class NodeDollars:
 
 
 def node_dollars(inst: Instance | None, hours: float, on_spot: bool) -> NodeDollars:
+    """``hours`` of node type ``inst`` (None: unpriced) priced on both markets; ``on_spot``: the
+    market the cluster buys it on."""
     if not hours:
         return NodeDollars(0.0, 0.0, 0.0, on_spot)
     if inst is None:
@@ -469,6 +485,17 @@ class GridCost:
 
 def price_grid(spec: SearchSpec, spec_path: str | Path = "spec", *, counts: VideoCounts | None = None,
                num_classes: int = 400) -> GridCost:
+    """Price the whole grid once: every trial's bounds and hours, the grid's wall clock, dollars.
+
+    Args:
+        spec (SearchSpec): the grid.
+        spec_path (str | Path): the spec's file; ``cost.cluster`` and the prepare manifest are
+            found relative to it.
+        counts (VideoCounts): videos per epoch and evaluation (default: :func:`video_counts`).
+        num_classes (int): classes of the models priced (their multiply-adds).
+    Returns:
+        GridCost: what ``--dry-run`` prints (:mod:`k400ray.tune.dry_run` words it).
+    """
     counts = counts or video_counts(spec)
     shape = cluster_shape(spec, spec_path)
     encoding, how = storage.prepared_encoding(spec, spec_path)

@@ -17,6 +17,8 @@ from k400ray.tune.spec import SearchSpec
 
 
 def resources_line(spec: SearchSpec) -> str:
+    """One line: what one trial holds (workers x CPUs and GPUs, the driver, decode tasks) and the
+    concurrency limit of ``spec.resources``."""
     r = spec.resources
     per_worker = f"{r.cpus_per_worker:g} CPU" + (f" + {r.gpus_per_worker} GPU" if r.gpus_per_worker else "")
     gpus = r.workers_per_trial * r.gpus_per_worker
@@ -27,6 +29,14 @@ def resources_line(spec: SearchSpec) -> str:
 
 
 def format_dry_run(spec: SearchSpec, spec_path: str | Path) -> str:
+    """The text ``k400ray tune SPEC --dry-run`` prints.
+
+    Args:
+        spec (SearchSpec): the grid.
+        spec_path (str | Path): the spec's file (named in the text; relative paths start there).
+    Returns:
+        str: lines: the grid, one table row per trial, where each rate comes from, the cost.
+    """
     grid = price_grid(spec, spec_path)
     rows, shape = grid.rows, grid.shape
     lines = [
