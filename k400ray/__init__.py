@@ -4,8 +4,9 @@ Layers, lowest first (a module never imports a layer above its own; tests/test_l
 ``data`` -> ``models`` -> ``presets`` -> ``engine`` -> ``tracking`` -> ``tune`` -> ``report`` -> ``console`` -> ``cli``.
 ``presets`` is ``presets.py`` and ``preset_summary.py``; ``cli`` is the ``cli/`` package and
 ``__main__.py``. ``bench`` sits beside ``tune`` and uses layers up to
-``engine``. ``runtime.py`` (starting Ray) and ``text_table.py`` import nothing of k400ray and
-serve every layer.
+``engine``. ``runtime.py`` (starting Ray), ``ray_private.py`` (every use of Ray's private API)
+and ``text_table.py`` sit below every layer and serve them all; of k400ray, ``runtime.py``
+imports ``ray_private.py`` only, the other two nothing.
 """
 
 __version__ = "0.1.0"

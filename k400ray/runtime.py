@@ -7,13 +7,15 @@ instance advertises ``max(8, 4 x cores)`` and callers budget them explicitly.
 
 Idle worker processes are kept (not killed after Ray's default 1 s): decode tasks import
 torch/torchvision, and re-importing them in fresh processes every epoch cost more than the
-decoding itself on a small machine (measured: 10-30 s vs 1.2 s per epoch of 160 toy videos).
+decoding itself on a small machine (docs/benchmarks.md, "Figures behind the code").
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+
+from k400ray.ray_private import token_auth_enabler
 
 
 def keep_workers_alive(cpus: int) -> dict:
@@ -25,13 +27,14 @@ def keep_workers_alive(cpus: int) -> dict:
 # Ray Train V2 starts, per trial, a preemption watcher actor (it polls the cluster for nodes
 # about to be reclaimed) and exports controller/worker metrics to the dashboard. A local
 # instance has one node that cannot be preempted and no dashboard: both are off there (the
-# user's own environment variables win). Measured on the demo: one process less per trial.
+# user's own environment variables win): one process less per trial.
 # LOCAL_RAY_ENV tells the trainer (engine.lean_trainer) it runs on such an instance.
 LOCAL_RAY_ENV = "K400RAY_LOCAL_RAY"
 LOCAL_TRAIN_ENV = {"RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0", "RAY_TRAIN_METRICS_ENABLED": "0", LOCAL_RAY_ENV: "1"}
 
 
 def local_logical_cpus() -> int:
+    """Logical CPUs a local instance advertises: ``max(8, 4 x cores)`` (see the module docstring)."""
     return max(8, 4 * (os.cpu_count() or 1))
 
 
@@ -58,14 +61,11 @@ def enable_token_auth_if_available() -> None:
     if "RAY_AUTH_MODE" in os.environ or not (Path.home() / ".ray" / "auth_token").is_file():
         return
     os.environ["RAY_AUTH_MODE"] = "token"  # for processes this one starts
-    try:
-        from ray._private.authentication.authentication_token_setup import (
-            maybe_enable_token_auth_if_token_available,
-        )
-    except ImportError:  # another Ray version: the environment variable is what remains
+    enable = token_auth_enabler()
+    if enable is None:  # another Ray version: the environment variable is what remains
         return
     os.environ.pop("RAY_AUTH_MODE")
-    maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+    enable()
 
 
 def init_ray(address: str | None = None, *, num_cpus: int | None = None, quiet: bool = True,

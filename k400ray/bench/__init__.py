@@ -1,7 +1,7 @@
 """Benchmarks (``k400ray bench data|train|index``): how close each stage comes to its hardware limit.
 
 For video training the usual bottleneck is decoding, so each benchmark measures a stage next to
-the limit it cannot beat, in the same run and with the same processes (issue #7):
+the limit it cannot beat, in the same run and with the same processes:
 
 - ``data``: decoder alone (one process per core) vs the Ray Data pipeline vs a torch DataLoader;
 - ``train``: step time split into data wait and compute, stall fraction, memory, and on a GPU the

@@ -1,4 +1,4 @@
-"""``bench train --compile MODES``: compiled steps against eager, side by side (issue #30).
+"""``bench train --compile MODES``: compiled steps against eager, side by side.
 
 A trial pays the compile once and then runs every step compiled, so a mode is worth defaulting on
 where its steady-state steps are faster by enough (``engine.compiled.DEFAULT_ON_SPEEDUP``, 1.3x)

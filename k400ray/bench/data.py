@@ -1,7 +1,7 @@
 """``k400ray bench data``: the Ray Data clip pipeline against the decoder alone and a torch DataLoader.
 
 Three ways to turn the same index rows into the same train clips, with the same number of
-processes, measured side by side in one run (issue #7):
+processes, measured side by side in one run:
 
 - **decode limit**: ``pipeline.decode_row`` (``load_clip``: decord ``get_batch`` of the sampled
   frames + the preset's train transforms) in a tight loop, one process per core, rows handed out
@@ -46,7 +46,7 @@ GLIBC_LIMIT = "decode limit (glibc malloc)"
 # other two. The glibc-default limit is measured only when asked for.
 METHOD_KEYS = {"limit": "decode limit", "ray": "ray data", "dataloader": "dataloader", "limit-glibc": GLIBC_LIMIT}
 ALL_METHODS = (*METHODS, GLIBC_LIMIT)
-# Issue #7: one H100 consumes about 1000 8-frame TSN-R50 clips per second. Other presets are
+# The reference figure: one H100 consumes about 1000 8-frame TSN-R50 clips per second. Other presets are
 # scaled by their forward cost relative to that one (a GPU spends its time on FLOPs).
 H100_TSN_CLIPS_PER_S = 1000.0
 REFERENCE_PRESET = "tsn_r50_1x1x8"
@@ -220,7 +220,7 @@ class DataBench:
         return None if limit is None else limit / self.processes
 
     def gpu_demand(self, preset: str) -> float:
-        """Clips/s one H100 would consume: the issue's TSN figure scaled by forward GFLOPs."""
+        """Clips/s one H100 would consume: the reference TSN figure scaled by forward GFLOPs."""
         return H100_TSN_CLIPS_PER_S * self.gflops[REFERENCE_PRESET] / self.gflops[preset]
 
     def presets(self) -> list[str]:

@@ -30,7 +30,7 @@ DEFAULT_ENCODINGS = ("keyint250", "keyint250-fastdecode", "keyint64-fastdecode",
                      "keyint24-fastdecode", "keyint16", "keyint16-fastdecode", "keyint8-fastdecode")
 BASELINE = X264_DEFAULTS.name
 AS_IS = "source as is"
-# Issue #25's goal: this much less decode CPU per training clip than x264's defaults ...
+# The goal (docs/benchmarks.md): this much less decode CPU per training clip than x264's defaults ...
 CPU_GOAL = {"tsn_r50_1x1x8": 2.0, "i3d_r50_32x2x1": 1.5}
 BYTES_CAP = 1.6  # ... at no more than this many times their bytes per video
 

@@ -1,5 +1,5 @@
 """``k400ray bench decode``: training clips decoded per second by each decode backend (the CPU
-decoders, or NVDEC on the GPU) and the CPU each spends per clip (issue #30).
+decoders, or NVDEC on the GPU) and the CPU each spends per clip.
 
 Why its own command: ``bench data`` measures the decode limit against Ray Data and a DataLoader
 and reads a Parquet index; a GPU node may have none of Ray, pyarrow, decord or PyAV. This one
@@ -28,7 +28,7 @@ from k400ray.bench.common import Stopwatch, Table, cpu_seconds_between, tree_cpu
 
 # The columns of an index row that decoding reads (``pipeline.decode_row``), and the id.
 LIST_COLUMNS = ("video_id", "path", "num_frames", "width", "height", "decoder")
-# Goal of issue #30: decoding for one GPU at its training rate takes at most this many cores.
+# The goal: decoding for one GPU at its training rate takes at most this many cores.
 CORES_PER_GPU_GOAL = 4.0
 
 

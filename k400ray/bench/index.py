@@ -22,7 +22,7 @@ from pathlib import Path
 
 from k400ray.bench.common import PeakMemory, Stopwatch, Table, gib, median
 
-K400_TRAIN_VIDEOS = 240_000  # ~ the Kinetics-400 train split (issue #7)
+K400_TRAIN_VIDEOS = 240_000  # ~ the Kinetics-400 train split
 K400_CLASSES = 400
 
 

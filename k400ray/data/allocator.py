@@ -3,11 +3,9 @@
 Decoding one clip allocates and frees tens of MiB (decoded frames, the crop and resize
 intermediates of the transforms, the clip itself). glibc's defaults give large blocks their own
 ``mmap`` (from 128 KiB, adapting up to 32 MiB) and hand the heap's free top back to the kernel,
-so the next clip touches brand-new pages again: measured ~1,000 page faults per TSN clip and
-~3,300 per I3D clip, 3-16 ms of kernel time each, 15-30% of a decode process's CPU on the
-2-core KVM dev box (on one 16-core Xeon GPU node the difference was within noise; issue #7,
-docs/benchmarks.md). Raising both thresholds keeps those pages in the heap, where the next clip
-reuses them. A decode process then keeps its peak heap, which its next clip would touch again
+so the next clip touches brand-new pages again, whose faults cost a decode process a good share
+of its CPU on a small VM (docs/data.md and docs/benchmarks.md have the figures). Raising both
+thresholds keeps those pages in the heap, where the next clip reuses them. A decode process then keeps its peak heap, which its next clip would touch again
 anyway; bounded: blocks of 256 MiB or more (a whole decoded evaluation batch) still get their
 own mmap, and free heap beyond 1 GiB is given back.
 """

@@ -3,9 +3,8 @@
 It streams: index rows are read, cut into blocks, and each block is decoded by a task only when
 the consumer is ready for it, so decoded clips are never materialised. A training decode task
 takes ``TRAIN_ROWS_PER_DECODE_TASK`` rows and hands each decoded batch on as soon as it is done:
-Ray Data leaves a core idle ~0.2 s between one task and the next (its scheduling loop polls
-every 0.1 s, then leases a worker), which costs 10% on a 2-s task of one TSN batch and 35% on
-one I3D batch of 8, and ~3-5% on a 64-clip task (issue #7, docs/benchmarks.md). A training
+Ray Data leaves a core idle between one task and the next (its scheduling loop polls, then
+leases a worker), a gap short tasks pay most for (docs/benchmarks.md has the figures). A training
 worker builds its epoch's dataset itself, from the seed and the epoch: a global permutation of
 the index rows (a few hundred bytes each) of which it takes its share (``clip_dataset``). A video that fails to decode
 does not raise: its row comes out with ``valid=False`` and an all-zero clip, so every
@@ -274,11 +273,11 @@ def clip_dataset(
         ds = ray.data.from_arrow(rank_rows(table, rank=rank, world=world, order=order, equal=seeded))
     else:
         # Ray 2.60's DataSourceV2 Parquet reader starts fresh footer-reader actors at every
-        # execution: ~10 s of process start-up on a 2-core node, vs 0.3 s for the classic reader.
+        # execution: seconds of process start-up where the classic reader needs none (docs/data.md).
         ray.data.DataContext.get_current().use_datasource_v2 = False
         # One read task and one permuting task: a global shuffle of index rows with no
         # all-to-all (Ray's `repartition(shuffle=True)` is a barrier of map and reduce tasks
-        # before the first decode: 9-16 s per 256-clip pass on 2 cores, issue #7).
+        # before the first decode; docs/benchmarks.md has its cost).
         ds = ray.data.read_parquet(shard_paths(index_dir, split), override_num_blocks=1).select_columns(INDEX_COLUMNS)
         if limit is not None:
             ds = ds.limit(limit)

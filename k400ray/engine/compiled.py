@@ -23,8 +23,8 @@ uncompiled copy (PyTorch drops the compiled call): :func:`compile_model` it agai
 
 The default decision: a GPU trial that leaves ``training.compile`` unset runs the mode in
 ``GPU_DEFAULT_COMPILE`` for its preset, where ``k400ray bench train --compute-only --compile``
-measured that mode at least ``DEFAULT_ON_SPEEDUP`` (1.3x) faster than eager on a GPU (issue
-#30). No preset has such a measurement yet, so the table is empty and every trial runs eager
+measured that mode at least ``DEFAULT_ON_SPEEDUP`` (1.3x) faster than eager on a GPU. No
+preset has such a measurement yet, so the table is empty and every trial runs eager
 unless its spec says otherwise. Fill it from a record in docs/benchmarks.md, never from a guess.
 """
 
@@ -41,8 +41,8 @@ COMPILE_MODES: tuple[str, ...] = (OFF, "default", REDUCE_OVERHEAD, "max-autotune
 # A preset's compiled steps become the default of GPU trials from this speed-up over eager on.
 DEFAULT_ON_SPEEDUP = 1.3
 # preset -> compile mode that GPU trials of it run when the spec leaves training.compile unset.
-# Only presets whose mode measured >= DEFAULT_ON_SPEEDUP on a GPU belong here (with the record's
-# date in a comment); empty until infra/gpu_session.sh has run on a GPU (issue #30).
+# Only presets whose mode measured >= DEFAULT_ON_SPEEDUP on a GPU belong here (the record goes in
+# docs/benchmarks.md); empty until infra/gpu_session.sh has run on a GPU.
 GPU_DEFAULT_COMPILE: dict[str, str] = {}
 
 # The modes of the modules compile_model compiled (weakly held: a module's entry goes with it;

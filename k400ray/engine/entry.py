@@ -3,7 +3,7 @@
 Ray pickles the train function by reference, so every process that holds the trainer imports
 its module: the Train controller of each trial as well as the workers. The controller never
 trains; importing ``engine.worker`` there (torch, torchvision, the models, the data pipeline)
-cost it about 1.5 CPU-s per trial, on a 2-core machine about 8 s of the 12-trial demo. The
+would cost every trial CPU time for nothing (docs/benchmarks.md, "Figures behind the code"). The
 heavy import happens here, inside the call, on the workers only.
 """
 

@@ -12,12 +12,12 @@ Train V2 starts, for every fit, besides the controller and the workers:
   free that Ray does not free anyway, and it once asked another Ray instance of the same
   machine about the controller (docs/reliability.md). On a cluster it stays.
 
-Each of them is a fresh Python process that imports Ray per trial: measured on the demo's
-12 trials, about 2 and 2.7 CPU-s per trial.
+Each of them is a fresh Python process that imports Ray per trial (docs/benchmarks.md says
+what they cost).
 
-The callbacks are dropped from the list Train V2 builds in ``_create_default_callbacks``, a
-private method of the Ray version this project pins (``tests/engine/test_lean_trainer.py``
-checks that both are found there, so an upgrade that moves them fails a test, not a run).
+Train V2 has no public option to leave them out: the callbacks are dropped through
+:class:`k400ray.ray_private.DropsDefaultTrainCallbacks`, where every private Ray API of the
+package is kept and checked against the pinned Ray version.
 """
 
 from __future__ import annotations
@@ -26,17 +26,18 @@ import os
 
 from ray.train.torch import TorchTrainer
 
+from k400ray import ray_private
 from k400ray.runtime import LOCAL_RAY_ENV  # set by init_ray for the local instance it starts
 
 
-def _unused_callback_types(local_ray: bool) -> tuple[type, ...]:
-    from ray.train.v2._internal.callbacks.datasets import DatasetsCallback
-    from ray.train.v2._internal.callbacks.placement_group_callback import PlacementGroupCleanerCallback
+def unused_callback_types(local_ray: bool) -> tuple[type, ...]:
+    """Train V2's callback types this project never uses: the ``DatasetManager``'s, and the
+    placement-group cleaner's on a local instance (``local_ray``)."""
+    datasets = ray_private.datasets_callback_type()
+    return (datasets, ray_private.placement_group_cleaner_type()) if local_ray else (datasets,)
 
-    return (DatasetsCallback, PlacementGroupCleanerCallback) if local_ray else (DatasetsCallback,)
 
-
-class LeanTorchTrainer(TorchTrainer):
+class LeanTorchTrainer(ray_private.DropsDefaultTrainCallbacks, TorchTrainer):
     """``TorchTrainer`` for fits without Train-managed datasets (refused here if given)."""
 
     def __init__(self, *args, **kwargs) -> None:
@@ -44,6 +45,5 @@ class LeanTorchTrainer(TorchTrainer):
             raise ValueError("LeanTorchTrainer starts no DatasetManager: build datasets in the workers")
         super().__init__(*args, **kwargs)
 
-    def _create_default_callbacks(self):
-        unused = _unused_callback_types(os.environ.get(LOCAL_RAY_ENV) == "1")
-        return [cb for cb in super()._create_default_callbacks() if not isinstance(cb, unused)]
+    def dropped_callback_types(self) -> tuple[type, ...]:
+        return unused_callback_types(os.environ.get(LOCAL_RAY_ENV) == "1")

@@ -50,7 +50,7 @@ def existing_run(cfg: TrialConfig) -> str | None:
     2 of 4"``, ``"started"``), or None when there is none to continue."""
     import pyarrow.fs
 
-    from ray.train.v2._internal.constants import CHECKPOINT_MANAGER_SNAPSHOT_FILENAME
+    from k400ray.ray_private import checkpoint_manager_snapshot_filename
 
     fs, root = pyarrow.fs.FileSystem.from_uri(train_run_dir(cfg)) if "://" in train_run_dir(cfg) else (
         pyarrow.fs.LocalFileSystem(), str(Path(train_run_dir(cfg)).resolve()))
@@ -59,7 +59,7 @@ def existing_run(cfg: TrialConfig) -> str | None:
     entries = fs.get_file_info(pyarrow.fs.FileSelector(root))
     names = sorted(e.base_name for e in entries if e.base_name.startswith("checkpoint_") and
                    e.type == pyarrow.fs.FileType.Directory)
-    if not names and not any(e.base_name == CHECKPOINT_MANAGER_SNAPSHOT_FILENAME for e in entries):
+    if not names and not any(e.base_name == checkpoint_manager_snapshot_filename() for e in entries):
         return None
     if names and isinstance(fs, pyarrow.fs.LocalFileSystem):
         metrics = ckpt.load_metrics(Path(root) / names[-1])

@@ -65,7 +65,8 @@ BOUNDS = ("GPU", "decode", "storage", "network")
 class VideoCounts:
     train: int  # videos a trial reads per epoch (capped by training.limit_videos)
     val: int
-    source: str  # where the counts come from, printed with the estimate
+    index: str | None = None  # the index counted; None: the Kinetics-400 sizes (no index here)
+    limit: int | None = None  # training.limit_videos, when it caps the counts
     indexed_train: int | None = None  # the whole split (what staging copies); None: ``train``
     indexed_val: int | None = None
 
@@ -76,13 +77,16 @@ class VideoCounts:
 
 @dataclass(frozen=True)
 class DecodeCores:
-    """Decode cores one trial has, for training and for evaluation, where the figure comes from,
-    and how many of them are on its own GPU nodes (the rest decode on decode nodes)."""
+    """Decode tasks one trial has, for training and for evaluation, how many of them are on its
+    own GPU nodes (the rest decode on decode nodes), and what they were derived from."""
 
     train: float
     eval: float
-    how: str
     on_gpu_nodes: float = math.inf
+    per_gpu: float | None = None  # cost.decode_cores_per_gpu, when the spec sets the figure
+    gpu_nodes: int = 0  # the trial's GPU nodes (else: from the cluster shape)
+    shared_by: int = 1  # trials that share the cluster's decode nodes
+    capped_at: int | None = None  # resources.decode_tasks, when it caps the tasks
 
 
 @dataclass(frozen=True)
@@ -138,21 +142,25 @@ class TrialCost:
 
 
 def video_counts(spec: SearchSpec) -> VideoCounts:
-    """Indexed video counts when the index exists here, else the Kinetics-400 sizes."""
+    """Indexed video counts when the index exists here, else the Kinetics-400 sizes.
+
+    Args:
+        spec (SearchSpec): its ``data`` indexes and ``training.limit_videos`` cap are read.
+    Returns:
+        VideoCounts: videos per epoch and per evaluation, the index counted (None: none here).
+    """
     from k400ray.data.index import load_manifest
 
+    index: str | None = str(spec.data.train_index)
     try:
         train = load_manifest(spec.data.train_index)["splits"].get("train", {}).get("videos", 0)
         val = load_manifest(spec.val_index)["splits"].get("val", {}).get("videos", 0)
-        source = f"indexed videos in {spec.data.train_index}"
     except FileNotFoundError:
-        train, val = K400_TRAIN_VIDEOS, K400_VAL_VIDEOS
-        source = f"Kinetics-400 sizes: no index at {spec.data.train_index} on this machine"
+        train, val, index = K400_TRAIN_VIDEOS, K400_VAL_VIDEOS, None
     limit = spec.training.limit_videos
     if limit:
-        source += f", capped by training.limit_videos={limit}"
-        return VideoCounts(min(train, limit), min(val, limit), source, train, val)
-    return VideoCounts(train, val, source)
+        return VideoCounts(min(train, limit), min(val, limit), index, limit, train, val)
+    return VideoCounts(train, val, index)
 
 
 def _cache_path() -> Path:
@@ -226,6 +234,7 @@ def trial_gpus(spec: SearchSpec) -> int:
 
 
 def concurrency(spec: SearchSpec, trials: int) -> int:
+    """Trials that run at once: ``resources.max_concurrent_trials`` of ``trials``, at least 1."""
     return min(spec.resources.max_concurrent_trials or trials, max(1, trials))
 
 
@@ -237,23 +246,19 @@ def decode_cores(spec: SearchSpec, shape: ClusterShape, trials: int) -> DecodeCo
     ``decode_tasks`` or 2 per worker)."""
     r = spec.resources
     gpus = trial_gpus(spec)
+    nodes = nodes_per_trial(shape, gpus)
     if spec.cost.decode_cores_per_gpu is not None:
-        cores, how = spec.cost.decode_cores_per_gpu * gpus, f"cost.decode_cores_per_gpu {spec.cost.decode_cores_per_gpu:g}"
-        local = math.inf
+        cores, local = spec.cost.decode_cores_per_gpu * gpus, math.inf
     else:
-        nodes = nodes_per_trial(shape, gpus)
         shared = shape.decode_nodes * shape.decode_node_cores / concurrency(spec, trials)
         local = nodes * shape.gpu_node_decode_cores
         cores = local + shared
-        how = f"{shape.source}: {nodes} GPU node(s) x {shape.gpu_node_decode_cores:g} decode_cpu"
-        if shape.decode_nodes:
-            how += (f" + {shape.decode_nodes} decode node(s) x {shape.decode_node_cores:g} "
-                    f"shared by {concurrency(spec, trials)} trial(s)")
     tasks = cores / r.decode_cpus
     if r.decode_tasks:
-        tasks, how = min(tasks, r.decode_tasks), how + f", capped by resources.decode_tasks {r.decode_tasks}"
+        tasks = min(tasks, r.decode_tasks)
     eval_tasks = min(tasks, r.eval_decode_tasks or r.decode_tasks or 2 * r.workers_per_trial)
-    return DecodeCores(tasks, eval_tasks, how, local / r.decode_cpus)
+    return DecodeCores(tasks, eval_tasks, local / r.decode_cpus, spec.cost.decode_cores_per_gpu, nodes,
+                       concurrency(spec, trials), r.decode_tasks or None)
 
 
 def efficient_evaluations(epochs: int, interval: int) -> int:
@@ -370,7 +375,14 @@ def estimate(spec: SearchSpec, counts: VideoCounts, *, num_classes: int = 400, s
 
 
 def grid_wall_hours(rows: list[TrialCost], slots: int) -> float:
-    """Trials in spec order, each to the first free slot (as Tune's FIFO fills them)."""
+    """Trials in spec order, each to the first free slot (as Tune's FIFO fills them).
+
+    Args:
+        rows (list[TrialCost]): the grid's trials, in spec order.
+        slots (int): trials that run at once.
+    Returns:
+        float: hours from the first trial's start to the last one's end.
+    """
     free = [0.0] * max(1, slots)
     for row in rows:
         start = heapq.heappop(free)
@@ -393,6 +405,8 @@ class NodeDollars:
 
 
 def node_dollars(inst: Instance | None, hours: float, on_spot: bool) -> NodeDollars:
+    """``hours`` of node type ``inst`` (None: unpriced) priced on both markets; ``on_spot``: the
+    market the cluster buys it on."""
     if not hours:
         return NodeDollars(0.0, 0.0, 0.0, on_spot)
     if inst is None:
@@ -471,6 +485,17 @@ class GridCost:
 
 def price_grid(spec: SearchSpec, spec_path: str | Path = "spec", *, counts: VideoCounts | None = None,
                num_classes: int = 400) -> GridCost:
+    """Price the whole grid once: every trial's bounds and hours, the grid's wall clock, dollars.
+
+    Args:
+        spec (SearchSpec): the grid.
+        spec_path (str | Path): the spec's file; ``cost.cluster`` and the prepare manifest are
+            found relative to it.
+        counts (VideoCounts): videos per epoch and evaluation (default: :func:`video_counts`).
+        num_classes (int): classes of the models priced (their multiply-adds).
+    Returns:
+        GridCost: what ``--dry-run`` prints (:mod:`k400ray.tune.dry_run` words it).
+    """
     counts = counts or video_counts(spec)
     shape = cluster_shape(spec, spec_path)
     encoding, how = storage.prepared_encoding(spec, spec_path)

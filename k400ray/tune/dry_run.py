@@ -12,11 +12,13 @@ from k400ray.text_table import text_table
 from k400ray.tune import storage
 from k400ray.tune import throughput as tp
 from k400ray.tune.cluster_shape import ClusterShape, efs_price
-from k400ray.tune.cost import BOUNDS, DRIVER_CPUS, Dollars, GridCost, TrialCost, price_grid
+from k400ray.tune.cost import BOUNDS, DRIVER_CPUS, DecodeCores, Dollars, GridCost, TrialCost, VideoCounts, price_grid
 from k400ray.tune.spec import SearchSpec
 
 
 def resources_line(spec: SearchSpec) -> str:
+    """One line: what one trial holds (workers x CPUs and GPUs, the driver, decode tasks) and the
+    concurrency limit of ``spec.resources``."""
     r = spec.resources
     per_worker = f"{r.cpus_per_worker:g} CPU" + (f" + {r.gpus_per_worker} GPU" if r.gpus_per_worker else "")
     gpus = r.workers_per_trial * r.gpus_per_worker
@@ -27,12 +29,20 @@ def resources_line(spec: SearchSpec) -> str:
 
 
 def format_dry_run(spec: SearchSpec, spec_path: str | Path) -> str:
+    """The text ``k400ray tune SPEC --dry-run`` prints.
+
+    Args:
+        spec (SearchSpec): the grid.
+        spec_path (str | Path): the spec's file (named in the text; relative paths start there).
+    Returns:
+        str: lines: the grid, one table row per trial, where each rate comes from, the cost.
+    """
     grid = price_grid(spec, spec_path)
     rows, shape = grid.rows, grid.shape
     lines = [
         f"{spec_path}: experiment {spec.experiment!r}, scale {spec.scale}, {len(rows)} trials ({_grid_shape(spec)})",
         resources_line(spec),
-        f"videos: {grid.counts.train:,} train / {grid.counts.val:,} val ({grid.counts.source})",
+        f"videos: {grid.counts.train:,} train / {grid.counts.val:,} val ({counts_source(grid.counts, spec)})",
         "lr: the trial's base lr, the recipe's scaled linearly to the total batch (* = set by training.lr); "
         "batch: total (workers x per worker); schedule: in epochs; clips/s: training clips/s each side allows "
         "(the trial's GPUs | decode cores | storage reads), the lowest binds",
@@ -84,7 +94,7 @@ def _throughput_lines(spec: SearchSpec, grid: GridCost) -> list[str]:
              "the shared file system, every epoch" + ("" if spec.data.local_cache else
                                                       " (no data.local_cache: `k400ray stage` copies it to each node)"))
     lines = [f"GPU: {shape.gpu} ({_gpu_source(shape)}); decode cores per trial: {cores.train:g} for training, "
-             f"{cores.eval:g} for evaluation ({cores.how})",
+             f"{cores.eval:g} for evaluation ({decode_cores_source(cores, shape)})",
              f"data: {copy}; {grid.size.total_gb:,.1f} GB ({grid.size.source}); decode tasks read {reads}",
              "decode limit per core from bench data x Ray Data's share of it"
              + (f" (cost.decode_efficiency {spec.cost.decode_efficiency:g})" if spec.cost.decode_efficiency else
@@ -107,6 +117,27 @@ def _throughput_lines(spec: SearchSpec, grid: GridCost) -> list[str]:
             f"{cores.train / c.gpus:.1f} decode cores per GPU, {c.balance_cores_per_gpu:.1f} would balance it"
             + (f"; {c.decode_nodes:g} decode node(s) busy" if c.decode_nodes else ""))
     return lines
+
+
+def counts_source(counts: VideoCounts, spec: SearchSpec) -> str:
+    """Where ``counts`` come from: ``indexed videos in IDX``, or the Kinetics-400 sizes; and the
+    cap of ``training.limit_videos``."""
+    text = (f"indexed videos in {counts.index}" if counts.index is not None else
+            f"Kinetics-400 sizes: no index at {spec.data.train_index} on this machine")
+    return text + (f", capped by training.limit_videos={counts.limit}" if counts.limit else "")
+
+
+def decode_cores_source(cores: DecodeCores, shape: ClusterShape) -> str:
+    """What a trial's decode tasks were derived from: ``cost.decode_cores_per_gpu``, or the
+    cluster's GPU nodes (and the decode nodes it shares), and the ``resources.decode_tasks`` cap."""
+    if cores.per_gpu is not None:
+        how = f"cost.decode_cores_per_gpu {cores.per_gpu:g}"
+    else:
+        how = f"{shape.source}: {cores.gpu_nodes} GPU node(s) x {shape.gpu_node_decode_cores:g} decode_cpu"
+        if shape.decode_nodes:
+            how += (f" + {shape.decode_nodes} decode node(s) x {shape.decode_node_cores:g} "
+                    f"shared by {cores.shared_by} trial(s)")
+    return how + (f", capped by resources.decode_tasks {cores.capped_at}" if cores.capped_at else "")
 
 
 def _gpu_source(shape: ClusterShape) -> str:

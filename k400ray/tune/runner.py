@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from k400ray import ray_private
 from k400ray.tracking import mlflow_log
 from k400ray.tracking.outbox import few_retries, outbox_location, send_held, server_answers, wait_until_answering
 from k400ray.text_table import text_table
@@ -272,7 +273,7 @@ def _attach_callbacks(tuner, callbacks: list) -> None:
     evaluated lack ``efficient_acc1`` (ASHA's metric) and carry only the progress; ASHA itself
     skips results without its metric."""
     os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
-    run_config = tuner._local_tuner.get_run_config()  # noqa: SLF001 - see the docstring
+    run_config = ray_private.tuner_run_config(tuner)
     run_config.callbacks = [*(c for c in run_config.callbacks or [] if not _is_progress(c)), *callbacks]
 
 
@@ -293,9 +294,7 @@ def check_cluster_fits(spec: SearchSpec) -> None:
             "CPU": DRIVER_CPUS + res.workers_per_trial * res.cpus_per_worker}
     have = dict(ray.cluster_resources())
     try:
-        from ray._private.state import state  # the autoscaler's node-type maxima (private API)
-
-        for key, value in (state.get_max_resources_from_cluster_config() or {}).items():
+        for key, value in ray_private.autoscaler_max_resources().items():
             have[key] = max(have.get(key, 0), value)
     except Exception:  # noqa: BLE001 - no autoscaler config: what is there now is all there is
         pass

@@ -3,8 +3,9 @@
 - NCCL has no CPU path. A process group made with backend ``cuda:gloo`` has none either, and
   rejects CPU tensors with NCCL's own error, so the worker's metric sums and prediction gathers
   are checked under it here.
-- A rank whose batch has no decodable row still steps: the epoch ends on both ranks, with the
-  same weights and the same BatchNorm running statistics (rank 0's).
+- A rank whose batch has no decodable row still steps, handing the all-reduce a zero gradient:
+  the epoch ends on both ranks, with the same weights and the same BatchNorm running statistics
+  (rank 0's).
 - A rank with no val video: evaluation (and the gather after it) completes.
 Each run is bounded: a hang fails the test instead of stalling the suite.
 """
@@ -152,13 +153,43 @@ def undecodable_batch_rank(rank: int, world: int) -> dict:
         epoch(control)
     finally:
         loops.share_rank0_buffers = share
+    steps = _record_gradients(model)
     stats = epoch(model)
+    steps.handle.remove()
     val = [_host_batch(1, preset.clip_spec("efficient"), valid=True, start=99)]  # the same video on both ranks
     preds, _ = loops.evaluate(model, val, device=torch.device("cpu"), average=preset.views("efficient").average)
     flat = torch.cat([p.detach().flatten() for p in model.parameters()])
     return {"clips": stats.clips, "skipped": stats.skipped_videos, "loss": stats.loss,
             "params": flat.numpy().copy(), "buffers": _buffers(model), "buffers_unshared": _buffers(control),
-            "val_scores": preds.topk_scores}
+            "val_scores": preds.topk_scores, "grad_local": [x["local"] for x in steps],
+            "grad_reduced": [x["reduced"] for x in steps]}
+
+
+class _Steps(list):
+    handle = None
+
+
+def _record_gradients(ddp) -> _Steps:
+    """Per training step, the summed absolute gradient this rank hands DDP's all-reduce
+    (``local``) and the one it gets back (``reduced``, the ranks' mean), through a comm hook
+    that then all-reduces as DDP's default does."""
+    from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook
+
+    steps = _Steps()
+    steps.handle = ddp.register_forward_pre_hook(lambda module, args: steps.append({"local": 0.0, "reduced": 0.0}))
+
+    def hook(state, bucket):
+        step = steps[-1]
+        step["local"] += float(bucket.buffer().abs().sum())  # before allreduce_hook divides it in place
+
+        def reduced(fut):
+            step["reduced"] += float(fut.value().abs().sum())
+            return fut.value()
+
+        return allreduce_hook(None, bucket).then(reduced)
+
+    ddp.register_comm_hook(None, hook)
+    return steps
 
 
 @pytest.fixture(scope="module")
@@ -172,6 +203,17 @@ def test_a_batch_without_decodable_row_keeps_the_ranks_in_step(undecodable_epoch
     assert (r1["clips"], r1["skipped"]) == (8, 4)
     assert np.isfinite(r0["loss"]) and np.isfinite(r1["loss"])
     np.testing.assert_array_equal(r0["params"], r1["params"])  # the same steps on both ranks
+
+
+def test_a_batch_without_decodable_row_contributes_a_zero_gradient(undecodable_epoch):
+    """Rank 1's undecodable batch still takes part in the step's all-reduce, with a gradient of
+    exact zeros: the step's gradient is rank 0's alone, averaged over the two ranks."""
+    r0, r1 = undecodable_epoch
+    assert len(r0["grad_local"]) == len(r1["grad_local"]) == 3  # three steps on each rank, hook on each
+    assert r1["grad_local"][1] == 0.0
+    assert all(g > 0 for g in r0["grad_local"]) and r1["grad_local"][0] > 0 and r1["grad_local"][2] > 0
+    assert r0["grad_reduced"][1] == pytest.approx(r0["grad_local"][1] / 2, rel=1e-5)
+    assert r1["grad_reduced"][1] == pytest.approx(r0["grad_reduced"][1], rel=1e-6)
 
 
 def test_every_rank_ends_the_epoch_with_rank_0s_batchnorm_statistics(undecodable_epoch):

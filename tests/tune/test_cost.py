@@ -53,7 +53,7 @@ PRICES = {"instances": {
                       "network_gbps": 40, "spot_usd_per_hour": 1.5},
     "m7i.2xlarge": {"gpus": 0, "cores": 8, "usd_per_hour": 1.0}},
     "efs": {"usd_per_gb_read": 0.02, "client_gb_per_s": 2.0, "file_system_gb_per_s": 10.0}}
-COUNTS = cost.VideoCounts(train=24_000, val=2_000, source="test")
+COUNTS = cost.VideoCounts(train=24_000, val=2_000)
 CLUSTER = {  # p4d trials, 2 decode nodes, a 6-minute idle timeout
     "cluster_name": "t", "max_workers": 4, "idle_timeout_minutes": 6, "provider": {"type": "aws", "region": "x"},
     "head_node_type": "head",

@@ -108,7 +108,7 @@ def test_dry_run_lr_is_the_trials_own(tmp_path, monkeypatch):
         "training": spec.training.model_copy(update={"batch_per_worker": 4}),
         "resources": spec.resources.model_copy(update={"workers_per_trial": 2}),
     })
-    rows = cost.estimate(spec, cost.VideoCounts(train=10, val=10, source="test"))
+    rows = cost.estimate(spec, cost.VideoCounts(train=10, val=10))
     for row in rows:
         assert row.recipe == resolve_recipe(trial_config(spec, row.preset, row.aug, row.seed, num_classes=400))
         assert row.recipe.total_batch == 8
@@ -132,7 +132,7 @@ def test_estimate_caches_gmacs(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.chdir(REPO)
     spec = load_spec(REPO / "search_spaces/aug_grid.yaml")
-    row = cost.estimate(spec, cost.VideoCounts(train=1000, val=100, source="test"))[0]
+    row = cost.estimate(spec, cost.VideoCounts(train=1000, val=100))[0]
     assert row.gpu_hours > 0 and row.bottleneck in ("GPU", "decode")
     assert (tmp_path / "cache" / "k400ray" / "gmacs.json").is_file()
 
@@ -146,4 +146,4 @@ def test_video_counts_from_an_index(tmp_path):
         update={"data": load_spec(REPO / "search_spaces/demo.yaml").data.model_copy(update={"train_index": str(index)})}
     )
     counts = cost.video_counts(spec)
-    assert (counts.train, counts.val) == (30, 7) and str(index) in counts.source
+    assert (counts.train, counts.val) == (30, 7) and counts.index == str(index)

@@ -75,6 +75,7 @@ def test_smoke_and_dry_run_together_is_one_line_error(cli_app):
 def test_tune_retries_a_trial_whose_node_was_lost(tmp_path):
     """A lost node takes the trial's own process with it: Tune must retry the trial (Train's
     FailureConfig only covers its workers), as often as ``resources.max_failures`` says."""
+    from k400ray.ray_private import tuner_run_config
     from k400ray.tune import runner
 
     spec = SearchSpec.model_validate({
@@ -82,4 +83,4 @@ def test_tune_retries_a_trial_whose_node_was_lost(tmp_path):
         "grid": {"presets": ["tsn_r50_1x1x8"], "configs": ["default"], "seeds": [0]},
         "resources": {"max_failures": 3}})
     tuner = runner._new_tuner(spec, lambda config: None)
-    assert tuner._local_tuner.get_run_config().failure_config.max_failures == 3
+    assert tuner_run_config(tuner).failure_config.max_failures == 3
