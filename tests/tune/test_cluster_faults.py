@@ -477,15 +477,16 @@ SMOKE_JOB = "k400ray-smokegrid"
 
 
 def test_smoke_run_submitted_as_a_job_runs_every_trial_for_one_epoch(cluster, mlflow_server, shared_data, tmp_path):
-    """``k400ray tune SPEC --smoke`` started as docs/cluster.md starts it: every trial of the grid,
-    one epoch on a few videos per class, both evaluation modes, reading the nodes' staged copies,
-    under the ``-smoke`` names (the grid's own experiment stays untouched)."""
+    """``k400ray tune SPEC --smoke`` started as docs/cluster.md starts it: the grid's trial, one
+    epoch on a few videos per class, both evaluation modes, reading the nodes' staged copies,
+    under the ``-smoke`` names (the grid's own experiment stays untouched). One trial keeps the
+    suite short; tests/tune/test_smoke.py shows every grid point becomes a smoke trial."""
     job_dir = tmp_path / "job"
     job_dir.mkdir()
     (job_dir / "spec.yaml").write_text(yaml.safe_dump({
         "experiment": "smokegrid", "scale": "toy",
         "data": {"train_index": str(shared_data.index), "local_cache": shared_data.local_cache},
-        "grid": {"presets": ["tsn_r50_1x1x8", "i3d_r50_32x2x1"], "configs": ["default"], "seeds": [0]},
+        "grid": {"presets": ["i3d_r50_32x2x1"], "configs": ["default"], "seeds": [0]},
         "training": {"epochs": 4, "batch_per_worker": 4},
         "resources": {"decode_tasks": 1, "max_failures": 0},
         "mlflow": {"tracking_uri": mlflow_server.uri}, "storage_path": str(tmp_path / "storage"),
@@ -500,13 +501,13 @@ def test_smoke_run_submitted_as_a_job_runs_every_trial_for_one_epoch(cluster, ml
                               env=cluster.env, capture_output=True, text=True, timeout=600)
         returncode, out = done.returncode, done.stdout + done.stderr
     assert returncode == 0, out[-4000:]
-    rows = [ln.split() for ln in out.splitlines() if ln.startswith(("tsn_", "i3d_"))]
-    assert len(rows) >= 2 and all(r[-1] == "done" for r in rows[-2:]), out[-3000:]
+    rows = [ln.split() for ln in out.splitlines() if ln.startswith("i3d_")]
+    assert rows and rows[-1][-1] == "done", out[-3000:]
     client = ml.client_for(mlflow_server.uri)
     assert client.get_experiment_by_name("smokegrid") is None  # the grid itself is not touched
     runs = client.search_runs([client.get_experiment_by_name("smokegrid-smoke").experiment_id],
                               f"tags.`{ml.ROLE_TAG}` = 'trial'")
-    assert sorted(r.data.tags["model"] for r in runs) == ["i3d_r50_32x2x1", "tsn_r50_1x1x8"]
+    assert [r.data.tags["model"] for r in runs] == ["i3d_r50_32x2x1"]
     for run in runs:
         assert run.info.status == "FINISHED" and set(FINAL_METRICS) <= set(run.data.metrics)
         assert [m.step for m in client.get_metric_history(run.info.run_id, "train_loss")] == [1]  # one epoch
