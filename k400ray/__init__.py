@@ -4,8 +4,9 @@ Layers, lowest first (a module never imports a layer above its own; tests/test_l
 ``data`` -> ``models`` -> ``presets`` -> ``engine`` -> ``tracking`` -> ``tune`` -> ``report`` -> ``console`` -> ``cli``.
 ``presets`` is ``presets.py`` and ``preset_summary.py``; ``cli`` is the ``cli/`` package and
 ``__main__.py``. ``bench`` sits beside ``tune`` and uses layers up to
-``engine``. ``runtime.py`` (starting Ray) and ``text_table.py`` import nothing of k400ray and
-serve every layer.
+``engine``. ``runtime.py`` (starting Ray), ``text_table.py`` and ``contracts.py`` (the metric
+keys, trial statuses and MLflow tags that processes and commands exchange) import nothing of
+k400ray and serve every layer.
 """
 
 __version__ = "0.1.0"
