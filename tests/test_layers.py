@@ -9,8 +9,9 @@ import k400ray
 PACKAGE = Path(k400ray.__file__).resolve().parent
 # Lowest first, as in k400ray/__init__.py. Leaf helpers (runtime imports ray_private, nothing else
 # of k400ray) sit below everything; bench sits beside tune and may use anything up to engine.
-ORDER = {"runtime": 0, "ray_private": 0, "text_table": 0, "data": 1, "models": 2, "presets": 3, "preset_summary": 3, "engine": 4,
-         "bench": 4.5, "tracking": 5, "tune": 6, "report": 7, "console": 8, "cli": 9, "__main__": 9}
+ORDER = {"runtime": 0, "ray_private": 0, "text_table": 0, "contracts": 0, "data": 1, "models": 2, "presets": 3,
+         "preset_summary": 3, "engine": 4, "bench": 4.5, "tracking": 5, "tune": 6, "report": 7, "console": 8, "cli": 9,
+         "__main__": 9}
 
 
 def _unit(module: str) -> str:

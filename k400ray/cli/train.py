@@ -9,6 +9,10 @@ from typing import Optional
 import typer
 
 from k400ray.cli.common import fail
+from k400ray.contracts import (
+    ACC1, ACC5, ACCURATE_ACC1, ACCURATE_ACC5, EFFICIENT_ACC1, EFFICIENT_ACC5, EPOCH, MEAN_CLASS_ACC, SKIPPED_VIDEOS,
+    is_tested,
+)
 
 
 def _load_spec_or_fail(spec_path: Path):
@@ -27,9 +31,9 @@ def _epoch_printer(epochs: int):
     from k400ray.console.grid_view import epoch_figures
 
     def show(metrics: dict) -> None:
-        if metrics.get("done") or "epoch" not in metrics:
+        if is_tested(metrics) or EPOCH not in metrics:
             return
-        typer.echo(f"epoch {int(metrics['epoch'])}/{epochs}: {epoch_figures(metrics)}")
+        typer.echo(f"epoch {int(metrics[EPOCH])}/{epochs}: {epoch_figures(metrics)}")
 
     return show
 
@@ -74,9 +78,9 @@ def _run_and_print(cfg) -> None:
     if outcome.error:
         fail(f"trial {cfg.name} failed: {outcome.error}", code=1)
     m = outcome.metrics
-    typer.echo(f"{cfg.name}: {m['epoch']} epochs, checkpoint {outcome.checkpoint_path}")
-    typer.echo(f"  efficient acc1/acc5: {m['efficient_acc1']:.2f} / {m['efficient_acc5']:.2f}")
-    typer.echo(f"  accurate  acc1/acc5: {m['accurate_acc1']:.2f} / {m['accurate_acc5']:.2f}")
+    typer.echo(f"{cfg.name}: {m[EPOCH]} epochs, checkpoint {outcome.checkpoint_path}")
+    typer.echo(f"  efficient acc1/acc5: {m[EFFICIENT_ACC1]:.2f} / {m[EFFICIENT_ACC5]:.2f}")
+    typer.echo(f"  accurate  acc1/acc5: {m[ACCURATE_ACC1]:.2f} / {m[ACCURATE_ACC5]:.2f}")
 
 
 def train(
@@ -151,9 +155,9 @@ def eval_checkpoint(
 
         pq.write_table(preds.to_table(), out)
     typer.echo(
-        f"{metrics['preset']} {mode} on {index_dir} ({metrics['videos']} videos, {metrics['skipped_videos']} skipped, "
-        f"{metrics['device']}, {weights} weights, epoch {metrics['epoch']}): "
-        f"acc1 {metrics['acc1']:.2f}  acc5 {metrics['acc5']:.2f}  mean class acc {metrics['mean_class_acc']:.2f}"
+        f"{metrics['preset']} {mode} on {index_dir} ({metrics['videos']} videos, {metrics[SKIPPED_VIDEOS]} skipped, "
+        f"{metrics['device']}, {weights} weights, epoch {metrics[EPOCH]}): "
+        f"acc1 {metrics[ACC1]:.2f}  acc5 {metrics[ACC5]:.2f}  mean class acc {metrics[MEAN_CLASS_ACC]:.2f}"
     )
 
 

@@ -13,6 +13,7 @@ from typing import Optional
 import typer
 
 from k400ray.cli.common import fail
+from k400ray.contracts import ERROR
 
 DEMO_DIR = Path("k400ray-demo")
 DEMO_SPEC = Path(__file__).resolve().parents[2] / "search_spaces" / "demo.yaml"
@@ -63,7 +64,7 @@ def run_tune(spec_path: Path, *, address: Optional[str], resume: bool, smoke: bo
         typer.echo(f"error: interrupted; resume with `k400ray tune {spec_path}{' --smoke' * smoke} --resume`", err=True)
         raise typer.Exit(130)
     if outcome.failed:
-        failed = sum(t.status == "error" for t in outcome.trials)
+        failed = sum(t.status == ERROR for t in outcome.trials)
         typer.echo(f"error: {failed} trial(s) failed (errors above, and error.txt in their MLflow runs); "
                    f"retry them with `k400ray tune {spec_path}{' --smoke' * smoke} --resume`", err=True)
         raise typer.Exit(1)
@@ -167,13 +168,13 @@ def _describe_grid(experiment: str, tracking_uri: str, sheet: str) -> str:
     """The reported grid's parent run gets the sheet as its description (MLflow UI); returns
     its id ("" when MLflow could not take it: a note on stderr says why)."""
     from k400ray.console.mlflow_ui import refresh_description
-    from k400ray.tracking.mlflow_log import GRID_TAG, GridRun, client_for, find_grid_runs
+    from k400ray.tracking.mlflow_log import GridRun, client_for, find_grid_runs
 
     try:
         client = client_for(tracking_uri)
         found = client.get_experiment_by_name(experiment)
         parent = find_grid_runs(client, found.experiment_id)[0]
-        grid = GridRun(tracking_uri, found.experiment_id, parent.info.run_id, parent.data.tags.get(GRID_TAG, ""))
+        grid = GridRun.of_parent(tracking_uri, parent)
         refresh_description(grid, sheet=sheet)
     except Exception as exc:  # noqa: BLE001 - the sheet is printed; the description is a convenience
         typer.echo(f"note: could not update the MLflow description ({type(exc).__name__}: {exc})", err=True)

@@ -21,17 +21,17 @@ import statistics
 import time
 from dataclasses import dataclass, field
 
+from k400ray.contracts import ENDED, FINISHED, LOGGING, NOT_STARTED, PENDING, STARTING, TESTING, TRAINING
 from k400ray.tune.events import (
     EpochEnded, GridEnded, GridEvent, GridStarted, TrialEnded, TrialPlan, TrialStarted, TrialTested,
 )
 
-ENDED = ("done", "stopped early", "error", "interrupted", "not started")
 
 
 @dataclass
 class TrialRow:
     plan: TrialPlan
-    status: str = "pending"
+    status: str = PENDING
     epoch: int = 0
     metrics: dict = field(default_factory=dict)  # the last epoch's, then the final figures
     error: str | None = None
@@ -87,7 +87,7 @@ class GridBoard:
         if isinstance(event, GridStarted):
             self.experiment, self.max_concurrent, self.started_at = event.experiment, event.max_concurrent, event.at
             self.rows = {p.name: TrialRow(p, status=p.status, metrics=dict(p.metrics),
-                                          epoch=p.epochs if p.status == "done" else 0) for p in event.trials}
+                                          epoch=p.epochs if p.status == FINISHED else 0) for p in event.trials}
             return True
         if isinstance(event, GridEnded):
             self.ended = event
@@ -96,7 +96,7 @@ class GridBoard:
         if row is None:
             return False
         if isinstance(event, TrialStarted):
-            row.status, row.started_at, row.ended_at, row.error = "starting", event.at, None, None
+            row.status, row.started_at, row.ended_at, row.error = STARTING, event.at, None, None
             row.last_epoch_at, row.first_epoch, row.first_epoch_at = None, row.epoch, None
         elif isinstance(event, EpochEnded):
             if row.started_at is None:
@@ -105,17 +105,17 @@ class GridBoard:
                 row.first_epoch, row.first_epoch_at = event.epoch - 1, event.at
             row.epoch, row.last_epoch_at = event.epoch, event.at
             row.metrics = {**{k: v for k, v in row.metrics.items() if k.startswith("efficient")}, **event.metrics}
-            row.status = "testing" if event.epoch >= row.plan.epochs else "training"
+            row.status = TESTING if event.epoch >= row.plan.epochs else TRAINING
         elif isinstance(event, TrialTested):
             row.metrics.update(event.metrics)
-            row.epoch, row.status = max(row.epoch, row.plan.epochs), "logging"
+            row.epoch, row.status = max(row.epoch, row.plan.epochs), LOGGING
         elif isinstance(event, TrialEnded):
             if row.status == event.status:  # said already (the runner repeats every end at the grid's end)
                 return False
             row.status, row.error = event.status, event.error
             row.metrics.update(event.metrics)
             row.ended_at = event.at if row.started_at is not None else None
-            if event.status == "done":
+            if event.status == FINISHED:
                 row.epoch = row.plan.epochs
         return True
 
@@ -127,7 +127,7 @@ class GridBoard:
         return out
 
     def ended_count(self) -> int:
-        return sum(r.status in ENDED and r.status != "not started" for r in self.rows.values())
+        return sum(r.status in ENDED and r.status != NOT_STARTED for r in self.rows.values())
 
     def elapsed(self, now: float | None = None) -> float | None:
         if self.started_at is None:

@@ -14,6 +14,10 @@ import threading
 import time
 from typing import TextIO
 
+from k400ray.contracts import (
+    ACC1, ACC5, ACCURATE_ACC1, CLIPS_PER_S, DATA_WAIT_FRACTION, EFFICIENT_ACC1, EFFICIENT_ACC5, ERROR, FINISHED,
+    INTERRUPTED, LOGGING, STARTING, STOPPED_EARLY, TESTING, TRAINING, TRAIN_LOSS, mode_metric,
+)
 from k400ray.console.board import ENDED, GridBoard, TrialRow, clock
 from k400ray.tune.events import EpochEnded, GridEnded, GridEvent, GridStarted, TrialEnded, TrialStarted, TrialTested
 
@@ -25,22 +29,23 @@ def _pct(value) -> str:
 def epoch_figures(metrics: dict) -> str:
     """``loss 1.386, efficient acc1/acc5 25.00/75.00, 12.3 clips/s, data wait 40%`` (what there is)."""
     parts = []
-    if "train_loss" in metrics:
-        parts.append(f"loss {metrics['train_loss']:.4f}")
-    if "efficient_acc1" in metrics:
-        parts.append(f"efficient acc1/acc5 {_pct(metrics['efficient_acc1'])}/{_pct(metrics.get('efficient_acc5'))}")
-    if "clips_per_s" in metrics:
-        parts.append(f"{metrics['clips_per_s']:.1f} clips/s")
-    if "data_wait_fraction" in metrics:
-        parts.append(f"data wait {100 * metrics['data_wait_fraction']:.0f}%")
+    if TRAIN_LOSS in metrics:
+        parts.append(f"loss {metrics[TRAIN_LOSS]:.4f}")
+    if EFFICIENT_ACC1 in metrics:
+        parts.append(f"efficient acc1/acc5 {_pct(metrics[EFFICIENT_ACC1])}/{_pct(metrics.get(EFFICIENT_ACC5))}")
+    if CLIPS_PER_S in metrics:
+        parts.append(f"{metrics[CLIPS_PER_S]:.1f} clips/s")
+    if DATA_WAIT_FRACTION in metrics:
+        parts.append(f"data wait {100 * metrics[DATA_WAIT_FRACTION]:.0f}%")
     return ", ".join(parts)
 
 
 def final_figures(metrics: dict) -> str:
     parts = []
     for mode in ("efficient", "accurate"):
-        if f"{mode}_acc1" in metrics:
-            parts.append(f"{mode} acc1/acc5 {_pct(metrics[f'{mode}_acc1'])}/{_pct(metrics.get(f'{mode}_acc5'))}")
+        acc1, acc5 = mode_metric(mode, ACC1), mode_metric(mode, ACC5)
+        if acc1 in metrics:
+            parts.append(f"{mode} acc1/acc5 {_pct(metrics[acc1])}/{_pct(metrics.get(acc5))}")
     return ", ".join(parts)
 
 
@@ -155,12 +160,12 @@ class LiveGridView:
     @staticmethod
     def _cells(row: TrialRow, now: float, eta: float | None) -> tuple[str, ...]:
         m = row.metrics
-        style = {"done": "green", "error": "red", "interrupted": "yellow", "stopped early": "yellow",
-                 "training": "cyan", "testing": "cyan", "logging": "cyan", "starting": "cyan"}.get(row.status, "dim")
-        loss = f"{m['train_loss']:.3f}" if "train_loss" in m and row.status not in ENDED else ""
+        style = {FINISHED: "green", ERROR: "red", INTERRUPTED: "yellow", STOPPED_EARLY: "yellow",
+                 TRAINING: "cyan", TESTING: "cyan", LOGGING: "cyan", STARTING: "cyan"}.get(row.status, "dim")
+        loss = f"{m[TRAIN_LOSS]:.3f}" if TRAIN_LOSS in m and row.status not in ENDED else ""
         return (row.plan.preset, row.plan.aug, str(row.plan.seed), f"[{style}]{row.status}[/]",
-                f"{row.epoch}/{row.plan.epochs}", loss, _pct(m.get("efficient_acc1")) if "efficient_acc1" in m else "",
-                _pct(m.get("accurate_acc1")) if "accurate_acc1" in m else "", clock(row.elapsed(now)),
+                f"{row.epoch}/{row.plan.epochs}", loss, _pct(m.get(EFFICIENT_ACC1)) if EFFICIENT_ACC1 in m else "",
+                _pct(m.get(ACCURATE_ACC1)) if ACCURATE_ACC1 in m else "", clock(row.elapsed(now)),
                 clock(eta) if row.status not in ENDED else "")
 
 

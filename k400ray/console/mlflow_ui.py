@@ -15,6 +15,10 @@ import re
 import threading
 from typing import Callable
 
+from k400ray.contracts import (
+    ACC1, ACC5, END_TAG, ERROR, ERROR_TAG, FINISHED, KILLED, MODEL_TAG, PENDING, RUNNING, RUN_FAILED, RUN_FINISHED,
+    RUN_KILLED, RUN_RUNNING, RUN_SCHEDULED, SEED_TAG, config_of, mode_metric,
+)
 from k400ray.text_table import markdown_table
 from k400ray.tracking import mlflow_log
 from k400ray.tracking.outbox import few_retries, server_answers
@@ -22,7 +26,9 @@ from k400ray.tracking.ui_links import grid_links
 
 logger = logging.getLogger(__name__)
 
-STATUS = {"RUNNING": "running", "FINISHED": "done", "FAILED": "error", "KILLED": "killed", "SCHEDULED": "pending"}
+# MLflow's run status -> the trial status the description shows.
+STATUS = {RUN_RUNNING: RUNNING, RUN_FINISHED: FINISHED, RUN_FAILED: ERROR, RUN_KILLED: KILLED,
+          RUN_SCHEDULED: PENDING}
 
 
 def link_lines(links: dict[str, str], *, run_id: str, store: str) -> list[str]:
@@ -45,8 +51,7 @@ def grid_block(tracking_uri: str, parent_run_id: str) -> list[str]:
     try:
         client = mlflow_log.client_for(tracking_uri)
         run = client.get_run(parent_run_id)
-        grid = mlflow_log.GridRun(tracking_uri, run.info.experiment_id, parent_run_id,
-                                  run.data.tags.get(mlflow_log.GRID_TAG, ""))
+        grid = mlflow_log.GridRun.of_parent(tracking_uri, run)
         return link_lines(grid_links(grid), run_id=parent_run_id, store=mlflow_log.redact_uri(tracking_uri))
     except Exception:  # noqa: BLE001
         logger.warning("no MLflow links for run %s", parent_run_id, exc_info=True)
@@ -54,7 +59,7 @@ def grid_block(tracking_uri: str, parent_run_id: str) -> list[str]:
 
 
 def _pair(metrics: dict, mode: str) -> str:
-    a1, a5 = metrics.get(f"{mode}_acc1"), metrics.get(f"{mode}_acc5")
+    a1, a5 = metrics.get(mode_metric(mode, ACC1)), metrics.get(mode_metric(mode, ACC5))
     return "-" if a1 is None or a5 is None else f"{a1:.2f} / {a5:.2f}"
 
 
@@ -65,11 +70,11 @@ def trials_markdown(client, grid: mlflow_log.GridRun) -> str:
     for run in runs:
         tags, metrics = run.data.tags, run.data.metrics
         status = STATUS.get(run.info.status, run.info.status.lower())
-        if run.info.status == "KILLED":
-            status = tags.get(mlflow_log.END_TAG, "killed")
-        rows.append((tags.get("model", "?"), tags.get("config", tags.get("aug", "?")), int(tags.get("seed", 0)),
+        if run.info.status == RUN_KILLED:
+            status = tags.get(END_TAG, KILLED)
+        rows.append((tags.get(MODEL_TAG, "?"), config_of(tags), int(tags.get(SEED_TAG, 0)),
                      status, _pair(metrics, "efficient"), _pair(metrics, "accurate"),
-                     tags.get(mlflow_log.ERROR_TAG, "")))
+                     tags.get(ERROR_TAG, "")))
     rows.sort(key=lambda r: r[:3])
     table = markdown_table(
         ("model", "config", "seed", "status", "efficient acc1 / acc5", "accurate acc1 / acc5"),

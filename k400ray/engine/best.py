@@ -8,6 +8,10 @@ from dataclasses import dataclass, field
 
 import torch
 
+from k400ray.contracts import (
+    ACC1, ACC5, BEST_EPOCH, EFFICIENT_ACC1_BEST, EFFICIENT_ACC5_BEST, EFFICIENT_MEAN_CLASS_ACC_BEST, MEAN_CLASS_ACC,
+)
+
 
 @dataclass
 class BestEpoch:
@@ -18,11 +22,11 @@ class BestEpoch:
     state: dict | None = field(default=None, repr=False)  # the model's state dict then, on the CPU
 
     def offer(self, epoch: int, efficient: dict, model: torch.nn.Module) -> bool:
-        """Keep ``model``'s weights if ``efficient['acc1']`` beats the best so far."""
-        if not efficient["acc1"] > self.acc1:  # NaN (no val video) never wins
+        """Keep ``model``'s weights if ``efficient[ACC1]`` beats the best so far."""
+        if not efficient[ACC1] > self.acc1:  # NaN (no val video) never wins
             return False
-        self.epoch, self.acc1 = epoch, efficient["acc1"]
-        self.acc5, self.mean_class_acc = efficient["acc5"], efficient["mean_class_acc"]
+        self.epoch, self.acc1 = epoch, efficient[ACC1]
+        self.acc5, self.mean_class_acc = efficient[ACC5], efficient[MEAN_CLASS_ACC]
         self.state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
         return True
 
@@ -30,13 +34,13 @@ class BestEpoch:
         """What every report carries once an epoch was evaluated (MLflow: ``best_epoch``, ...)."""
         if not self.epoch:
             return {}
-        return {"best_epoch": self.epoch, "efficient_acc1_best": self.acc1, "efficient_acc5_best": self.acc5,
-                "efficient_mean_class_acc_best": self.mean_class_acc}
+        return {BEST_EPOCH: self.epoch, EFFICIENT_ACC1_BEST: self.acc1, EFFICIENT_ACC5_BEST: self.acc5,
+                EFFICIENT_MEAN_CLASS_ACC_BEST: self.mean_class_acc}
 
     @classmethod
     def restored(cls, metrics: dict, state: dict | None) -> "BestEpoch":
         """From a checkpoint's metrics and its best weights (``checkpoint.load_best``)."""
-        if not metrics.get("best_epoch") or state is None:
+        if not metrics.get(BEST_EPOCH) or state is None:
             return cls()
-        return cls(int(metrics["best_epoch"]), metrics["efficient_acc1_best"], metrics["efficient_acc5_best"],
-                   metrics.get("efficient_mean_class_acc_best", math.nan), state)
+        return cls(int(metrics[BEST_EPOCH]), metrics[EFFICIENT_ACC1_BEST], metrics[EFFICIENT_ACC5_BEST],
+                   metrics.get(EFFICIENT_MEAN_CLASS_ACC_BEST, math.nan), state)

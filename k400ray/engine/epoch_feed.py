@@ -15,6 +15,8 @@ from typing import Callable, Iterator
 
 from ray.train import UserCallback
 
+from k400ray.contracts import EPOCH
+
 logger = logging.getLogger(__name__)
 
 
@@ -30,7 +32,7 @@ class EpochFeed(UserCallback):
         try:
             self.queue.put_nowait(dict(metrics[0]))
         except Exception:  # noqa: BLE001 - progress display only
-            logger.warning("could not send epoch %s to the driver", metrics[0].get("epoch"), exc_info=True)
+            logger.warning("could not send epoch %s to the driver", metrics[0].get(EPOCH), exc_info=True)
 
 
 @contextmanager

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from k400ray.contracts import ACC1, ACC5, MEAN_CLASS_ACC
+
 TOPK = 5
 
 
@@ -98,11 +100,11 @@ def per_class_accuracy(preds: Predictions, num_classes: int) -> np.ndarray:
 def summarize(preds: Predictions, num_classes: int) -> dict[str, float]:
     """acc1, acc5 and mean class accuracy, in percent, over every video exactly once."""
     if len(preds) == 0:
-        return {"acc1": float("nan"), "acc5": float("nan"), "mean_class_acc": float("nan"), "videos": 0}
+        return {ACC1: float("nan"), ACC5: float("nan"), MEAN_CLASS_ACC: float("nan"), "videos": 0}
     return {
-        "acc1": 100.0 * float(correct_at(preds, 1).mean()),
-        "acc5": 100.0 * float(correct_at(preds, 5).mean()),
-        "mean_class_acc": float(np.nanmean(per_class_accuracy(preds, num_classes))),
+        ACC1: 100.0 * float(correct_at(preds, 1).mean()),
+        ACC5: 100.0 * float(correct_at(preds, 5).mean()),
+        MEAN_CLASS_ACC: float(np.nanmean(per_class_accuracy(preds, num_classes))),
         "videos": len(preds),
     }
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from k400ray.contracts import BEST_EPOCH, EPOCH, SKIPPED_VIDEOS
 from k400ray.data.index import load_manifest
 from k400ray.data.pipeline import clip_dataset, eval_batch_videos
 from k400ray.engine import checkpoint as ckpt
@@ -46,7 +47,7 @@ def evaluate_checkpoint(
         model_state = ckpt.load_best(Path(checkpoint_dir))
         if model_state is None:
             raise ValueError(f"{checkpoint_dir}: no best-epoch weights in this checkpoint (use --weights last)")
-        epoch = ckpt.load_metrics(Path(checkpoint_dir)).get("best_epoch", epoch)
+        epoch = ckpt.load_metrics(Path(checkpoint_dir)).get(BEST_EPOCH, epoch)
     classes = load_manifest(index_dir)["classes"]
     if len(classes) != cfg.num_classes:
         raise ValueError(f"{index_dir}: {len(classes)} classes, but the checkpoint was trained on {cfg.num_classes}")
@@ -64,5 +65,6 @@ def evaluate_checkpoint(
         average=preset.views(mode).average, amp=dev.type == "cuda", memory_format=input_memory_format(family, dev),
     )
     metrics = summarize(preds.sorted(), cfg.num_classes)
-    metrics.update(skipped_videos=skipped, epoch=epoch, preset=cfg.preset, mode=mode, device=str(dev), weights=weights)
+    metrics.update({SKIPPED_VIDEOS: skipped, EPOCH: epoch}, preset=cfg.preset, mode=mode, device=str(dev),
+                   weights=weights)
     return metrics, preds.sorted()

@@ -18,6 +18,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from k400ray.contracts import RECIPE_PARAM_PREFIX
 from k400ray.engine.config import TrialConfig
 from k400ray.presets import CUTMIX, MIXUP, RANDAUGMENT, ModelPreset
 
@@ -77,9 +78,10 @@ class TrialRecipe(BaseModel):
         """Flat ``recipe.*`` params for an MLflow run (values as text, lists as JSON)."""
         flat = {}
         for key, value in self.model_dump(mode="json", exclude={"preset_spec", "param_groups"}).items():
-            flat[f"recipe.{key}"] = value if isinstance(value, str) else json.dumps(value)
+            flat[f"{RECIPE_PARAM_PREFIX}{key}"] = value if isinstance(value, str) else json.dumps(value)
         for i, g in enumerate(self.param_groups):
-            flat[f"recipe.group{i}"] = f"lr x{g.lr_mult:g}, wd {g.weight_decay:g}, {g.tensors} tensors ({g.params} params)"
+            flat[f"{RECIPE_PARAM_PREFIX}group{i}"] = (
+                f"lr x{g.lr_mult:g}, wd {g.weight_decay:g}, {g.tensors} tensors ({g.params} params)")
         return flat
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
+from k400ray.contracts import is_tested
 from k400ray.engine import checkpoint as ckpt
 
 
@@ -53,6 +54,6 @@ def restore(directory, *, model: torch.nn.Module, optimizer, scheduler, base_lr:
     epoch = state["epoch"]
     rescaled = rescale_lr(optimizer, scheduler, base_lr)
     return Restored(
-        epoch=epoch, finished=bool(metrics.get("done")) and epoch >= total_epochs,
+        epoch=epoch, finished=is_tested(metrics) and epoch >= total_epochs,
         world_size=int(state.get("world_size") or saved_world_size_default), lr_rescaled_from=rescaled,
     )

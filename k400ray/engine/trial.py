@@ -9,6 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from k400ray.contracts import (
+    ACCURATE_ACC1, ACCURATE_ACC5, ACCURATE_EPOCH, ACCURATE_MEAN_CLASS_ACC, BEST_EPOCH, EFFICIENT_ACC1,
+    EFFICIENT_ACC1_BEST, EFFICIENT_ACC5, EFFICIENT_ACC5_BEST, EFFICIENT_MEAN_CLASS_ACC, EPOCH, is_tested,
+)
 from k400ray.engine import checkpoint as ckpt
 from k400ray.engine.config import TrialConfig
 from k400ray.engine.metrics import Predictions
@@ -17,10 +21,10 @@ from k400ray.presets import EVAL_MODES
 from k400ray.engine.entry import train_loop_per_worker
 
 FINAL_METRICS = (
-    "efficient_acc1", "efficient_acc5", "accurate_acc1", "accurate_acc5",
-    "efficient_mean_class_acc", "accurate_mean_class_acc",
+    EFFICIENT_ACC1, EFFICIENT_ACC5, ACCURATE_ACC1, ACCURATE_ACC5,
+    EFFICIENT_MEAN_CLASS_ACC, ACCURATE_MEAN_CLASS_ACC,
     # the best efficient-mode epoch, and the epoch whose weights accurate mode evaluated
-    "best_epoch", "efficient_acc1_best", "efficient_acc5_best", "accurate_epoch",
+    BEST_EPOCH, EFFICIENT_ACC1_BEST, EFFICIENT_ACC5_BEST, ACCURATE_EPOCH,
 )
 
 
@@ -63,10 +67,10 @@ def existing_run(cfg: TrialConfig) -> str | None:
         return None
     if names and isinstance(fs, pyarrow.fs.LocalFileSystem):
         metrics = ckpt.load_metrics(Path(root) / names[-1])
-        if metrics.get("done"):
-            return f"finished, {metrics.get('epoch')} epochs"
-        if "epoch" in metrics:
-            return f"stopped after epoch {metrics['epoch']}"
+        if is_tested(metrics):
+            return f"finished, {metrics.get(EPOCH)} epochs"
+        if EPOCH in metrics:
+            return f"stopped after epoch {metrics[EPOCH]}"
     return "started" if not names else f"{len(names)} checkpoint(s)"
 
 
@@ -114,7 +118,7 @@ def run_trial(cfg: TrialConfig, *, recipe: TrialRecipe | None = None, callbacks:
         d = Path(directory)
         metrics = ckpt.load_metrics(d)
         predictions = {m: p for m in EVAL_MODES if (p := ckpt.load_predictions(d, m)) is not None}
-    error = None if metrics.get("done") else (str(result.error) if result.error else "trial did not finish")
-    history = sorted(result.best_checkpoints or [], key=lambda cm: (cm[1].get("epoch", 0), cm[1].get("done", 0)))
+    error = None if is_tested(metrics) else (str(result.error) if result.error else "trial did not finish")
+    history = sorted(result.best_checkpoints or [], key=lambda cm: (cm[1].get(EPOCH, 0), is_tested(cm[1])))
     return TrialOutcome(metrics, result.checkpoint.path, predictions, error=error, checkpoint=result.checkpoint,
                         history=history)

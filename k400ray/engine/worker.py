@@ -5,7 +5,7 @@ number from the recipe. Per epoch: train on this worker's shard of the streamed 
 every ``eval_interval`` epochs and after the last, evaluate the efficient mode on this worker's
 disjoint part of val, gather predictions on every rank, and keep the best epoch's weights;
 report metrics and a checkpoint. After the last epoch: the accurate mode on the best or the
-last weights (``accurate_checkpoint``), reported with a final checkpoint (``done=1``). A
+last weights (``accurate_checkpoint``), reported with a final checkpoint (``tested=1``). A
 restarted worker group resumes from the latest checkpoint, so at most one epoch is lost; a
 group restarted after training finished only redoes the accurate mode.
 """
@@ -21,6 +21,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from k400ray.contracts import (
+    ACC1, ACC5, ACCURATE_ACC1, ACCURATE_ACC5, ACCURATE_EPOCH, ACCURATE_MEAN_CLASS_ACC, ACCURATE_TIME_S, CLIPS_PER_S,
+    DATA_WAIT_FRACTION, EFFICIENT_ACC1, EFFICIENT_ACC5, EFFICIENT_MEAN_CLASS_ACC, EPOCH, EVAL_TIME_S,
+    LOCAL_READ_FRACTION, LR, LR_RESCALED_FROM, MEAN_CLASS_ACC, RESUMED_WORLD_SIZE_FROM, SKIPPED_VIDEOS, START_EPOCH,
+    TESTED, TRAIN_LOSS, TRAIN_TIME_S, VAL_VIDEOS,
+)
 from k400ray.data.pipeline import LocalReads, clip_dataset, eval_batch_videos
 from k400ray.engine import checkpoint as ckpt
 from k400ray.engine.augment import BatchMix
@@ -99,7 +105,7 @@ def train_loop_per_worker(config: dict) -> None:
             # Said in the worker's log and in every metrics row of this run.
             print(f"k400ray: resumed on {world} workers (checkpoint written by {state.world_size}): "
                   f"lr rescaled from {state.lr_rescaled_from:g} to {recipe.lr:g}", flush=True)
-            resumed = {"resumed_world_size_from": state.world_size, "lr_rescaled_from": state.lr_rescaled_from}
+            resumed = {RESUMED_WORLD_SIZE_FROM: state.world_size, LR_RESCALED_FROM: state.lr_rescaled_from}
 
     mix = BatchMix(cfg.aug if cfg.aug in BATCH_MIX_CONFIGS else None,
                    alpha=cfg.mixup_alpha if cfg.aug == MIXUP else cfg.cutmix_alpha, num_classes=cfg.num_classes)
@@ -135,8 +141,8 @@ def train_loop_per_worker(config: dict) -> None:
         return comm.gather_predictions(preds), int(total_skipped)
 
     def efficient_metrics(eff: dict) -> dict:
-        return {"efficient_acc1": eff["acc1"], "efficient_acc5": eff["acc5"],
-                "efficient_mean_class_acc": eff["mean_class_acc"], "val_videos": eff["videos"]}
+        return {EFFICIENT_ACC1: eff[ACC1], EFFICIENT_ACC5: eff[ACC5],
+                EFFICIENT_MEAN_CLASS_ACC: eff[MEAN_CLASS_ACC], VAL_VIDEOS: eff["videos"]}
 
     def report(metrics: dict, epoch: int, predictions: dict[str, Predictions]) -> None:
         with tempfile.TemporaryDirectory() as tmp:
@@ -165,9 +171,9 @@ def train_loop_per_worker(config: dict) -> None:
              reads.local, reads.rows])
         skipped_total += int(train_skipped)
         metrics = {
-            "epoch": epoch + 1, "train_loss": loss_sum / max(clips, 1), "lr": lr_now, "clips_per_s": clips_per_s,
-            "data_wait_fraction": wait / world, "local_read_fraction": local_rows / max(rows, 1),
-            "start_epoch": start_epoch, "train_time_s": stats.seconds, "done": 0, **resumed,
+            EPOCH: epoch + 1, TRAIN_LOSS: loss_sum / max(clips, 1), LR: lr_now, CLIPS_PER_S: clips_per_s,
+            DATA_WAIT_FRACTION: wait / world, LOCAL_READ_FRACTION: local_rows / max(rows, 1),
+            START_EPOCH: start_epoch, TRAIN_TIME_S: stats.seconds, TESTED: 0, **resumed,
         }
         predictions = {}
         if (epoch + 1) % recipe.eval_interval == 0 or epoch + 1 == epochs:
@@ -175,16 +181,16 @@ def train_loop_per_worker(config: dict) -> None:
             efficient_preds, eval_skipped = run_eval("efficient", unwrap(model))
             skipped_total += eval_skipped
             eff = summarize(efficient_preds, cfg.num_classes)
-            metrics.update(efficient_metrics(eff), eval_time_s=time.perf_counter() - eval_start)
+            metrics.update(efficient_metrics(eff), **{EVAL_TIME_S: time.perf_counter() - eval_start})
             best.offer(epoch + 1, eff, unwrap(model))
             predictions = {"efficient": efficient_preds}
-        metrics.update(skipped_videos=skipped_total, **best.metrics())
+        metrics.update({SKIPPED_VIDEOS: skipped_total, **best.metrics()})
         report(metrics, epoch + 1, predictions)
 
     if efficient_preds is None:  # resumed after the last training epoch: only the test remains
         efficient_preds, _ = run_eval("efficient", unwrap(model))
-        metrics = {"epoch": epochs, **efficient_metrics(summarize(efficient_preds, cfg.num_classes)),
-                   "skipped_videos": skipped_total,
+        metrics = {EPOCH: epochs, **efficient_metrics(summarize(efficient_preds, cfg.num_classes)),
+                   SKIPPED_VIDEOS: skipped_total,
                    **best.metrics(), **resumed}
     # Accurate mode on the best efficient-mode epoch's weights (MMAction2 0.x `--test-best`) or on
     # the last ones; a copy, so the final checkpoint keeps the last weights for any resume.
@@ -199,8 +205,8 @@ def train_loop_per_worker(config: dict) -> None:
     acc = summarize(accurate_preds, cfg.num_classes)
     final = dict(metrics)
     final.update({
-        "accurate_acc1": acc["acc1"], "accurate_acc5": acc["acc5"], "accurate_mean_class_acc": acc["mean_class_acc"],
-        "accurate_epoch": best.epoch if use_best else epochs,
-        "skipped_videos": skipped_total + acc_skipped, "accurate_time_s": time.perf_counter() - test_start, "done": 1,
+        ACCURATE_ACC1: acc[ACC1], ACCURATE_ACC5: acc[ACC5], ACCURATE_MEAN_CLASS_ACC: acc[MEAN_CLASS_ACC],
+        ACCURATE_EPOCH: best.epoch if use_best else epochs,
+        SKIPPED_VIDEOS: skipped_total + acc_skipped, ACCURATE_TIME_S: time.perf_counter() - test_start, TESTED: 1,
     })
     report(final, epochs, {"efficient": efficient_preds, "accurate": accurate_preds})

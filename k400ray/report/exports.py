@@ -9,6 +9,7 @@ import json
 import math
 from dataclasses import asdict
 
+from k400ray.contracts import ACC1, mode_metric
 from k400ray.report import stats
 from k400ray.report.tables import MODES, Cell, Comparison, baseline_model
 
@@ -38,7 +39,7 @@ def _cell_row(c: Cell, comparisons: list[Comparison], baseline: str | None) -> d
                     f"{key}_na": s.na})
     mine = {(x.kind, x.mode): x for x in comparisons if (x.preset, x.aug) == (c.preset, c.aug)}
     for mode in MODES:
-        row[f"{mode}_videos"] = c.stats[f"{mode}_acc1"].videos
+        row[f"{mode}_videos"] = c.stats[mode_metric(mode, ACC1)].videos
         row.update(_comparison_fields(f"{mode}_", mine.get(("config", mode))))
         row.update(_comparison_fields(f"{mode}_vs_baseline_", mine.get(("model", mode))))
     return row

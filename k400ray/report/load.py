@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from k400ray.contracts import FAMILY_TAG, MODEL_TAG, RUN_FINISHED, SEED_TAG, SPEC_ARTIFACT, config_of
 from k400ray.report.tables import MODES, TrialRecord
 
 
@@ -34,9 +35,6 @@ class GridRecords:
         return (self.spec.get("report") or {}).get("baseline_model")
 
 
-SPEC_ARTIFACT = "spec.json"
-
-
 def _parent_spec(client, run_id: str, tmp: str) -> dict:
     """The parent run's spec.json; {} when it has none or it is not a JSON mapping (the report
     then falls back to its defaults rather than failing)."""
@@ -55,7 +53,7 @@ def load_grid(experiment: str, tracking_uri: str) -> GridRecords:
 
     from k400ray.engine.metrics import Predictions
     from k400ray.tracking.artifacts import predictions_artifact
-    from k400ray.tracking.mlflow_log import GRID_TAG, child_runs, client_for, find_grid_runs, GridRun
+    from k400ray.tracking.mlflow_log import GridRun, child_runs, client_for, find_grid_runs
 
     client = client_for(tracking_uri)
     found = client.get_experiment_by_name(experiment)
@@ -65,12 +63,12 @@ def load_grid(experiment: str, tracking_uri: str) -> GridRecords:
     if not parents:
         raise ReportError(f"experiment {experiment!r} at {tracking_uri} has no `k400ray tune` runs")
     parent = parents[0]
-    grid = GridRun(tracking_uri, found.experiment_id, parent.info.run_id, parent.data.tags.get(GRID_TAG, ""))
+    grid = GridRun.of_parent(tracking_uri, parent)
     records, unfinished = [], {}
     with tempfile.TemporaryDirectory() as tmp:
         spec = _parent_spec(client, parent.info.run_id, tmp)
         for run in child_runs(client, grid):
-            if run.info.status != "FINISHED":
+            if run.info.status != RUN_FINISHED:
                 unfinished[run.info.status] = unfinished.get(run.info.status, 0) + 1
                 continue
             tags = run.data.tags
@@ -82,9 +80,9 @@ def load_grid(experiment: str, tracking_uri: str) -> GridRecords:
                     local = client.download_artifacts(run.info.run_id, name, str(Path(tmp) / run.info.run_id))
                     predictions[mode] = Predictions.from_table(pq.read_table(local))
             records.append(TrialRecord(
-                preset=tags.get("model", "?"), aug=tags.get("aug", "?"), seed=int(tags.get("seed", 0)),
+                preset=tags.get(MODEL_TAG, "?"), aug=config_of(tags), seed=int(tags.get(SEED_TAG, 0)),
                 metrics=dict(run.data.metrics), predictions=predictions, params=dict(run.data.params),
-                family=tags.get("family", ""), run_id=run.info.run_id,
+                family=tags.get(FAMILY_TAG, ""), run_id=run.info.run_id,
             ))
     if not records:
         left = ", ".join(f"{n} {s}" for s, n in unfinished.items()) or "none"

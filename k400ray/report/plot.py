@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from k400ray.contracts import ACC1, mode_metric
 from k400ray.report.tables import MODES, Cell
 
 
@@ -25,7 +26,7 @@ def plot_cells(cells: list[Cell], path: Path, *, title: str = "") -> Path:
                 cell = by.get((preset, aug))
                 if cell is None:
                     continue
-                s = cell.stats[f"{mode}_acc1"]
+                s = cell.stats[mode_metric(mode, ACC1)]
                 if math.isnan(s.mean):
                     continue
                 xs.append(i + (j - (len(augs) - 1) / 2) * width)

@@ -14,6 +14,7 @@ import math
 import textwrap
 from dataclasses import dataclass, field
 
+from k400ray.contracts import ACC1, ACC5, mode_metric
 from k400ray.report import stats
 from k400ray.report.exports import baseline_of
 from k400ray.report.tables import DEFAULT, MODES, NO_COMMON_SEED, Cell, Comparison, Stat
@@ -101,8 +102,8 @@ def _cell_table(cells: list[Cell]) -> Table:
         s = c.stats
         configs = c.configs + (f" ({len(c.seeds)} seeds)" if len(c.seeds) > 1 else "")
         rows.append([c.preset, configs,
-                     *(f"{_acc(s[f'{m}_acc1'])} / {_acc(s[f'{m}_acc5'])}" for m in MODES),
-                     *(f"{_ci(s[f'{m}_acc1'])} / {_ci(s[f'{m}_acc5'])}" for m in MODES),
+                     *(f"{_acc(s[mode_metric(m, ACC1)])} / {_acc(s[mode_metric(m, ACC5)])}" for m in MODES),
+                     *(f"{_ci(s[mode_metric(m, ACC1)])} / {_ci(s[mode_metric(m, ACC5)])}" for m in MODES),
                      c.accurate_from or "-"])
     header = ["model", "configs", *(f"acc1/acc5 {m}" for m in MODES), *(f"95% CI {m}" for m in MODES), "accurate from"]
     return Table(header, rows, "ll" + "r" * (len(header) - 3) + "l", drop_order=(6, (4, 5))).without_empty_columns()

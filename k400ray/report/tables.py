@@ -24,6 +24,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from k400ray.contracts import (
+    ACCURATE_CHECKPOINT_PARAM, ACCURATE_EPOCH, ACC_AT, EPOCH, NUM_CLASSES_PARAM, alpha_param, mode_metric,
+)
 from k400ray.engine.metrics import Predictions, correct_at
 from k400ray.presets import BATCH_MIX_CONFIGS, CONFIGS, DEFAULT, EVAL_MODES, GLUONCV, family_of
 from k400ray.report import stats
@@ -66,7 +69,7 @@ class Cell:
     aug: str
     configs: str
     seeds: list[int]
-    stats: dict[str, Stat]  # "efficient_acc1", ...
+    stats: dict[str, Stat]  # by metric key (contracts.EFFICIENT_ACC1, ...)
     accurate_from: str = ""  # which weights accurate mode evaluated, e.g. "best (epoch 87)"
 
 
@@ -107,7 +110,7 @@ def configs_label(aug: str, params: dict[str, str]) -> str:
     if aug == DEFAULT:
         return "default config"
     if aug in BATCH_MIX_CONFIGS:
-        alpha = params.get(f"{aug}_alpha")
+        alpha = params.get(alpha_param(aug))
         return f"{aug} alpha={float(alpha):.1f}" if alpha not in (None, "None") else aug
     return aug
 
@@ -116,8 +119,8 @@ def num_classes(records: list[TrialRecord]) -> int | None:
     """The grid's class count: the trials' ``num_classes`` param, else what the predictions
     show (a top-5 padded with -1 holds every class), else None (unknown)."""
     for r in records:
-        if str(r.params.get("num_classes", "")).isdigit():
-            return int(r.params["num_classes"])
+        if str(r.params.get(NUM_CLASSES_PARAM, "")).isdigit():
+            return int(r.params[NUM_CLASSES_PARAM])
     for r in records:
         for p in r.predictions.values():
             if len(p) and (p.topk[0] < 0).any():
@@ -144,7 +147,7 @@ def _seed_accuracy(r: TrialRecord, mode: str, k: int) -> float | None:
     """One trial's accuracy: from its predictions (exact), else its logged metric."""
     if mode in r.predictions and len(r.predictions[mode]):
         return 100.0 * float(correct_at(r.predictions[mode], k).mean())
-    value = r.metrics.get(f"{mode}_acc{k}")
+    value = r.metrics.get(mode_metric(mode, ACC_AT[k]))
     return None if value is None or math.isnan(value) else float(value)
 
 
@@ -221,9 +224,9 @@ def accurate_source(records: list[TrialRecord]) -> str:
     last epoch."""
     kinds, epochs = [], []
     for r in records:
-        last = int(r.metrics.get("epoch", 0))
-        used = int(r.metrics.get("accurate_epoch", last))
-        choice = r.params.get("recipe.accurate_checkpoint") or ("last" if used == last else "best")
+        last = int(r.metrics.get(EPOCH, 0))
+        used = int(r.metrics.get(ACCURATE_EPOCH, last))
+        choice = r.params.get(ACCURATE_CHECKPOINT_PARAM) or ("last" if used == last else "best")
         kinds.append(choice)
         epochs.append(str(used))
     if not records:
@@ -257,7 +260,7 @@ def build_tables(records: list[TrialRecord], *, baseline: str | None = None) -> 
         family = rs[0].family or family_of(preset)
         label = configs_label(aug, rs[0].params)
         cells.append(Cell(family, preset, aug, label, [r.seed for r in rs], {
-            f"{mode}_acc{k}": _stat(rs, mode, k, classes) for mode in MODES for k in TOPK
+            mode_metric(mode, ACC_AT[k]): _stat(rs, mode, k, classes) for mode in MODES for k in TOPK
         }, accurate_source(rs)))
         if aug != DEFAULT and (preset, DEFAULT) in groups:
             comparisons += _comparisons(rs, groups[(preset, DEFAULT)], cells[-1], "config", DEFAULT)

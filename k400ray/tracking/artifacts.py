@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from k400ray.contracts import ACC1, mode_metric
 from k400ray.engine.checkpoint import predictions_file
 from k400ray.engine.config import TrialConfig
 from k400ray.engine.metrics import Predictions, confusion_matrix, per_class_accuracy
@@ -48,7 +49,7 @@ def write_per_class(path: Path, predictions: dict[str, Predictions], class_names
     videos = np.bincount(next(iter(predictions.values())).label, minlength=k)
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["class_index", "class_name", "val_videos", *(f"{m}_acc1" for m in modes)])
+        writer.writerow(["class_index", "class_name", "val_videos", *(mode_metric(m, ACC1) for m in modes)])
         for c, name in enumerate(class_names):
             writer.writerow([c, name, int(videos[c]), *(_pct(accuracy[m][c]) for m in modes)])
     return path

@@ -2,7 +2,7 @@
 
 A ``ray.train.UserCallback`` runs on the Train controller after every ``ray.train.report``
 of the worker group, with every rank's metrics: rank 0's are logged to the trial's child run,
-step = epoch. The final report (``done=1``) is left to the trial function, which logs the
+step = epoch. The final report (``tested=1``) is left to the trial function, which logs the
 final metrics and artifacts once the fit returned. With an ``outbox``, an epoch the tracking
 server does not take (it is down) is held on the trial's storage and sent later
 (:mod:`k400ray.tracking.outbox`), without holding up training.
@@ -14,6 +14,7 @@ import logging
 
 from ray.train import UserCallback
 
+from k400ray.contracts import EPOCH, is_tested
 from k400ray.tracking.mlflow_log import client_for, log_epoch
 
 logger = logging.getLogger(__name__)
@@ -28,11 +29,11 @@ class MlflowEpochLogger(UserCallback):
 
     def after_report(self, run_context, metrics, checkpoint) -> None:
         latest = metrics[0] if metrics else {}
-        if latest.get("done") or "epoch" not in latest:
+        if is_tested(latest) or EPOCH not in latest:
             return
         try:
             if self._client is None:
                 self._client = client_for(self.tracking_uri)
             log_epoch(self._client, self.run_id, latest, outbox=self.outbox)
         except Exception:  # noqa: BLE001 - a tracking outage must not stop training
-            logger.warning("could not log epoch %s to MLflow run %s", latest.get("epoch"), self.run_id, exc_info=True)
+            logger.warning("could not log epoch %s to MLflow run %s", latest.get(EPOCH), self.run_id, exc_info=True)

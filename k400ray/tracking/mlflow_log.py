@@ -35,30 +35,28 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
-ROLE_TAG = "k400ray.role"
-GRID_TAG = "k400ray.grid"
-TRIAL_TAG = "k400ray.trial"
-SPEC_TAG = "k400ray.spec_sha1"
-ERROR_TAG = "k400ray.error"
-END_TAG = "k400ray.end_reason"
-ATTEMPT_TAG = "k400ray.attempt"  # 1, then +1 each time the trial runs again in the same child run
-PARENT_TAG = "mlflow.parentRunId"
-NOTE_TAG = "mlflow.note.content"  # a run's description in MLflow's UI (markdown)
-EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
-EXPERIMENT_KIND = "custom_model_development"  # MLflow 3's "model training" kind (not GenAI)
+# The tag names stay readable as this module's (mlflow_log.END_TAG): the code that reads runs uses them here.
+from k400ray.contracts import (
+    ACC1, ACC5, ATTEMPT_TAG, BEST_SUFFIX, CLIPS_PER_S, CONFIG_TAG, CONFIG_TAG_FORMERLY, DATA_WAIT_FRACTION,
+    EFFICIENT_ACC1, EFFICIENT_ACC5, EFFICIENT_MEAN_CLASS_ACC, END_TAG, EPOCH, ERROR_TAG, EXPERIMENT_KIND,
+    EXPERIMENT_KIND_TAG, FAMILY_TAG, FINISHED, GRID_TAG, INTERRUPTED, LOCAL_READ_FRACTION, LR, MEAN_CLASS_ACC,
+    MODEL_TAG, NOTE_TAG, PARENT_TAG, RESUMED, ROLE_GRID, ROLE_TAG, ROLE_TRIAL, RUNNING, RUN_FAILED, RUN_FINISHED,
+    RUN_KILLED, RUN_RUNNING, SEED_TAG, SKIPPED_VIDEOS, SPEC_ARTIFACT, SPEC_TAG, START_EPOCH, TRAIN_LOSS, TRIAL_TAG,
+    TUNE_TRIAL_ID_TAG, is_tested,
+)
 
 logger = logging.getLogger(__name__)
 
 # Logged every epoch with step=epoch (by the Train callback, from rank 0's report).
 EPOCH_METRICS = (
-    "train_loss", "lr", "efficient_acc1", "efficient_acc5", "efficient_mean_class_acc",
-    "clips_per_s", "data_wait_fraction", "skipped_videos",
-    "local_read_fraction",  # of the epoch's training clips, read from their node's staged copy (k400ray stage)
-    "start_epoch",  # the epoch this worker group (re)started from: > 0 after a restart or resume
+    TRAIN_LOSS, LR, EFFICIENT_ACC1, EFFICIENT_ACC5, EFFICIENT_MEAN_CLASS_ACC,
+    CLIPS_PER_S, DATA_WAIT_FRACTION, SKIPPED_VIDEOS,
+    LOCAL_READ_FRACTION,  # of the epoch's training clips, read from their node's staged copy (k400ray stage)
+    START_EPOCH,  # the epoch this worker group (re)started from: > 0 after a restart or resume
 )
 
 
-PERCENT_METRIC = re.compile(r"_(acc1|acc5|mean_class_acc)(_best)?$")
+PERCENT_METRIC = re.compile(rf"_({ACC1}|{ACC5}|{MEAN_CLASS_ACC})({BEST_SUFFIX})?$")
 
 
 def shown_value(key: str, value) -> float:
@@ -178,6 +176,12 @@ class GridRun:
     parent_run_id: str
     grid: str
 
+    @classmethod
+    def of_parent(cls, tracking_uri: str, parent) -> "GridRun":
+        """The grid whose parent run is ``parent`` (an ``mlflow.entities.Run``): how ``report``
+        and the console find a grid they did not start."""
+        return cls(tracking_uri, parent.info.experiment_id, parent.info.run_id, parent.data.tags.get(GRID_TAG, ""))
+
 
 def _quote(value: str) -> str:
     return "'" + str(value).replace("'", "\\'") + "'"
@@ -185,7 +189,7 @@ def _quote(value: str) -> str:
 
 def find_grid_runs(client, experiment_id: str, grid: str | None = None) -> list:
     """Parent runs of this experiment, newest first."""
-    query = f"tags.`{ROLE_TAG}` = 'grid'" + (f" and tags.`{GRID_TAG}` = {_quote(grid)}" if grid else "")
+    query = f"tags.`{ROLE_TAG}` = {_quote(ROLE_GRID)}" + (f" and tags.`{GRID_TAG}` = {_quote(grid)}" if grid else "")
     return list(client.search_runs([experiment_id], query, order_by=["attributes.start_time DESC"]))
 
 
@@ -206,12 +210,12 @@ def open_grid_run(uri: str, mlflow_experiment: str, grid: str, spec_json: dict, 
                 f"the spec of experiment {grid!r} changed since its parent run {run.info.run_id} started; "
                 "--resume needs the same spec (or start a new experiment name)"
             )
-        client.update_run(run.info.run_id, status="RUNNING")
-        client.set_tag(run.info.run_id, END_TAG, "resumed")
+        client.update_run(run.info.run_id, status=RUN_RUNNING)
+        client.set_tag(run.info.run_id, END_TAG, RESUMED)
         return GridRun(uri, experiment_id, run.info.run_id, grid)
-    run = client.create_run(experiment_id, run_name=grid, tags={ROLE_TAG: "grid", GRID_TAG: grid, SPEC_TAG: digest})
+    run = client.create_run(experiment_id, run_name=grid, tags={ROLE_TAG: ROLE_GRID, GRID_TAG: grid, SPEC_TAG: digest})
     shown = {**spec_json, "mlflow": {**spec_json.get("mlflow", {}), "tracking_uri": redact_uri(uri)}}
-    client.log_text(run.info.run_id, json.dumps(shown, indent=2, sort_keys=True), "spec.json")
+    client.log_text(run.info.run_id, json.dumps(shown, indent=2, sort_keys=True), SPEC_ARTIFACT)
     client.log_batch(run.info.run_id, params=_params({
         "experiment": grid, "scale": spec_json.get("scale"),
         "presets": ",".join(spec_json["grid"]["presets"]),
@@ -261,17 +265,18 @@ class TrialRun:
         query = f"tags.`{PARENT_TAG}` = {_quote(grid.parent_run_id)} and tags.`{TRIAL_TAG}` = {_quote(cfg.name)}"
         found = list(client.search_runs([grid.experiment_id], query, order_by=["attributes.start_time ASC"]))
         tags = {
-            PARENT_TAG: grid.parent_run_id, ROLE_TAG: "trial", GRID_TAG: grid.grid, TRIAL_TAG: cfg.name,
-            "model": cfg.preset, "config": cfg.aug, "aug": cfg.aug, "seed": str(cfg.seed), "family": family,
+            PARENT_TAG: grid.parent_run_id, ROLE_TAG: ROLE_TRIAL, GRID_TAG: grid.grid, TRIAL_TAG: cfg.name,
+            MODEL_TAG: cfg.preset, CONFIG_TAG: cfg.aug, CONFIG_TAG_FORMERLY: cfg.aug, SEED_TAG: str(cfg.seed),
+            FAMILY_TAG: family,
         }
         if tune_trial_id:
-            tags["trial_id"] = tune_trial_id
+            tags[TUNE_TRIAL_ID_TAG] = tune_trial_id
         if found:
             run = found[0]
-            client.update_run(run.info.run_id, status="RUNNING", name=run_name)
+            client.update_run(run.info.run_id, status=RUN_RUNNING, name=run_name)
             _retire_error(client, run)  # the row shows this attempt, not the error that ended the last
             attempt = int(run.data.tags.get(ATTEMPT_TAG, "1")) + 1
-            for key, value in {**tags, ATTEMPT_TAG: str(attempt), END_TAG: "running"}.items():
+            for key, value in {**tags, ATTEMPT_TAG: str(attempt), END_TAG: RUNNING}.items():
                 client.set_tag(run.info.run_id, key, value)
             logged = run.data.params
         else:
@@ -301,8 +306,8 @@ class TrialRun:
         checkpoints) holds and this run lacks; returns how many. An interruption can kill the
         Train controller after an epoch's checkpoint was registered and before its MLflow call;
         the resumed run continues after that epoch and would never log it."""
-        logged = {m.step for m in self.client.get_metric_history(self.run_id, "train_loss")}
-        missing = [m for _, m in history if not m.get("done") and "epoch" in m and int(m["epoch"]) not in logged]
+        logged = {m.step for m in self.client.get_metric_history(self.run_id, TRAIN_LOSS)}
+        missing = [m for _, m in history if not is_tested(m) and EPOCH in m and int(m[EPOCH]) not in logged]
         for metrics in missing:
             log_epoch(self.client, self.run_id, metrics)
         return len(missing)
@@ -359,7 +364,7 @@ def log_final_metrics(client, run_id: str, metrics: dict, step: int) -> None:
 
 
 def record_trial_end(client, run_id: str, final: dict, step: int, artifacts: Path | None, *,
-                     status: str = "FINISHED", reason: str = "done") -> None:
+                     status: str = RUN_FINISHED, reason: str = FINISHED) -> None:
     """A finished trial in MLflow: its final metrics, the files of ``artifacts`` (a folder:
     ``tracking.artifacts.write_trial_artifacts``), the end reason and the status. The one way a
     trial's end is recorded, whether at once or from the outbox after an outage."""
@@ -392,7 +397,7 @@ def log_epoch(client, run_id: str, metrics: dict, outbox=None) -> None:
     (:class:`~k400ray.tracking.outbox.Outbox`), a server that does not answer gets them later."""
     from mlflow.entities import Metric
 
-    step = int(metrics["epoch"])
+    step = int(metrics[EPOCH])
     now = int(time.time() * 1000)
     batch = [Metric(k, shown_value(k, metrics[k]), now, step) for k in EPOCH_METRICS if k in metrics]
     if outbox is not None:
@@ -413,15 +418,15 @@ def close_open_trials(grid: GridRun, *, reason_by_trial_id: dict[str, str], defa
     client = client_for(grid.tracking_uri)
     interrupted, closed = set(interrupted_ids), 0
     for run in child_runs(client, grid):
-        trial_id = run.data.tags.get("trial_id", "")
-        if run.info.status == "RUNNING":
+        trial_id = run.data.tags.get(TUNE_TRIAL_ID_TAG, "")
+        if run.info.status == RUN_RUNNING:
             reason = reason_by_trial_id.get(trial_id, default_reason)
-        elif run.info.status == "FAILED" and trial_id in interrupted:
-            reason = "interrupted"
+        elif run.info.status == RUN_FAILED and trial_id in interrupted:
+            reason = INTERRUPTED
         else:
             continue
         _retire_error(client, run)
         client.set_tag(run.info.run_id, END_TAG, reason)
-        client.set_terminated(run.info.run_id, "KILLED")
+        client.set_terminated(run.info.run_id, RUN_KILLED)
         closed += 1
     return closed

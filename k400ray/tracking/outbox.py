@@ -31,6 +31,8 @@ import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
+from k400ray.contracts import FINISHED, RUN_FINISHED
+
 logger = logging.getLogger(__name__)
 
 OUTBOX_DIR = "mlflow-outbox"
@@ -133,7 +135,7 @@ class Outbox:
         return self._write(record)
 
     def hold_end(self, run_id: str, *, final: dict, step: int, artifacts: Path | None,
-                 status: str = "FINISHED", reason: str = "done") -> str:
+                 status: str = RUN_FINISHED, reason: str = FINISHED) -> str:
         """Hold a trial's end: its final metrics (at ``step``), the files of ``artifacts`` (copied
         into a folder beside the record) and the status it ends with."""
         import pyarrow.fs

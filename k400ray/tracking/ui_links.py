@@ -24,12 +24,15 @@ import sys
 import time
 from pathlib import Path
 
-from k400ray.tracking.mlflow_log import PARENT_TAG, GridRun, client_for, redact_uri
+from k400ray.contracts import (
+    ACCURATE_ACC1, ACCURATE_ACC5, CONFIG_TAG, EFFICIENT_ACC1, EFFICIENT_ACC5, MODEL_TAG, PARENT_TAG, RUN_NAME_TAG,
+    SEED_TAG, VIEW_TAG_PREFIX,
+)
+from k400ray.tracking.mlflow_log import GridRun, client_for, redact_uri
 
-VIEW_TAG_PREFIX = "mlflow.sharedViewState."
-VIEW_COLUMNS = ("tags.`model`", "tags.`config`", "tags.`seed`", "metrics.`efficient_acc1`", "metrics.`efficient_acc5`",
-                "metrics.`accurate_acc1`", "metrics.`accurate_acc5`")
-VIEW_WIDTHS = {"tags.`model`": 130, "tags.`config`": 110, "tags.`seed`": 60}  # px; the rest keep MLflow's
+VIEW_COLUMNS = (*(f"tags.`{t}`" for t in (MODEL_TAG, CONFIG_TAG, SEED_TAG)),
+                *(f"metrics.`{m}`" for m in (EFFICIENT_ACC1, EFFICIENT_ACC5, ACCURATE_ACC1, ACCURATE_ACC5)))
+VIEW_WIDTHS = dict(zip(VIEW_COLUMNS, (130, 110, 60)))  # px (model, config, seed); the rest keep MLflow's
 LOCAL_UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves by default
 MODE = "workflowType=machine_learning"
 
@@ -46,7 +49,7 @@ def view_state(grid: GridRun) -> dict:
     """The runs table as the grid's link opens it (MLflow's own state keys)."""
     return {
         "searchFilter": f"tags.`{PARENT_TAG}` = '{grid.parent_run_id}'",
-        "orderByKey": "tags.`mlflow.runName`", "orderByAsc": True,
+        "orderByKey": f"tags.`{RUN_NAME_TAG}`", "orderByAsc": True,
         "selectedColumns": list(VIEW_COLUMNS), "columnOrder": list(VIEW_COLUMNS), "columnWidths": dict(VIEW_WIDTHS),
         "runsHiddenMode": "SHOW_ALL",
     }

@@ -13,22 +13,26 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Union
 
+from k400ray.contracts import (
+    ACCURATE_ACC1, ACCURATE_ACC5, CLIPS_PER_S, DATA_WAIT_FRACTION, EFFICIENT_ACC1, EFFICIENT_ACC5, PENDING, TRAIN_LOSS,
+)
+
 # What a trial's epoch report may carry that a console shows (the worker's metric names).
-EPOCH_FIELDS = ("train_loss", "efficient_acc1", "efficient_acc5", "clips_per_s", "data_wait_fraction")
-FINAL_FIELDS = ("efficient_acc1", "efficient_acc5", "accurate_acc1", "accurate_acc5")
+EPOCH_FIELDS = (TRAIN_LOSS, EFFICIENT_ACC1, EFFICIENT_ACC5, CLIPS_PER_S, DATA_WAIT_FRACTION)
+FINAL_FIELDS = (EFFICIENT_ACC1, EFFICIENT_ACC5, ACCURATE_ACC1, ACCURATE_ACC5)
 
 
 @dataclass(frozen=True)
 class TrialPlan:
     """One grid point as the grid starts: ``status`` is ``pending``, or what a previous run of
-    this experiment left (``done``, ``stopped early``, ...) when it is resumed."""
+    this experiment left (``finished``, ``stopped early``, ...) when it is resumed."""
 
     name: str
     preset: str
     aug: str
     seed: int
     epochs: int
-    status: str = "pending"
+    status: str = PENDING
     metrics: dict = field(default_factory=dict)
 
 
@@ -67,7 +71,8 @@ class TrialTested:
 
 @dataclass(frozen=True)
 class TrialEnded:
-    """``status``: done | stopped early | error | interrupted | not started."""
+    """``status``: one of :data:`k400ray.contracts.ENDED` (finished | stopped early | error |
+    interrupted | not started)."""
 
     name: str
     status: str

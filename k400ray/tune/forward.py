@@ -3,17 +3,16 @@
 It runs on the Train controller, which imports the module of every callback it is given; this
 one imports only Ray, so the controller does not load the spec, presets and torchvision that
 ``tune.trainable`` brings (see ``engine.entry`` for the same reason).
+
+Reports go to Tune as the worker wrote them: its final one says
+:data:`~k400ray.contracts.TESTED`, not Tune's ``done``, which Tune reads as "this trial is
+over" and which would stop the trial function before its final metrics and artifacts reach
+MLflow. The trial function's own last report says :data:`~k400ray.contracts.FINISHED`.
 """
 
 from __future__ import annotations
 
 from ray.tune.integration.ray_train import TuneReportCallback
-
-# Tune reads a truthy ``done`` in a result as "this trial is over" and stops its actor at
-# once; the worker's final report carries ``done=1``, so forwarded as is, it would kill the
-# trial function before the final metrics and artifacts reach MLflow. Forwarded as ``trained``;
-# the trial function's own last report says ``finished``.
-FINISHED_KEY = "finished"
 
 
 class ForwardToTune(TuneReportCallback):
@@ -21,7 +20,3 @@ class ForwardToTune(TuneReportCallback):
     (:mod:`k400ray.tune.progress`). Only the evaluated epochs (every ``eval_interval``-th and
     the last) carry ``efficient_acc1``, ASHA's metric; ASHA skips the others, and the runner
     lets them through Tune's strict metric check."""
-
-    def after_report(self, run_context, metrics, checkpoint):
-        renamed = [{("trained" if k == "done" else k): v for k, v in m.items()} for m in metrics]
-        super().after_report(run_context, renamed, checkpoint)

@@ -11,6 +11,7 @@ import logging
 
 from ray.tune import Callback
 
+from k400ray.contracts import EPOCH, ERROR, FINISHED, STOPPED_EARLY, TESTED
 from k400ray.tune.events import (
     EPOCH_FIELDS, FINAL_FIELDS, Emit, EpochEnded, GridEvent, TrialEnded, TrialStarted, TrialTested, pick,
 )
@@ -56,20 +57,20 @@ class GridProgress(Callback):
         name = self._name(trial)
         if name is None or result.get(self.finished_key):
             return  # the trial function's own last report: on_trial_complete follows
-        if result.get("trained"):
+        if result.get(TESTED):
             self._send(TrialTested(name, pick(result, FINAL_FIELDS)))
-        elif "epoch" in result:
-            self._send(EpochEnded(name, int(result["epoch"]), pick(result, EPOCH_FIELDS)))
+        elif EPOCH in result:
+            self._send(EpochEnded(name, int(result[EPOCH]), pick(result, EPOCH_FIELDS)))
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         if name := self._name(trial):
             result = trial.last_result or {}
-            status = "done" if result.get(self.finished_key) else "stopped early"
+            status = FINISHED if result.get(self.finished_key) else STOPPED_EARLY
             self._send(TrialEnded(name, status, pick(result, FINAL_FIELDS)))
 
     def on_trial_error(self, iteration, trials, trial, **info):
         if name := self._name(trial):
-            self._send(TrialEnded(name, "error", pick(trial.last_result or {}, FINAL_FIELDS), error=error_line(trial)))
+            self._send(TrialEnded(name, ERROR, pick(trial.last_result or {}, FINAL_FIELDS), error=error_line(trial)))
 
 
 def error_line(trial) -> str:

@@ -29,13 +29,16 @@ from pathlib import Path
 from typing import Callable
 
 from k400ray import ray_private
+from k400ray.contracts import (
+    ACC1, ACC5, ERROR, FINISHED, FOUND_OPEN, INTERRUPTED, NOT_STARTED, PENDING, RUN_FAILED,
+    RUN_FINISHED, RUN_KILLED, SOME_FAILED, STOPPED_BY_ASHA, STOPPED_EARLY, mode_metric,
+)
 from k400ray.tracking import mlflow_log
 from k400ray.tracking.outbox import few_retries, outbox_location, send_held, server_answers, wait_until_answering
 from k400ray.text_table import text_table
 from k400ray.tune.cost import DRIVER_CPUS
 from k400ray.tune.events import FINAL_FIELDS, Emit, GridEnded, GridStarted, TrialEnded, TrialPlan, pick
 from k400ray.tune.spec import SearchSpec, grid_point, trial_name
-from k400ray.tune.forward import FINISHED_KEY
 
 
 class GridError(RuntimeError):
@@ -47,7 +50,7 @@ class TrialSummary:
     preset: str
     aug: str
     seed: int
-    status: str  # done | error | stopped early | interrupted | not started
+    status: str  # one of contracts.ENDED: finished | error | stopped early | interrupted | not started
     metrics: dict = field(default_factory=dict)
     error: str | None = None
     trial_id: str | None = None  # Tune's (the MLflow child run's ``trial_id`` tag); None if never created
@@ -62,11 +65,11 @@ class GridOutcome:
 
     @property
     def interrupted(self) -> bool:
-        return any(t.status in ("interrupted", "not started") for t in self.trials)
+        return any(t.status in (INTERRUPTED, NOT_STARTED) for t in self.trials)
 
     @property
     def failed(self) -> bool:
-        return any(t.status == "error" for t in self.trials)
+        return any(t.status == ERROR for t in self.trials)
 
 
 def resolve_spec(spec: SearchSpec) -> SearchSpec:
@@ -169,7 +172,7 @@ def run_grid(spec: SearchSpec, *, num_classes: int, class_names: list[str], addr
     # trial of this grid runs now, so a child left RUNNING belongs to a driver that was killed.
     outboxes = [outbox_location(spec.storage_path, trial_name(spec.experiment, *point)) for point in spec.grid_points()]
     _send_held(uri, outboxes, echo)
-    mlflow_log.close_open_trials(grid, reason_by_trial_id={}, default_reason="interrupted (found open at resume)")
+    mlflow_log.close_open_trials(grid, reason_by_trial_id={}, default_reason=FOUND_OPEN)
     if on_parent_run is not None:
         on_parent_run(grid)  # the console says where the runs are (its MLflow block)
     else:
@@ -179,7 +182,7 @@ def run_grid(spec: SearchSpec, *, num_classes: int, class_names: list[str], addr
         tune.with_parameters(grid_trial, spec=spec_json, num_classes=num_classes, class_names=class_names, grid=grid),
         {"cpu": DRIVER_CPUS},
     )
-    status, reason = "KILLED", "interrupted"
+    status, reason = RUN_KILLED, INTERRUPTED
     try:
         with _sigterm_as_ctrl_c():
             before = _summaries(spec, tune.ExperimentAnalysis(path))[0] if restorable else []
@@ -189,11 +192,11 @@ def run_grid(spec: SearchSpec, *, num_classes: int, class_names: list[str], addr
                 tuner = tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True)
             else:
                 tuner = _new_tuner(spec, trainable)
-            _attach_callbacks(tuner, [GridProgress(spec.experiment, emit, finished_key=FINISHED_KEY)])
+            _attach_callbacks(tuner, [GridProgress(spec.experiment, emit, finished_key=FINISHED)])
             tuner.fit()
         trials, stopped_ids = _summaries(spec, tune.ExperimentAnalysis(path))
         outcome = GridOutcome(path, shown_uri, grid.parent_run_id, trials)
-        stopped = dict.fromkeys(stopped_ids, "stopped early by ASHA")
+        stopped = dict.fromkeys(stopped_ids, STOPPED_BY_ASHA)
         tracked = wait_until_answering(uri, limit_s=60 * spec.mlflow.grid_end_wait_minutes, what="the grid's end",
                                        say=echo)
         if tracked:
@@ -201,18 +204,18 @@ def run_grid(spec: SearchSpec, *, num_classes: int, class_names: list[str], addr
             # A trial whose Train controller Ctrl+C killed first ended its run FAILED on the dead
             # actor; Tune says interrupted, and so does MLflow.
             tracked = _tracked(lambda: mlflow_log.close_open_trials(
-                grid, reason_by_trial_id=stopped, default_reason="interrupted",
-                interrupted_ids=[t.trial_id for t in trials if t.status == "interrupted"]))
+                grid, reason_by_trial_id=stopped, default_reason=INTERRUPTED,
+                interrupted_ids=[t.trial_id for t in trials if t.status == INTERRUPTED]))
         if not tracked:
             echo(f"MLflow server {shown_uri} does not answer: every result is kept (the trials' checkpoints, "
                  f"Tune's state); what MLflow lacks is held beside each trial's checkpoints. "
                  f"Run the same command with --resume once the server answers: it sends it and runs nothing again.")
         if outcome.interrupted:
-            status, reason = "KILLED", "interrupted"
+            status, reason = RUN_KILLED, INTERRUPTED
         elif outcome.failed:
-            status, reason = "FAILED", "some trials failed"
+            status, reason = RUN_FAILED, SOME_FAILED
         else:
-            status, reason = "FINISHED", "done"
+            status, reason = RUN_FINISHED, FINISHED
         # What Tune saved is the truth (an interrupted trial, one that never started).
         for t in trials:
             emit(TrialEnded(trial_name(spec.experiment, t.preset, t.aug, t.seed), t.status,
@@ -220,7 +223,7 @@ def run_grid(spec: SearchSpec, *, num_classes: int, class_names: list[str], addr
         return outcome
     except BaseException:
         if server_answers(uri):
-            _tracked(lambda: mlflow_log.close_open_trials(grid, reason_by_trial_id={}, default_reason="interrupted"))
+            _tracked(lambda: mlflow_log.close_open_trials(grid, reason_by_trial_id={}, default_reason=INTERRUPTED))
         raise
     finally:
         if server_answers(uri):
@@ -257,9 +260,9 @@ def plan_trials(spec: SearchSpec, before: list[TrialSummary]) -> list[TrialPlan]
     for preset, aug, seed in spec.grid_points():
         epochs = spec.training.epochs or config_variant(get_preset(preset, scale=spec.scale), aug).recipe.epochs
         old = left.get((preset, aug, seed))
-        kept = old is not None and old.status in ("done", "stopped early")
+        kept = old is not None and old.status in (FINISHED, STOPPED_EARLY)
         plans.append(TrialPlan(trial_name(spec.experiment, preset, aug, seed), preset, aug, seed, int(epochs),
-                               status=old.status if kept else "pending",
+                               status=old.status if kept else PENDING,
                                metrics=pick(old.metrics, FINAL_FIELDS) if kept else {}))
     return plans
 
@@ -371,25 +374,25 @@ def _summaries(spec: SearchSpec, analysis) -> tuple[list[TrialSummary], list[str
         metrics = dict(trial.last_result or {})
         error = None
         if trial.status == Trial.ERROR:
-            status = "error"
+            status = ERROR
             text = str(trial.get_pickled_error() or trial.get_error() or "").strip().splitlines()
             error = next((ln.strip() for ln in reversed(text) if ln.strip()), "failed")
         elif trial.status == Trial.TERMINATED:
-            status = "done" if metrics.get(FINISHED_KEY) else "stopped early"
-            if status == "stopped early":
+            status = FINISHED if metrics.get(FINISHED) else STOPPED_EARLY
+            if status == STOPPED_EARLY:
                 stopped.append(trial.trial_id)
         else:
-            status = "interrupted" if metrics else "not started"
+            status = INTERRUPTED if metrics else NOT_STARTED
         by_key[grid_point(config)] = TrialSummary(*grid_point(config), status=status, metrics=metrics, error=error,
                                                   trial_id=trial.trial_id)
-    return [by_key.get(k) or TrialSummary(*k, status="not started") for k in spec.grid_points()], stopped
+    return [by_key.get(k) or TrialSummary(*k, status=NOT_STARTED) for k in spec.grid_points()], stopped
 
 
 def format_summary(trials: list[TrialSummary]) -> str:
     header = ("preset", "config", "seed", "efficient acc1/acc5", "accurate acc1/acc5", "status")
 
     def pair(m: dict, mode: str) -> str:
-        a1, a5 = m.get(f"{mode}_acc1"), m.get(f"{mode}_acc5")
+        a1, a5 = m.get(mode_metric(mode, ACC1)), m.get(mode_metric(mode, ACC5))
         return "-" if a1 is None or a5 is None else f"{a1:.2f} / {a5:.2f}"
 
     body = [(t.preset, t.aug, str(t.seed), pair(t.metrics, "efficient"), pair(t.metrics, "accurate"), t.status)

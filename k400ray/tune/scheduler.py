@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler, TrialScheduler
 
+from k400ray.contracts import EFFICIENT_ACC1, EPOCH
 from k400ray.tune.spec import grid_point
 
-METRIC = "efficient_acc1"
-TIME_ATTR = "epoch"
+METRIC = EFFICIENT_ACC1
+TIME_ATTR = EPOCH
 
 
 class PerPresetASHA(FIFOScheduler):

@@ -2,8 +2,8 @@
 
 Ray 2.60 / Train V2: a Tune trial is a plain function that builds and fits its own trainer.
 Two Ray Train callbacks run on the Train controller after each epoch's report:
-``TuneReportCallback`` forwards rank 0's metrics to Tune (what ASHA sees; ``done`` renamed,
-see :data:`k400ray.tune.forward.FINISHED_KEY`), and
+``TuneReportCallback`` forwards rank 0's metrics to Tune (what ASHA sees; see
+:mod:`k400ray.tune.forward`), and
 :class:`~k400ray.tracking.epoch_callback.MlflowEpochLogger` logs them to MLflow. The final
 metrics, the artifacts and ``ray.tune.report`` of the final result happen here, after the fit.
 
@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import sys
 
+from k400ray.contracts import EPOCH, ERROR, FINISHED, INTERRUPTED, MLFLOW_RUN_ID, NODE_TAG, RUN_FAILED, RUN_KILLED
 from k400ray.tracking.mlflow_log import GridRun, TrialRun
 from k400ray.tracking.outbox import Outbox, few_retries, outbox_location, server_answers, wait_until_answering
-from k400ray.tune.forward import FINISHED_KEY, ForwardToTune
+from k400ray.tune.forward import ForwardToTune
 from k400ray.tune.spec import SearchSpec, grid_point, run_label, trial_config
 
 
@@ -56,7 +57,7 @@ def grid_trial(params: dict, *, spec: dict, num_classes: int, class_names: list[
                         tune_trial_id=ray.tune.get_context().get_trial_id(),
                         run_name=run_label(*point, [p for p, _, _ in search.grid_points()]))
     # Which node drove the trial: on a cluster, where to look for its logs.
-    run.client.set_tag(run.run_id, "ray_node_id", ray.get_runtime_context().get_node_id())
+    run.client.set_tag(run.run_id, NODE_TAG, ray.get_runtime_context().get_node_id())
     outbox = Outbox(outbox_location(cfg.storage_path or default_storage(), cfg.name), grid.tracking_uri)
     try:
         outbox.flush(run.client)  # what an earlier attempt held during an outage
@@ -68,13 +69,13 @@ def grid_trial(params: dict, *, spec: dict, num_classes: int, class_names: list[
             raise TrialFailed(f"{cfg.name}: {outcome.error}")
         _end_or_hold(run, outbox, cfg, outcome, class_names)
     except (KeyboardInterrupt, SystemExit):
-        run.end("KILLED", reason="interrupted")
+        run.end(RUN_KILLED, reason=INTERRUPTED)
         raise
     except BaseException as exc:
-        run.end("FAILED", reason="error", error=exc)
+        run.end(RUN_FAILED, reason=ERROR, error=exc)
         raise
-    final = {k: outcome.metrics[k] for k in ("epoch", *FINAL_METRICS) if k in outcome.metrics}
-    ray.tune.report({**final, FINISHED_KEY: 1, "mlflow_run_id": run.run_id})
+    final = {k: outcome.metrics[k] for k in (EPOCH, *FINAL_METRICS) if k in outcome.metrics}
+    ray.tune.report({**final, FINISHED: 1, MLFLOW_RUN_ID: run.run_id})
 
 
 def _end_or_hold(run: TrialRun, outbox: Outbox, cfg, outcome, class_names: list[str]) -> bool:
@@ -87,7 +88,7 @@ def _end_or_hold(run: TrialRun, outbox: Outbox, cfg, outcome, class_names: list[
     from k400ray.engine.trial import FINAL_METRICS
     from k400ray.tracking.artifacts import write_trial_artifacts
 
-    step = int(outcome.metrics["epoch"])
+    step = int(outcome.metrics[EPOCH])
     with tempfile.TemporaryDirectory() as tmp:
         write_trial_artifacts(Path(tmp), cfg, outcome.predictions, class_names)
         if server_answers(run.grid.tracking_uri):

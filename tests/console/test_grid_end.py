@@ -38,7 +38,7 @@ def _grid_without_ray(spec, *, on_parent_run, **_):
     on_parent_run(grid)
     ml.finish_grid_run(grid, "FINISHED", "done")
     return GridOutcome("runs/ending", spec.mlflow.tracking_uri, grid.parent_run_id,
-                       [TrialSummary("tsn_r50_1x1x8", "default", 0, "done")])
+                       [TrialSummary("tsn_r50_1x1x8", "default", 0, "finished")])
 
 
 def test_tune_ends_with_one_mlflow_block_whose_command_runs_as_printed(tmp_path, monkeypatch):

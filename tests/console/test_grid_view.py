@@ -19,7 +19,7 @@ TSN, TSM, I3D = "g-tsn_r50_1x1x8-default-s0", "g-tsm_r50_1x1x8-mixup-s0", "g-i3d
 
 def _events():
     plans = (TrialPlan(TSN, "tsn_r50_1x1x8", "default", 0, 2), TrialPlan(TSM, "tsm_r50_1x1x8", "mixup", 0, 2),
-             TrialPlan(I3D, "i3d_r50_32x2x1", "default", 0, 2, status="done",
+             TrialPlan(I3D, "i3d_r50_32x2x1", "default", 0, 2, status="finished",
                        metrics={"efficient_acc1": 40.0, "efficient_acc5": 90.0, "accurate_acc1": 45.0, "accurate_acc5": 95.0}))
     epoch = {"train_loss": 1.3863, "clips_per_s": 12.34, "data_wait_fraction": 0.4}
     final = {"efficient_acc1": 50.0, "efficient_acc5": 100.0, "accurate_acc1": 62.5, "accurate_acc5": 100.0}
@@ -29,10 +29,10 @@ def _events():
         EpochEnded(TSN, 1, epoch, at=T0 + 11),
         EpochEnded(TSN, 2, {**epoch, "efficient_acc1": 50.0, "efficient_acc5": 100.0}, at=T0 + 21),
         TrialTested(TSN, final, at=T0 + 25),
-        TrialEnded(TSN, "done", final, at=T0 + 27),
+        TrialEnded(TSN, "finished", final, at=T0 + 27),
         TrialEnded(TSM, "error", {}, error="TrialFailed: boom", at=T0 + 30),
         # the runner repeats every trial's end once the Tuner returned: said once only
-        TrialEnded(TSN, "done", final, at=T0 + 40), TrialEnded(I3D, "done", {}, at=T0 + 40),
+        TrialEnded(TSN, "finished", final, at=T0 + 40), TrialEnded(I3D, "finished", {}, at=T0 + 40),
         GridEnded("FAILED", at=T0 + 41),
     ]
 
@@ -51,10 +51,10 @@ def test_plain_lines_tell_each_step_once():
                         "| grid ETA -")  # no pace yet: the first epoch also paid the start-up
     assert lines[5].startswith(f"epoch  {TSN} 2/2: loss 1.3863, efficient acc1/acc5 50.00/100.00, 12.3 clips/s")
     assert lines[6] == f"tested {TSN}: efficient acc1/acc5 50.00/100.00, accurate acc1/acc5 62.50/100.00"
-    assert lines[7] == (f"done {TSN} in 0:26: efficient acc1/acc5 50.00/100.00, accurate acc1/acc5 62.50/100.00 "
+    assert lines[7] == (f"finished {TSN} in 0:26: efficient acc1/acc5 50.00/100.00, accurate acc1/acc5 62.50/100.00 "
                         "[2/3 trials ended]")
     assert lines[8] == f"error {TSM} in 0:28 (TrialFailed: boom) [3/3 trials ended]"
-    assert lines[9] == "grid g FAILED in 0:41: 2 done, 1 error"
+    assert lines[9] == "grid g FAILED in 0:41: 1 error, 2 finished"
     assert len(lines) == 10
     # no line starts with a preset name: the summary table's rows are the only ones that do
     assert not any(ln.startswith(("tsn_", "tsm_", "i3d_")) for ln in lines)
@@ -74,7 +74,7 @@ def test_board_etas():
     assert board.pace() == 10 and board.start_up(10) == 0 and board.tail() == 0
     # TSN (started at +1) is due at +21; TSM (started at +2, 2 epochs) at +22: 1 s left at +21
     assert board.eta(T0 + 21) == 1
-    assert board.rows[I3D].status == "done" and board.rows[I3D].metrics["accurate_acc1"] == 45.0
+    assert board.rows[I3D].status == "finished" and board.rows[I3D].metrics["accurate_acc1"] == 45.0
     assert clock(None) == "-" and clock(65) == "1:05" and clock(3725) == "1:02:05" and clock(-3) == "0:00"
 
 
@@ -95,7 +95,7 @@ def test_live_table_keeps_final_figures():
     text = out.getvalue()
     final = text[text.rindex("grid g"):]
     tsn = next(ln for ln in final.splitlines() if "tsn_r50_1x1x8" in ln)
-    assert "done" in tsn and "2/2" in tsn and "50.00" in tsn and "62.50" in tsn
+    assert "finished" in tsn and "2/2" in tsn and "50.00" in tsn and "62.50" in tsn
     i3d = next(ln for ln in final.splitlines() if "i3d_r50_32x2x1" in ln)
     assert "40.00" in i3d and "45.00" in i3d
     assert "FAILED" in final
@@ -121,7 +121,7 @@ def _simulated_grid(trials=12, epochs=4, slots=3, start_up=30.0, epoch_s=8.0, te
         for e in range(1, epochs + 1):
             at += epoch_s
             events.append(EpochEnded(name, e, {"train_loss": 1.0}, at=at))
-        events.append(TrialEnded(name, "done", {}, at=at + test_s))
+        events.append(TrialEnded(name, "finished", {}, at=at + test_s))
         free.append(at + test_s)
     events.sort(key=lambda e: e.at)
     return events, max(free)
@@ -139,7 +139,7 @@ def test_grid_eta_is_not_fooled_by_the_first_epochs():
             eta = board.eta(event.at)
             if eta is not None and first is None:
                 first = (event.at, eta)
-            if any(r.status == "done" for r in board.rows.values()):  # overhead measured
+            if any(r.status == "finished" for r in board.rows.values()):  # overhead measured
                 assert abs(eta - (end - event.at)) <= 1, (event, eta, end - event.at)
     at, eta = first
     truth = end - at

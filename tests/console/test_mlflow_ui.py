@@ -59,7 +59,7 @@ def test_description_holds_every_trial_and_the_experiment_is_model_development(t
     # No predictions artifacts here: the sheet cannot be built, the trials table still is.
     refresh_description(grid)
     note = client.get_run(grid.parent_run_id).data.tags[ml.NOTE_TAG]
-    assert "| tsn_r50_1x1x8 | default | 0 | done | 50.00 / 100.00 | 62.50 / 100.00 |" in note
+    assert "| tsn_r50_1x1x8 | default | 0 | finished | 50.00 / 100.00 | 62.50 / 100.00 |" in note
     assert "| tsn_r50_1x1x8 | mixup | 0 | error (TrialFailed: boom) | - | - |" in note
     refresh_description(grid, sheet="# the sheet\n")
     # the sheet's title beside "Trials", its headings one level down

@@ -87,7 +87,7 @@ def test_resume_continues_from_the_checkpoint_epoch_and_rescales_the_lr(one_epoc
     for mode in ("efficient", "accurate"):
         preds = second.predictions[mode]
         assert len(preds) == 8 and len(set(preds.video_id)) == 8  # 4 classes x 2 val videos, no duplicates
-    assert m["val_videos"] == 8 and m["done"] == 1
+    assert m["val_videos"] == 8 and m["tested"] == 1
     for key in ("efficient_acc1", "efficient_acc5", "accurate_acc1", "accurate_acc5"):
         assert 0.0 <= m[key] <= 100.0
     assert np.isfinite(m["train_loss"]) and m["clips_per_s"] > 0

@@ -87,7 +87,7 @@ def test_a_retried_trial_keeps_its_one_child_run(uri):
     from k400ray.console.mlflow_ui import trials_markdown
 
     row = next(ln for ln in trials_markdown(client, grid).splitlines() if ln.startswith("| tsn_r50_1x1x8"))
-    assert row.startswith("| tsn_r50_1x1x8 | default | 0 | done | ") and "exploded" not in row, row
+    assert row.startswith("| tsn_r50_1x1x8 | default | 0 | finished | ") and "exploded" not in row, row
 
 
 def test_epoch_then_final_metrics_without_duplicates(uri):
@@ -173,11 +173,23 @@ def test_an_epoch_only_its_checkpoint_holds_is_logged_once(uri):
     grid = ml.open_grid_run(uri, "exp", "g", SPEC, resume=False)
     run = ml.TrialRun.open(grid, _cfg(), family="tsn", tune_trial_id="t1")
     ml.log_epoch(run.client, run.run_id, {"epoch": 1, "train_loss": 1.5})
-    history = [("c1", {"epoch": 1, "train_loss": 1.5, "done": 0}), ("c2", {"epoch": 2, "train_loss": 1.2, "done": 0}),
-               ("c3", {"epoch": 2, "train_loss": 1.2, "efficient_acc1": 50.0, "done": 1})]
+    history = [("c1", {"epoch": 1, "train_loss": 1.5, "tested": 0}),
+               ("c2", {"epoch": 2, "train_loss": 1.2, "tested": 0}),
+               ("c3", {"epoch": 2, "train_loss": 1.2, "efficient_acc1": 50.0, "tested": 1})]
     assert run.log_missing_epochs(history) == 1  # epoch 2: checkpointed, never logged
     assert [(m.step, m.value) for m in run.client.get_metric_history(run.run_id, "train_loss")] == [(1, 1.5), (2, 1.2)]
     assert run.log_missing_epochs(history) == 0
+
+
+def test_checkpoints_of_older_runs_say_done_for_tested(uri):
+    """A run resumed from checkpoints written before the flag was called ``tested``: their final
+    report (``done=1``) is not an epoch to log."""
+    grid = ml.open_grid_run(uri, "exp", "g", SPEC, resume=False)
+    run = ml.TrialRun.open(grid, _cfg(), family="tsn", tune_trial_id="t1")
+    history = [("c1", {"epoch": 1, "train_loss": 1.5, "done": 0}),
+               ("c2", {"epoch": 1, "train_loss": 1.5, "efficient_acc1": 50.0, "done": 1})]
+    assert run.log_missing_epochs(history) == 1
+    assert [m.step for m in run.client.get_metric_history(run.run_id, "train_loss")] == [1]
 
 
 def test_trial_artifacts(tmp_path):

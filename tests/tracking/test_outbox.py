@@ -74,7 +74,7 @@ def test_an_end_held_during_an_outage_finishes_the_run_when_sent(tmp_path):
     other = outbox_location(str(tmp_path / "runs"), "nothing-held")
     assert send_held(client.tracking_uri, [location, other]) == (2, 0)
     run = client.get_run(run_id)
-    assert run.info.status == "FINISHED" and run.data.tags[ml.END_TAG] == "done"
+    assert run.info.status == "FINISHED" and run.data.tags[ml.END_TAG] == "finished"
     assert run.data.metrics["accurate_acc1"] == 80.0 and run.data.metrics["train_loss"] == 0.5
     assert [a.path for a in client.list_artifacts(run_id)] == ["config.json"]
     assert box.pending() == [] and not any((tmp_path / "runs" / "trial" / "mlflow-outbox").iterdir())

@@ -502,7 +502,7 @@ def test_smoke_run_submitted_as_a_job_runs_every_trial_for_one_epoch(cluster, ml
         returncode, out = done.returncode, done.stdout + done.stderr
     assert returncode == 0, out[-4000:]
     rows = [ln.split() for ln in out.splitlines() if ln.startswith("i3d_")]
-    assert rows and rows[-1][-1] == "done", out[-3000:]
+    assert rows and rows[-1][-1] == "finished", out[-3000:]
     client = ml.client_for(mlflow_server.uri)
     assert client.get_experiment_by_name("smokegrid") is None  # the grid itself is not touched
     runs = client.search_runs([client.get_experiment_by_name("smokegrid-smoke").experiment_id],
@@ -690,7 +690,7 @@ def test_job_submitted_grid_survives_mlflow_outage_and_node_loss(cluster, mlflow
     assert returncode == 0, out[-4000:]  # the job SUCCEEDED (or the driver exited 0), MLflow down at its end
     assert "does not answer: every result is kept" in out, out[-3000:]
     rows = [ln.split() for ln in out.splitlines() if ln.startswith("tsn_r50_1x1x8")]
-    assert rows and rows[-1][-1] == "done", out[-3000:]  # the grid's summary
+    assert rows and rows[-1][-1] == "finished", out[-3000:]  # the grid's summary
     assert [bool(r.get("end")) for r in held][-1], held  # the trial held its end (and what came before)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     assert f"sent {len(held)} record(s)" in resumed.stdout, resumed.stdout[-3000:]
@@ -701,7 +701,7 @@ def test_job_submitted_grid_survives_mlflow_outage_and_node_loss(cluster, mlflow
     assert len(runs) == 1, [r.info.run_id for r in runs]  # the retry reopened the run
     run = runs[0]
     assert run.info.status == "FINISHED" and set(FINAL_METRICS) <= set(run.data.metrics)
-    assert run.data.tags[ml.END_TAG] == "done"
+    assert run.data.tags[ml.END_TAG] == "finished"
     artifacts = {a.path for a in ml.client_for(uri).list_artifacts(run.info.run_id)}
     assert {"predictions_efficient.parquet", "predictions_accurate.parquet", "config.json"} <= artifacts
     assert run.data.tags["k400ray.attempt"] == "2"  # Tune ran the trial a second time

@@ -11,7 +11,7 @@ import pytest
 
 from k400ray.tune import runner
 from k400ray.tune.spec import SearchSpec
-from k400ray.tune.forward import FINISHED_KEY
+from k400ray.contracts import FINISHED
 
 BASE = {"experiment": "x", "data": {"train_index": "idx"}, "storage_path": "runs",
         "grid": {"presets": ["tsn_r50_1x1x8"], "augmentations": ["default", "mixup", "cutmix", "randaugment"],
@@ -38,7 +38,7 @@ def _trial(aug, seed, status, result=None, error=None, trial_id=None):
 def test_trials_are_classified_from_the_saved_state():
     final = {"efficient_acc1": 70.0, "efficient_acc5": 90.0, "accurate_acc1": 72.0, "accurate_acc5": 91.0}
     analysis = SimpleNamespace(trials=[
-        _trial("default", 0, "TERMINATED", {**final, FINISHED_KEY: 1}),
+        _trial("default", 0, "TERMINATED", {**final, FINISHED: 1}),
         _trial("mixup", 0, "TERMINATED", {"efficient_acc1": 10.0, "epoch": 2}),  # ASHA stopped it
         _trial("cutmix", 0, "RUNNING", {"efficient_acc1": 50.0, "epoch": 1}),  # interrupted
         _trial("randaugment", 0, "ERROR", error=RuntimeError("trial\nTrialFailed: x: no checkpoint")),
@@ -47,7 +47,7 @@ def test_trials_are_classified_from_the_saved_state():
     spec = SearchSpec.model_validate(BASE)
     trials, stopped = runner._summaries(spec, analysis)
     status = {(t.aug, t.seed): t.status for t in trials}
-    assert status == {("default", 0): "done", ("mixup", 0): "stopped early", ("cutmix", 0): "interrupted",
+    assert status == {("default", 0): "finished", ("mixup", 0): "stopped early", ("cutmix", 0): "interrupted",
                       ("randaugment", 0): "error", ("default", 1): "not started", ("mixup", 1): "not started",
                       ("cutmix", 1): "not started", ("randaugment", 1): "not started"}
     assert stopped == ["mixup0"]
@@ -55,7 +55,7 @@ def test_trials_are_classified_from_the_saved_state():
     assert outcome.interrupted and outcome.failed
     table = runner.format_summary(trials)
     first = next(ln.split() for ln in table.splitlines() if ln.split()[:3] == ["tsn_r50_1x1x8", "default", "0"])
-    assert first[3:] == ["70.00", "/", "90.00", "72.00", "/", "91.00", "done"]
+    assert first[3:] == ["70.00", "/", "90.00", "72.00", "/", "91.00", "finished"]
     assert "tsn_r50_1x1x8-randaugment-s0: TrialFailed: x: no checkpoint" in table
     assert table.splitlines()[0].split() == ["preset", "config", "seed", "efficient", "acc1/acc5", "accurate",
                                              "acc1/acc5", "status"]

@@ -95,7 +95,7 @@ def test_interrupted_grid_resumes_only_unfinished_trials(cli_app, tiny_index, tm
     assert "grid e2e: 2 trials, up to 1 at a time" in first_out
     done_name = f"e2e-{first[done_aug].data.tags['model']}-{done_aug}-s0"
     for line in (f"start  {done_name} (1 epochs)", f"epoch  {done_name} 1/1: loss ", f"tested {done_name}: ",
-                 f"done {done_name} in "):
+                 f"finished {done_name} in "):
         assert line in first_out, (line, first_out[-3000:])
     assert "grid e2e KILLED" in first_out and "Trial status" not in first_out and "╭" not in first_out
     assert "Trial status" in ray_log.read_text()
@@ -135,9 +135,9 @@ def test_interrupted_grid_resumes_only_unfinished_trials(cli_app, tiny_index, tm
     other_epochs = client.get_metric_history(final[other].info.run_id, "train_loss")
     assert other_epochs and {m.step for m in other_epochs} == {1}  # epoch 1, by either run (or both)
     assert "grid e2e: 2 trials, up to 1 at a time (1 already finished)" in out
-    for line in (f"start  {other_name} (1 epochs)", f"done {other_name} in ", "grid e2e FINISHED in "):
+    for line in (f"start  {other_name} (1 epochs)", f"finished {other_name} in ", "grid e2e FINISHED in "):
         assert line in out, (line, out[-3000:])
-    done_line = next(ln for ln in out.splitlines() if ln.startswith(f"done {other_name} in "))
+    done_line = next(ln for ln in out.splitlines() if ln.startswith(f"finished {other_name} in "))
     assert "efficient acc1/acc5 " in done_line and "accurate acc1/acc5 " in done_line, done_line
     if f"epoch  {other_name} 1/1: " in out:  # trained again: then tested, step by step
         assert f"tested {other_name}: " in out, out[-3000:]
@@ -154,12 +154,12 @@ def test_interrupted_grid_resumes_only_unfinished_trials(cli_app, tiny_index, tm
     for aug, run in final.items():
         m, t = run.data.metrics, run.data.tags
         assert (t["model"], t["config"], t["seed"]) == (t["model"], aug, "0")
-        assert (f"| {t['model']} | {aug} | 0 | done | {m['efficient_acc1']:.2f} / {m['efficient_acc5']:.2f} | "
+        assert (f"| {t['model']} | {aug} | 0 | finished | {m['efficient_acc1']:.2f} / {m['efficient_acc5']:.2f} | "
                 f"{m['accurate_acc1']:.2f} / {m['accurate_acc5']:.2f} |") in note, note
     assert "## e2e: 2 finished trials" in note  # the sheet, its title beside "Trials"
     rows = [ln.split() for ln in resumed.stdout.splitlines() if ln.startswith(("tsn_r50_1x1x8", "i3d_r50_32x2x1"))]
-    assert sorted((r[0], r[1], r[-1]) for r in rows) == [("i3d_r50_32x2x1", "gluoncv", "done"),
-                                                          ("tsn_r50_1x1x8", "randaugment", "done")]
+    assert sorted((r[0], r[1], r[-1]) for r in rows) == [("i3d_r50_32x2x1", "gluoncv", "finished"),
+                                                          ("tsn_r50_1x1x8", "randaugment", "finished")]
 
     again = CliRunner().invoke(cli_app, ["tune", spec])
     assert again.exit_code == 2 and "--resume" in again.stderr
