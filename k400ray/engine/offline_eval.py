@@ -37,9 +37,9 @@ def evaluate_checkpoint(
     if not state_path.is_file():
         raise FileNotFoundError(f"{checkpoint_dir}: not a k400ray checkpoint (no {ckpt.STATE})")
     state = ckpt.load_state(Path(checkpoint_dir))
-    cfg = TrialConfig(**state["config"])
+    cfg = TrialConfig.model_validate(state["config"])
     recipe = state.get("recipe")
-    preset = TrialRecipe(**recipe).model_preset() if recipe else cfg.resolved_preset()
+    preset = TrialRecipe.model_validate(recipe).preset if recipe else cfg.resolved_preset()
     epoch = state["epoch"]
     model_state = state["model"]
     if weights == "best":

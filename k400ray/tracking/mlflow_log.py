@@ -262,7 +262,7 @@ class TrialRun:
         found = list(client.search_runs([grid.experiment_id], query, order_by=["attributes.start_time ASC"]))
         tags = {
             PARENT_TAG: grid.parent_run_id, ROLE_TAG: "trial", GRID_TAG: grid.grid, TRIAL_TAG: cfg.name,
-            "model": cfg.preset, "config": cfg.aug, "aug": cfg.aug, "seed": str(cfg.seed), "family": family,
+            "model": cfg.preset, "config": cfg.config, "aug": cfg.config, "seed": str(cfg.seed), "family": family,
         }
         if tune_trial_id:
             tags["trial_id"] = tune_trial_id
@@ -277,7 +277,7 @@ class TrialRun:
         else:
             run = client.create_run(grid.experiment_id, run_name=run_name or cfg.name, tags={**tags, ATTEMPT_TAG: "1"})
             logged = {}
-        params = {k: v for k, v in cfg.model_dump(mode="json").items() if k not in logged}
+        params = {k: v for k, v in cfg.flat_params().items() if k not in logged}
         if params:
             client.log_batch(run.info.run_id, params=_params(params))
         return cls(grid, run.info.run_id)
