@@ -14,11 +14,9 @@ import torch
 from k400ray.data.index import load_manifest
 from k400ray.data.pipeline import clip_dataset, eval_batch_videos
 from k400ray.engine import checkpoint as ckpt
-from k400ray.engine.config import TrialConfig
 from k400ray.engine.layout import input_memory_format, to_device_layout
 from k400ray.engine.loops import evaluate
 from k400ray.engine.metrics import Predictions, summarize
-from k400ray.engine.recipe import TrialRecipe
 from k400ray.models.build import build_model
 
 
@@ -37,9 +35,8 @@ def evaluate_checkpoint(
     if not state_path.is_file():
         raise FileNotFoundError(f"{checkpoint_dir}: not a k400ray checkpoint (no {ckpt.STATE})")
     state = ckpt.load_state(Path(checkpoint_dir))
-    cfg = TrialConfig.model_validate(state["config"])
-    recipe = state.get("recipe")
-    preset = TrialRecipe.model_validate(recipe).preset if recipe else cfg.resolved_preset()
+    cfg, recipe = ckpt.load_trial(state)
+    preset = recipe.preset if recipe else cfg.resolved_preset()
     epoch = state["epoch"]
     model_state = state["model"]
     if weights == "best":
