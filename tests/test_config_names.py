@@ -53,6 +53,7 @@ def test_the_constants_are_the_sheet_configs():
 def test_an_unknown_config_is_still_refused_by_name():
     from k400ray.engine.config import TrialConfig
 
-    with pytest.raises(ValidationError, match="Input should be 'default', 'randaugment', 'mixup', 'cutmix' or 'gluoncv'"):
-        TrialConfig(preset="tsn_r50_1x1x8", aug="bogus", train_index="i", val_index="i", num_classes=3)
-    assert TrialConfig(preset="tsn_r50_1x1x8", train_index="i", val_index="i", num_classes=3).aug == "default"
+    for key in ("config", "aug"):  # ``aug``: the older name, in records written before
+        with pytest.raises(ValidationError, match="Input should be 'default', 'randaugment', 'mixup', 'cutmix' or 'gluoncv'"):
+            TrialConfig(preset="tsn_r50_1x1x8", data={"train_index": "i"}, num_classes=3, **{key: "bogus"})
+    assert TrialConfig(preset="tsn_r50_1x1x8", data={"train_index": "i"}, num_classes=3).config == "default"

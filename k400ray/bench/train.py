@@ -230,14 +230,14 @@ class TrainBench:
 
 def _setup(preset_name: str, scale: str, device, num_classes: int):
     from k400ray.engine.layout import to_device_layout
-    from k400ray.engine.optim import build_optimizer
+    from k400ray.engine.optim import sgd
     from k400ray.models.build import build_model
     from k400ray.presets import get_preset
 
     preset = get_preset(preset_name, scale=scale)
     model = to_device_layout(build_model(replace(preset.arch, pretrained=None), num_classes), preset.arch.family, device)
-    optimizer, _ = build_optimizer(model, preset.recipe, lr=preset.recipe.lr, weight_decay=preset.recipe.weight_decay,
-                                   milestones=preset.recipe.milestones, warmup_epochs=0)
+    optimizer = sgd(model, preset.recipe, lr=preset.recipe.lr, weight_decay=preset.recipe.weight_decay,
+                    momentum=preset.recipe.momentum)
     return preset, model, optimizer
 
 

@@ -62,6 +62,17 @@ def load_state(directory: Path) -> dict:
     return torch.load(Path(directory) / STATE, map_location="cpu", weights_only=False)
 
 
+def load_trial(state: dict):
+    """(``TrialConfig``, ``TrialRecipe`` or None) of a checkpoint's ``state`` (:func:`load_state`):
+    what it was trained with, typed. Older layouts load too (a flat config, a recipe whose preset is
+    a name beside its data); a checkpoint written before recipes were saved has None."""
+    from k400ray.engine.config import TrialConfig
+    from k400ray.engine.recipe import TrialRecipe
+
+    recipe = state.get("recipe")
+    return TrialConfig.model_validate(state["config"]), TrialRecipe.model_validate(recipe) if recipe else None
+
+
 def load_best(directory: Path) -> dict | None:
     """The best efficient-mode epoch's weights, or None (no epoch evaluated, or an older checkpoint)."""
     path = Path(directory) / BEST

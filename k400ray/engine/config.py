@@ -1,113 +1,111 @@
 """The fully resolved configuration of one trial: what a Ray Train worker receives (as a dict)
 and turns back into this typed object on its first line. It is saved in every checkpoint and
-logged as the MLflow run's params, so each result says exactly how it was made."""
+logged as the MLflow run's params, so each result says exactly how it was made.
+
+Its sections (``augmentation``, ``training``, ``data``, ``resources``) are the classes of
+:mod:`k400ray.engine.params`, the same ones a search-space spec is made of: a spec's section
+becomes the trial's section as it is. A record written in the older flat layout (every field at
+the top level, ``aug`` for ``config``, ``randaugment_ops``, ``num_workers``) still loads.
+"""
 
 from __future__ import annotations
 
 from dataclasses import replace
-
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
-from k400ray.data.decode import CPU, DECODE_BACKENDS
-from k400ray.engine.compiled import COMPILE_MODES, default_compile_mode
+from k400ray.engine.compiled import default_compile_mode
+from k400ray.engine.params import AugmentationParams, DataParams, ResourceParams, TrainingParams
 from k400ray.presets import CONFIGS, DEFAULT, RANDAUGMENT, ModelPreset, config_variant, get_preset
 
-# The sheet's `configs` column (kept under the name `aug` in configs, MLflow and reports), named
-# in presets.py only: ``Literal`` takes the tuple as its values (an unknown name is a literal_error).
-Augmentation = Literal[CONFIGS]
-AUGMENTATIONS: tuple[str, ...] = CONFIGS
-# torch.compile mode of the model's training and eval forward (engine/compiled.py).
-CompileMode = Literal[COMPILE_MODES]
-DecodeBackend = Literal[DECODE_BACKENDS]
+# The sheet's `configs` column, named in presets.py only: ``Literal`` takes the tuple as its
+# values (an unknown name is a literal_error).
+Config = Literal[CONFIGS]
+Scale = Literal["full", "toy"]
+
+# The older flat layout: a top-level key -> (section, its name there).
+_FLAT = {
+    **{k: ("augmentation", k) for k in ("mixup_alpha", "cutmix_alpha", "randaugment_magnitude")},
+    "randaugment_ops": ("augmentation", "randaugment_num_ops"),
+    **{k: ("training", k) for k in TrainingParams.model_fields},
+    **{k: ("data", k) for k in DataParams.model_fields},
+    **{k: ("resources", k) for k in ResourceParams.model_fields if k != "workers_per_trial"},
+    "num_workers": ("resources", "workers_per_trial"),
+}
+
+
+def trial_preset(preset: str, *, scale: Scale = "full", config: str = DEFAULT,
+                 pretrained: str | None = None) -> ModelPreset:
+    """The preset a trial trains: ``preset`` at ``scale``, as ``config`` trains it, with the local
+    ImageNet weights ``pretrained`` of its 2D backbone (None: from scratch)."""
+    resolved = config_variant(get_preset(preset, scale=scale), config)
+    if pretrained:
+        resolved = replace(resolved, arch=replace(resolved.arch, pretrained=pretrained))
+    return resolved
 
 
 class TrialConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     preset: str
-    scale: Literal["full", "toy"] = "full"
-    aug: Augmentation = DEFAULT
+    scale: Scale = "full"
+    # the sheet's configs column; ``aug``: its older name, in records written before
+    config: Config = Field(DEFAULT, validation_alias=AliasChoices("config", "aug"))
     seed: int = 0
-    # augmentation parameters
-    mixup_alpha: float = Field(1.0, gt=0)
-    cutmix_alpha: float = Field(1.0, gt=0)
-    # MMAction2 0.x randaugment: ops drawn per clip out of its 15, and level out of 10 (9 -> 0.9)
-    randaugment_ops: int = Field(2, ge=1, le=15)
-    randaugment_magnitude: int = Field(9, ge=0, le=10)
-    # data
-    train_index: str
-    val_index: str
+    augmentation: AugmentationParams = AugmentationParams()
+    training: TrainingParams = TrainingParams()
+    data: DataParams  # index paths absolute, ``val_index`` set
+    resources: ResourceParams = ResourceParams()
     train_split: str = "train"
     val_split: str = "val"
-    data_root: str | None = None  # override of the manifest's data root (another mount point)
-    # A node-local staged copy (``k400ray stage``), resolved on each node; None: shared reads only.
-    local_cache: str | None = None
-    # Where training clips are decoded: cpu, or nvdec (a decode task's GPU where it sees one and
-    # PyNvVideoCodec is installed, the CPU elsewhere: data/decode.py).
-    decode_backend: DecodeBackend = CPU
     num_classes: int = Field(..., ge=2)
-    # optimisation (None: the preset's recipe, lr scaled linearly with the total batch)
-    epochs: int | None = Field(None, ge=1)
-    batch_per_worker: int | None = Field(None, ge=1)
-    lr: float | None = Field(None, gt=0)
-    milestones: tuple[int, ...] | None = None
-    warmup_epochs: int | None = Field(None, ge=0)
-    weight_decay: float | None = Field(None, ge=0)
-    # Efficient mode every N epochs and after the last (None: the recipe's, 5 like MMAction2 0.x;
-    # 1 at toy scale). Accurate mode evaluates the best-efficient-acc1 checkpoint or the last.
-    eval_interval: int | None = Field(None, ge=1)
-    accurate_checkpoint: Literal["best", "last"] = "best"
-    # resources
-    num_workers: int = Field(1, ge=1)
     use_gpu: bool = False
-    cpus_per_worker: float = Field(1.0, gt=0)
-    decode_cpus: float = Field(1.0, gt=0)
-    decode_tasks: int | None = Field(None, ge=1)
-    eval_batch_videos: int = Field(4, ge=1)  # at most; fewer when a video's views are large (I3D accurate)
-    # Decode tasks of one trial's evaluation, split over its workers (each runs its own val
-    # pipeline). None: ``decode_tasks``, or 2 per worker when that is unset too.
-    eval_decode_tasks: int | None = Field(None, ge=1)
     amp: bool | None = None  # bf16 autocast; default: on with GPUs
-    # torch.compile of the forward (training and eval); None: the measured GPU default of the
-    # preset on GPUs (none yet, so eager), eager on CPUs (``compile_mode``)
-    compile: CompileMode | None = None
     # bookkeeping
     name: str = "trial"
     storage_path: str | None = None
-    max_failures: int = Field(2, ge=0)
-    limit_videos: int | None = Field(None, ge=1)  # cap train and val videos (smoke runs)
     # Start from this checkpoint (a path or URI of a trial checkpoint) when the run has none of its own.
     init_checkpoint: str | None = None
     pretrained: str | None = None  # local ImageNet state dict of the preset's 2D backbone
 
+    @model_validator(mode="before")
+    @classmethod
+    def _flat_layout(cls, data):
+        """A record of the older flat layout (checkpoints, MLflow's ``trial_config.json``): its
+        top-level fields moved into their sections."""
+        if not isinstance(data, dict) or not _FLAT.keys() & data.keys():
+            return data
+        out = {k: v for k, v in data.items() if k not in _FLAT}
+        for key, (section, name) in _FLAT.items():
+            if key in data:
+                part = out.setdefault(section, {})
+                if not isinstance(part, dict):
+                    part = out[section] = part.model_dump()
+                part[name] = data[key]
+        return out
+
+    def flat_params(self) -> dict[str, object]:
+        """The config as one flat mapping, under the names MLflow's params of a trial have always
+        had (``aug``, ``randaugment_ops``, ``num_workers``, ``epochs``, ...): reports and searches
+        over older and newer runs read the same keys. Values as ``model_dump(mode="json")``."""
+        dumped = self.model_dump(mode="json")
+        flat = {k: v for k, v in dumped.items() if k not in ("config", *{s for s, _ in _FLAT.values()})}
+        flat["aug"] = dumped["config"]
+        for key, (section, name) in _FLAT.items():
+            flat[key] = dumped[section][name]
+        return flat
+
     def resolved_preset(self) -> ModelPreset:
-        preset = config_variant(get_preset(self.preset, scale=self.scale), self.aug)
-        if self.pretrained:
-            preset = replace(preset, arch=replace(preset.arch, pretrained=self.pretrained))
-        return preset
+        return trial_preset(self.preset, scale=self.scale, config=self.config, pretrained=self.pretrained)
 
     @property
     def total_epochs(self) -> int:
-        return self.epochs or self.resolved_preset().recipe.epochs
+        return self.training.total_epochs(self.resolved_preset())
 
     @property
     def batch_size(self) -> int:
-        return self.batch_per_worker or self.resolved_preset().recipe.batch_per_gpu
-
-    @property
-    def train_decode_tasks_per_worker(self) -> int | None:
-        """Training's decode tasks per worker: the trial's ``decode_tasks`` split over its workers
-        (each builds its own share of every epoch); None: as many as the cluster allows."""
-        return None if self.decode_tasks is None else max(1, self.decode_tasks // self.num_workers)
-
-    @property
-    def eval_decode_tasks_per_worker(self) -> int:
-        """Evaluation's decode tasks per worker: the trial's bound split over its workers, so a
-        trial of 8 workers does not run 8 uncapped validation pipelines at once."""
-        total = self.eval_decode_tasks or self.decode_tasks or 2 * self.num_workers
-        return max(1, total // self.num_workers)
+        return self.training.batch_size(self.resolved_preset())
 
     @property
     def use_amp(self) -> bool:
@@ -115,8 +113,10 @@ class TrialConfig(BaseModel):
 
     @property
     def compile_mode(self) -> str:
-        return self.compile or default_compile_mode(self.preset, self.use_gpu)
+        return self.training.compile or default_compile_mode(self.preset, self.use_gpu)
 
     @property
     def randaugment(self) -> tuple[int, int] | None:
-        return (self.randaugment_ops, self.randaugment_magnitude) if self.aug == RANDAUGMENT else None
+        """(ops, magnitude) of the ``randaugment`` config; None for the others."""
+        a = self.augmentation
+        return (a.randaugment_num_ops, a.randaugment_magnitude) if self.config == RANDAUGMENT else None

@@ -15,11 +15,9 @@ from k400ray.contracts import BEST_EPOCH, EPOCH, SKIPPED_VIDEOS
 from k400ray.data.index import load_manifest
 from k400ray.data.pipeline import clip_dataset, eval_batch_videos
 from k400ray.engine import checkpoint as ckpt
-from k400ray.engine.config import TrialConfig
 from k400ray.engine.layout import input_memory_format, to_device_layout
 from k400ray.engine.loops import evaluate
 from k400ray.engine.metrics import Predictions, summarize
-from k400ray.engine.recipe import TrialRecipe
 from k400ray.models.build import build_model
 
 
@@ -38,9 +36,8 @@ def evaluate_checkpoint(
     if not state_path.is_file():
         raise FileNotFoundError(f"{checkpoint_dir}: not a k400ray checkpoint (no {ckpt.STATE})")
     state = ckpt.load_state(Path(checkpoint_dir))
-    cfg = TrialConfig(**state["config"])
-    recipe = state.get("recipe")
-    preset = TrialRecipe(**recipe).model_preset() if recipe else cfg.resolved_preset()
+    cfg, recipe = ckpt.load_trial(state)
+    preset = recipe.preset if recipe else cfg.resolved_preset()
     epoch = state["epoch"]
     model_state = state["model"]
     if weights == "best":

@@ -1,4 +1,4 @@
-"""The preset's SGD recipe: parameter groups, linear lr scaling, warmup + step or cosine schedule."""
+"""SGD as a trial's recipe sets it: parameter groups, warmup + step or cosine schedule."""
 
 from __future__ import annotations
 
@@ -100,18 +100,23 @@ def lr_factor(epoch: int, *, milestones: tuple[int, ...], gamma: float, warmup_e
     return factor
 
 
-def build_optimizer(
-    model: nn.Module, recipe: Recipe, *, lr: float, weight_decay: float, milestones: tuple[int, ...], warmup_epochs: int,
-    epochs: int | None = None,
-) -> tuple[torch.optim.SGD, torch.optim.lr_scheduler.LambdaLR]:
-    """SGD (momentum from the recipe) and an epoch-stepped schedule (``recipe.lr_policy``) over
-    ``epochs`` (the run's length; default the recipe's)."""
-    optimizer = torch.optim.SGD(param_groups(model, recipe, lr=lr, weight_decay=weight_decay), lr=lr,
-                                momentum=recipe.momentum)
-    run_epochs = recipe.epochs if epochs is None else epochs
+def build_optimizer(model: nn.Module, recipe) -> tuple[torch.optim.SGD, torch.optim.lr_scheduler.LambdaLR]:
+    """SGD and its epoch-stepped schedule, every number from the trial's resolved ``recipe`` (an
+    ``engine.recipe.TrialRecipe``, which imports this module: not imported here): base
+    lr, weight decay, momentum, policy, milestones, gamma, warmup, run length; the parameter
+    groups by the rules of the recipe's preset (:func:`param_groups`)."""
+    optimizer = sgd(model, recipe.preset.recipe, lr=recipe.lr, weight_decay=recipe.weight_decay,
+                    momentum=recipe.momentum)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer,
-        lambda epoch: lr_factor(epoch, milestones=milestones, gamma=recipe.gamma, warmup_epochs=warmup_epochs,
-                                warmup_start=recipe.warmup_start_factor, policy=recipe.lr_policy, epochs=run_epochs),
+        lambda epoch: lr_factor(epoch, milestones=recipe.milestones, gamma=recipe.gamma,
+                                warmup_epochs=recipe.warmup_epochs, warmup_start=recipe.warmup_start_factor,
+                                policy=recipe.lr_policy, epochs=recipe.epochs),
     )
     return optimizer, schedule
+
+
+def sgd(model: nn.Module, rules: Recipe, *, lr: float, weight_decay: float, momentum: float) -> torch.optim.SGD:
+    """SGD over the parameter groups of ``rules`` (its multipliers and decay switches), base ``lr``
+    and ``weight_decay``. For a model trained without a trial (``k400ray bench train``)."""
+    return torch.optim.SGD(param_groups(model, rules, lr=lr, weight_decay=weight_decay), lr=lr, momentum=momentum)

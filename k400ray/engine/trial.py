@@ -85,17 +85,17 @@ def build_trainer(cfg: TrialConfig, *, recipe: TrialRecipe | None = None, callba
     from k400ray.engine.lean_trainer import LeanTorchTrainer
 
     recipe = recipe or resolve_recipe(cfg)
-    resources = {"CPU": cfg.cpus_per_worker}
+    resources = {"CPU": cfg.resources.cpus_per_worker}
     if cfg.use_gpu:
         resources["GPU"] = 1
     return LeanTorchTrainer(
         train_loop_per_worker,
         train_loop_config={"trial": cfg.model_dump(mode="json"), "recipe": recipe.model_dump(mode="json")},
-        scaling_config=ScalingConfig(num_workers=cfg.num_workers, use_gpu=cfg.use_gpu, resources_per_worker=resources),
+        scaling_config=ScalingConfig(num_workers=cfg.resources.workers_per_trial, use_gpu=cfg.use_gpu, resources_per_worker=resources),
         run_config=RunConfig(
             name=cfg.name,
             storage_path=cfg.storage_path or default_storage(),
-            failure_config=FailureConfig(max_failures=cfg.max_failures),
+            failure_config=FailureConfig(max_failures=cfg.resources.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=2),
             callbacks=callbacks or None,
         ),

@@ -266,7 +266,7 @@ class TrialRun:
         found = list(client.search_runs([grid.experiment_id], query, order_by=["attributes.start_time ASC"]))
         tags = {
             PARENT_TAG: grid.parent_run_id, ROLE_TAG: ROLE_TRIAL, GRID_TAG: grid.grid, TRIAL_TAG: cfg.name,
-            MODEL_TAG: cfg.preset, CONFIG_TAG: cfg.aug, CONFIG_TAG_FORMERLY: cfg.aug, SEED_TAG: str(cfg.seed),
+            MODEL_TAG: cfg.preset, CONFIG_TAG: cfg.config, CONFIG_TAG_FORMERLY: cfg.config, SEED_TAG: str(cfg.seed),
             FAMILY_TAG: family,
         }
         if tune_trial_id:
@@ -282,7 +282,7 @@ class TrialRun:
         else:
             run = client.create_run(grid.experiment_id, run_name=run_name or cfg.name, tags={**tags, ATTEMPT_TAG: "1"})
             logged = {}
-        params = {k: v for k, v in cfg.model_dump(mode="json").items() if k not in logged}
+        params = {k: v for k, v in cfg.flat_params().items() if k not in logged}
         if params:
             client.log_batch(run.info.run_id, params=_params(params))
         return cls(grid, run.info.run_id)

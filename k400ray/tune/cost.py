@@ -256,14 +256,9 @@ def decode_cores(spec: SearchSpec, shape: ClusterShape, trials: int) -> DecodeCo
     tasks = cores / r.decode_cpus
     if r.decode_tasks:
         tasks = min(tasks, r.decode_tasks)
-    eval_tasks = min(tasks, r.eval_decode_tasks or r.decode_tasks or 2 * r.workers_per_trial)
+    eval_tasks = min(tasks, r.eval_decode_tasks_total)
     return DecodeCores(tasks, eval_tasks, local / r.decode_cpus, spec.cost.decode_cores_per_gpu, nodes,
                        concurrency(spec, trials), r.decode_tasks or None)
-
-
-def efficient_evaluations(epochs: int, interval: int) -> int:
-    """Efficient mode runs after every ``interval``-th epoch and after the last."""
-    return epochs // interval + (1 if epochs % interval else 0)
 
 
 def decode_nodes_in_use(spec: SearchSpec, shape: ClusterShape, cores: DecodeCores, balance_cores: float,
@@ -340,7 +335,7 @@ def estimate(spec: SearchSpec, counts: VideoCounts, *, num_classes: int = 400, s
     rows = []
     for preset, aug, seed in points:
         recipe = resolve_recipe(trial_config(spec, preset, aug, seed, num_classes=num_classes))
-        model = recipe.model_preset()
+        model = recipe.preset
         if (preset, aug) not in per_cell:
             per_cell[(preset, aug)] = _view_costs(model, num_classes, cache)
         g_train, g_eff, v_eff, g_acc, v_acc = per_cell[(preset, aug)]
@@ -357,7 +352,7 @@ def estimate(spec: SearchSpec, counts: VideoCounts, *, num_classes: int = 400, s
             trials=len(points))
         train_rate = min(decode_rate, gpus * rate.clips_per_s, io.storage_videos_per_s, io.network_clips_per_s)
         epoch_h = (counts.train / train_rate + tp.epoch_start_s(counts.train, shuffled=True)) / 3600
-        evals = efficient_evaluations(recipe.epochs, recipe.eval_interval)
+        evals = recipe.efficient_evaluations
         common = dict(preset=model, gpus=gpus, rate=rate, train_gmacs=g_train, decode_nodes=nodes, trials=len(points))
         rows.append(TrialCost(
             preset, aug, seed, recipe, g_train, g_eff, v_eff, g_acc, v_acc, gpus, rate, decode_rate,

@@ -105,7 +105,7 @@ def _throughput_lines(spec: SearchSpec, grid: GridCost) -> list[str]:
         if key in seen:
             continue
         seen.add(key)
-        model = c.recipe.model_preset()
+        model = c.recipe.preset
         share = spec.cost.decode_efficiency or tp.ray_data_efficiency(model)
         per_core = tp.decode_videos_per_core_s(model, "train", res, grid.encoding)
         ratio = "" if res == "prepared" else f", {tp.raw_ratio(model, res):.2f}x the CPU of a prepared copy"

@@ -33,12 +33,13 @@ from k400ray.contracts import (
     ACC1, ACC5, ERROR, FINISHED, FOUND_OPEN, INTERRUPTED, NOT_STARTED, PENDING, RUN_FAILED,
     RUN_FINISHED, RUN_KILLED, SOME_FAILED, STOPPED_BY_ASHA, STOPPED_EARLY, mode_metric,
 )
+from k400ray.engine.config import trial_preset
 from k400ray.tracking import mlflow_log
 from k400ray.tracking.outbox import few_retries, outbox_location, send_held, server_answers, wait_until_answering
 from k400ray.text_table import text_table
 from k400ray.tune.cost import DRIVER_CPUS
 from k400ray.tune.events import FINAL_FIELDS, Emit, GridEnded, GridStarted, TrialEnded, TrialPlan, pick
-from k400ray.tune.spec import SearchSpec, grid_point, trial_name
+from k400ray.tune.spec import SearchSpec, grid_point, run_label, trial_config, trial_name
 
 
 class GridError(RuntimeError):
@@ -178,8 +179,15 @@ def run_grid(spec: SearchSpec, *, num_classes: int, class_names: list[str], addr
     else:
         echo(f"MLflow: experiment {spec.mlflow_experiment!r}, parent run {grid.parent_run_id} at {shown_uri}")
 
+    # Each trial's config, built here once from the spec: the Tune actor only picks its own.
+    points = spec.grid_points()
+    presets = [p for p, _, _ in points]
+    trials = {point: trial_config(spec, *point, num_classes=num_classes) for point in points}
+    labels = {point: run_label(*point, presets) for point in points}
     trainable = tune.with_resources(
-        tune.with_parameters(grid_trial, spec=spec_json, num_classes=num_classes, class_names=class_names, grid=grid),
+        tune.with_parameters(grid_trial, trials=trials, labels=labels,
+                             start_wait_minutes=spec.mlflow.trial_start_wait_minutes, class_names=class_names,
+                             grid=grid),
         {"cpu": DRIVER_CPUS},
     )
     status, reason = RUN_KILLED, INTERRUPTED
@@ -253,12 +261,10 @@ def _send_held(uri: str, outboxes: list[str], echo: Callable[[str], None]) -> No
 def plan_trials(spec: SearchSpec, before: list[TrialSummary]) -> list[TrialPlan]:
     """Every grid point with its epochs (the spec's, else its config's recipe: what the trial
     runs) and, on a resume, what the previous run left: finished trials keep their figures."""
-    from k400ray.presets import config_variant, get_preset
-
     left = {(t.preset, t.aug, t.seed): t for t in before}
     plans = []
     for preset, aug, seed in spec.grid_points():
-        epochs = spec.training.epochs or config_variant(get_preset(preset, scale=spec.scale), aug).recipe.epochs
+        epochs = spec.training.total_epochs(trial_preset(preset, scale=spec.scale, config=aug))
         old = left.get((preset, aug, seed))
         kept = old is not None and old.status in (FINISHED, STOPPED_EARLY)
         plans.append(TrialPlan(trial_name(spec.experiment, preset, aug, seed), preset, aug, seed, int(epochs),

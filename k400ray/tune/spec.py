@@ -11,12 +11,16 @@ the Tune scheduler, MLflow and checkpoint storage. The grid is either a cross pr
         - {preset: tsm_r50_1x1x8, config: randaugment, seeds: [0, 1]}
 
 ``configs`` is the sheet's column (``default``, ``randaugment``, ``mixup``, ``cutmix``,
-``gluoncv``); ``augmentations``, its old name, still loads. Inside k400ray the value is still
-called ``aug`` (``TrialConfig.aug``, Tune params, MLflow tags, report records), and the parsed
-grid keeps it under ``augmentations`` (what MLflow's parent run logs). A (preset, config) pair
-without meaning (``gluoncv`` on a preset GluonCV never trained) is refused at load.
-Each grid point becomes one :class:`~k400ray.engine.config.TrialConfig`. Relative paths are
-relative to the directory ``k400ray`` is run from.
+``gluoncv``); ``augmentations``, its old name, still loads. A trial holds it as
+``TrialConfig.config``; Tune params, MLflow tags and report records keep the key ``aug`` (so
+older grids resume and report), and the parsed grid keeps it under ``augmentations`` (what
+MLflow's parent run logs). A (preset, config) pair without meaning (``gluoncv`` on a preset
+GluonCV never trained) is refused at load.
+
+The ``data``, ``augmentation`` and ``training`` sections and the per-trial part of ``resources``
+are the trial's own sections (:mod:`k400ray.engine.params`), declared once: each grid point
+becomes one :class:`~k400ray.engine.config.TrialConfig` holding them as they are. Relative
+paths are relative to the directory ``k400ray`` is run from.
 """
 
 from __future__ import annotations
@@ -29,8 +33,8 @@ from pydantic import (
     AliasChoices, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator,
 )
 
-from k400ray.data.decode import CPU
-from k400ray.engine.config import Augmentation, CompileMode, DecodeBackend, TrialConfig
+from k400ray.engine.config import Config, TrialConfig
+from k400ray.engine.params import AugmentationParams, DataParams, ResourceParams, TrainingParams
 from k400ray.presets import DEFAULT, PRESETS, check_config, family_of
 
 
@@ -40,19 +44,6 @@ class SpecError(ValueError):
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class DataSpec(_Strict):
-    train_index: str
-    val_index: str | None = None  # default: the train index (its val split)
-    data_root: str | None = None  # where the videos are, if not where the index was built
-    # A node-local copy staged by `k400ray stage` on each node that decodes (e.g. /mnt/local/k400;
-    # environment variables are expanded on each node). Where a node has none, it reads data_root.
-    local_cache: str | None = None
-    # Where training clips are decoded: cpu (decord, PyAV), or nvdec: on the GPU of a node whose
-    # decode tasks see one and have PyNvVideoCodec (the gpu-decode extra), on the CPU elsewhere.
-    # Not part of the grid's identity (same frames, crops and draws; only the RGB conversion differs).
-    decode_backend: DecodeBackend = CPU
 
 
 def _known_preset(name: str) -> str:
@@ -65,7 +56,7 @@ class GridRow(_Strict):
     """One row of the sheet: a preset trained with one config, once per seed."""
 
     preset: str
-    config: Augmentation
+    config: Config
     seeds: list[int] | None = Field(None, min_length=1)  # None: the grid's seeds
 
     @field_validator("preset")
@@ -88,7 +79,7 @@ class GridSpec(_Strict):
     rows: list[GridRow] | None = Field(None, min_length=1)
     presets: list[str] = Field(min_length=1)
     # the sheet's configs column; `augmentations` is its old name, still accepted
-    augmentations: list[Augmentation] = Field(
+    augmentations: list[Config] = Field(
         default_factory=lambda: [DEFAULT], min_length=1, validation_alias=AliasChoices("configs", "augmentations"),
     )
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
@@ -145,50 +136,16 @@ class GridSpec(_Strict):
         return [(p, a, s) for p in self.presets for a in self.augmentations for s in self.seeds]
 
 
-class AugmentationSpec(_Strict):
-    mixup_alpha: float = Field(1.0, gt=0)
-    cutmix_alpha: float = Field(1.0, gt=0)
-    # MMAction2 0.x randaugment: ops drawn per clip out of its 15, and level out of 10 (9 -> 0.9)
-    randaugment_num_ops: int = Field(2, ge=1, le=15)
-    randaugment_magnitude: int = Field(9, ge=0, le=10)
+class ResourceSpec(ResourceParams):
+    """The trial's resources (engine/params.py) and what only the grid has: GPUs per worker (a
+    trial's ``use_gpu``) and the trials running at once."""
 
-
-class TrainingSpec(_Strict):
-    epochs: int | None = Field(None, ge=1)
-    batch_per_worker: int | None = Field(None, ge=1)
-    lr: float | None = Field(None, gt=0)
-    milestones: list[int] | None = None
-    warmup_epochs: int | None = Field(None, ge=0)
-    weight_decay: float | None = Field(None, ge=0)
-    limit_videos: int | None = Field(None, ge=1)
-    eval_interval: int | None = Field(None, ge=1)  # efficient mode every N epochs (default: 5; toy 1)
-    accurate_checkpoint: Literal["best", "last"] = "best"  # weights accurate mode evaluates
-    # torch.compile of the model's forward: off | default | reduce-overhead | max-autotune.
-    # Unset: eager, except on GPUs for a preset measured >= 1.3x faster compiled
-    # (engine/compiled.py: GPU_DEFAULT_COMPILE). Not part of the grid's identity: a --resume may change it.
-    compile: CompileMode | None = None
-
-    @field_validator("compile", mode="before")
-    @classmethod
-    def _yaml_off(cls, value):
-        """YAML reads a bare ``off`` as false: that is the mode ``off``; a bare ``on`` names no mode."""
-        if value is False:
-            return "off"
-        if value is True:
-            raise ValueError("name a mode: default, reduce-overhead or max-autotune (or off)")
-        return value
-
-
-class ResourceSpec(_Strict):
-    workers_per_trial: int = Field(1, ge=1)
-    cpus_per_worker: float = Field(1.0, gt=0)
     gpus_per_worker: int = Field(0, ge=0, le=1)
     max_concurrent_trials: int | None = Field(None, ge=1)
-    decode_cpus: float = Field(1.0, gt=0)
-    decode_tasks: int | None = Field(None, ge=1)
-    eval_decode_tasks: int | None = Field(None, ge=1)  # per trial, split over its workers
-    eval_batch_videos: int = Field(4, ge=1)
-    max_failures: int = Field(2, ge=0)
+
+    def per_trial(self) -> ResourceParams:
+        """The part a trial's config holds."""
+        return ResourceParams.model_validate(self.model_dump(include=set(ResourceParams.model_fields)))
 
 
 class SchedulerSpec(_Strict):
@@ -266,10 +223,11 @@ class CostSpec(_Strict):
 class SearchSpec(_Strict):
     experiment: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     scale: Literal["full", "toy"] = "full"
-    data: DataSpec
+    # data, augmentation and training: the trial's own sections (engine/params.py), as they are
+    data: DataParams
     grid: GridSpec
-    augmentation: AugmentationSpec = AugmentationSpec()
-    training: TrainingSpec = TrainingSpec()
+    augmentation: AugmentationParams = AugmentationParams()
+    training: TrainingParams = TrainingParams()
     resources: ResourceSpec = ResourceSpec()
     scheduler: SchedulerSpec = SchedulerSpec()
     mlflow: MlflowSpec = MlflowSpec()
@@ -300,7 +258,7 @@ class SearchSpec(_Strict):
 
     @property
     def val_index(self) -> str:
-        return self.data.val_index or self.data.train_index
+        return self.data.val_path
 
     def grid_points(self) -> list[tuple[str, str, int]]:
         """(preset, config, seed) of every trial: the cross product, or the rows."""
@@ -394,28 +352,20 @@ def grid_point(params: dict) -> tuple[str, str, int]:
     return point["preset"], point["aug"], int(point["seed"])
 
 
-def trial_config(spec: SearchSpec, preset: str, aug: str, seed: int, *, num_classes: int) -> TrialConfig:
+def trial_config(spec: SearchSpec, preset: str, config: str, seed: int, *, num_classes: int) -> TrialConfig:
+    """The trial of one grid point: the spec's sections as the trial's, index paths absolute."""
     try:
-        check_config(preset, aug)
+        check_config(preset, config)
     except ValueError as exc:
         raise SpecError(str(exc)) from None
-    t, r, a = spec.training, spec.resources, spec.augmentation
     storage = spec.storage_path if "://" in spec.storage_path else str(Path(spec.storage_path).resolve())
+    data = spec.data.model_copy(update={"train_index": str(Path(spec.data.train_index).resolve()),
+                                        "val_index": str(Path(spec.val_index).resolve())})
     return TrialConfig(
-        preset=preset, scale=spec.scale, aug=aug, seed=seed,
-        mixup_alpha=a.mixup_alpha, cutmix_alpha=a.cutmix_alpha,
-        randaugment_ops=a.randaugment_num_ops, randaugment_magnitude=a.randaugment_magnitude,
-        train_index=str(Path(spec.data.train_index).resolve()), val_index=str(Path(spec.val_index).resolve()),
-        data_root=spec.data.data_root, local_cache=spec.data.local_cache, decode_backend=spec.data.decode_backend,
-        num_classes=num_classes,
-        epochs=t.epochs, batch_per_worker=t.batch_per_worker, lr=t.lr,
-        milestones=tuple(t.milestones) if t.milestones else None, warmup_epochs=t.warmup_epochs,
-        weight_decay=t.weight_decay, limit_videos=t.limit_videos, eval_interval=t.eval_interval,
-        accurate_checkpoint=t.accurate_checkpoint, compile=t.compile,
-        num_workers=r.workers_per_trial, use_gpu=r.gpus_per_worker > 0, cpus_per_worker=r.cpus_per_worker,
-        decode_cpus=r.decode_cpus, decode_tasks=r.decode_tasks, eval_decode_tasks=r.eval_decode_tasks,
-        eval_batch_videos=r.eval_batch_videos,
-        max_failures=r.max_failures, name=trial_name(spec.experiment, preset, aug, seed), storage_path=storage,
+        preset=preset, scale=spec.scale, config=config, seed=seed, augmentation=spec.augmentation,
+        training=spec.training, data=data, resources=spec.resources.per_trial(),
+        use_gpu=spec.resources.gpus_per_worker > 0, num_classes=num_classes,
+        name=trial_name(spec.experiment, preset, config, seed), storage_path=storage,
         pretrained=_weights_for(spec, preset),
     )
 

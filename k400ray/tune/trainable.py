@@ -26,7 +26,7 @@ from k400ray.contracts import EPOCH, ERROR, FINISHED, INTERRUPTED, MLFLOW_RUN_ID
 from k400ray.tracking.mlflow_log import GridRun, TrialRun
 from k400ray.tracking.outbox import Outbox, few_retries, outbox_location, server_answers, wait_until_answering
 from k400ray.tune.forward import ForwardToTune
-from k400ray.tune.spec import SearchSpec, grid_point, run_label, trial_config
+from k400ray.tune.spec import grid_point
 
 
 def _say(message: str) -> None:
@@ -38,7 +38,12 @@ class TrialFailed(RuntimeError):
     """The trainer returned without a finished result (the message says why)."""
 
 
-def grid_trial(params: dict, *, spec: dict, num_classes: int, class_names: list[str], grid: GridRun) -> None:
+def grid_trial(params: dict, *, trials: dict, labels: dict[tuple, str], start_wait_minutes: float,
+               class_names: list[str], grid: GridRun) -> None:
+    """One Tune trial. ``params``: Tune's, naming the grid point (:func:`~k400ray.tune.spec.grid_point`);
+    ``trials``: every point's ``TrialConfig`` as the driver built it from the spec (so the spec
+    is read once, by the driver); ``labels``: every point's name in MLflow's runs table;
+    ``start_wait_minutes``: how long to wait for an MLflow server that does not answer."""
     import ray
     import ray.tune
 
@@ -46,16 +51,14 @@ def grid_trial(params: dict, *, spec: dict, num_classes: int, class_names: list[
     from k400ray.engine.trial import FINAL_METRICS, default_storage, run_trial
     from k400ray.tracking.epoch_callback import MlflowEpochLogger
 
-    search = SearchSpec.model_validate(spec)
     point = grid_point(params)
-    cfg = trial_config(search, *point, num_classes=num_classes)
-    if not wait_until_answering(grid.tracking_uri, limit_s=60 * search.mlflow.trial_start_wait_minutes,
+    cfg = trials[point]
+    if not wait_until_answering(grid.tracking_uri, limit_s=60 * start_wait_minutes,
                                 what=f"trial {cfg.name}", say=_say):
         raise TrialFailed(f"{cfg.name}: the MLflow server {grid.tracking_uri} did not answer for "
-                          f"{search.mlflow.trial_start_wait_minutes:g} min (mlflow.trial_start_wait_minutes)")
+                          f"{start_wait_minutes:g} min (mlflow.trial_start_wait_minutes)")
     run = TrialRun.open(grid, cfg, family=cfg.resolved_preset().arch.family,
-                        tune_trial_id=ray.tune.get_context().get_trial_id(),
-                        run_name=run_label(*point, [p for p, _, _ in search.grid_points()]))
+                        tune_trial_id=ray.tune.get_context().get_trial_id(), run_name=labels[point])
     # Which node drove the trial: on a cluster, where to look for its logs.
     run.client.set_tag(run.run_id, NODE_TAG, ray.get_runtime_context().get_node_id())
     outbox = Outbox(outbox_location(cfg.storage_path or default_storage(), cfg.name), grid.tracking_uri)

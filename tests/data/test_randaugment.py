@@ -235,17 +235,18 @@ def test_the_input_clip_is_not_modified_and_bad_clips_are_refused():
 
 def test_spec_and_trial_config_fields_keep_their_names_with_the_new_ranges():
     from k400ray.engine.config import TrialConfig
-    from k400ray.tune.spec import AugmentationSpec, load_spec
+    from k400ray.engine.params import AugmentationParams
+    from k400ray.tune.spec import load_spec
 
     for name in ("demo.yaml", "aug_grid.yaml"):
         a = load_spec(SPACES / name).augmentation
         assert (a.randaugment_num_ops, a.randaugment_magnitude) == (2, 9)
-    assert (AugmentationSpec().randaugment_num_ops, AugmentationSpec().randaugment_magnitude) == (2, 9)
-    assert AugmentationSpec(randaugment_magnitude=10).randaugment_magnitude == 10
+    assert (AugmentationParams().randaugment_num_ops, AugmentationParams().randaugment_magnitude) == (2, 9)
+    assert AugmentationParams(randaugment_magnitude=10).randaugment_magnitude == 10
     with pytest.raises(ValidationError):
-        AugmentationSpec(randaugment_magnitude=11)
+        AugmentationParams(randaugment_magnitude=11)
     with pytest.raises(ValidationError):
-        AugmentationSpec(randaugment_num_ops=16)
+        AugmentationParams(randaugment_num_ops=16)
     base = dict(preset="tsn_r50_1x1x8", train_index="i", val_index="i", num_classes=3, aug="randaugment")
     assert TrialConfig(**base).randaugment == (2, 9)
     with pytest.raises(ValidationError):

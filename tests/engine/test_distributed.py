@@ -254,19 +254,26 @@ def test_evaluation_completes_when_a_rank_has_no_val_video(tmp_path):
 def test_resume_on_another_world_size_rescales_the_lr(world_from, world_to):
     import torch
 
+    from k400ray.engine.config import TrialConfig
     from k400ray.engine.optim import build_optimizer
+    from k400ray.engine.recipe import for_world, resolve_recipe
     from k400ray.engine.resume import rescale_lr
     from k400ray.presets import get_preset
 
     recipe = get_preset("tsm_r50_1x1x8", scale="full").recipe
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Flatten(),
                                 torch.nn.Linear(4, 5))
+    saved = resolve_recipe(TrialConfig(preset="tsm_r50_1x1x8", data={"train_index": "i"}, num_classes=5,
+                                       resources={"workers_per_trial": world_from},
+                                       training={"weight_decay": 1e-4, "milestones": [2], "warmup_epochs": 0}))
     old_lr = recipe.scaled_lr(8 * world_from)
-    opt, sched = build_optimizer(model, recipe, lr=old_lr, weight_decay=1e-4, milestones=(2,), warmup_epochs=0)
+    assert saved.lr == pytest.approx(old_lr)
+    opt, sched = build_optimizer(model, saved)
     for _ in range(3):  # past the milestone: the schedule's factor is 0.1
         sched.step()
     new_lr = recipe.scaled_lr(8 * world_to)
-    previous = rescale_lr(opt, sched, new_lr)
+    assert for_world(saved, world_to).lr == pytest.approx(new_lr)  # derived from the saved recipe
+    previous = rescale_lr(opt, sched, for_world(saved, world_to).lr)
     if world_from == world_to:
         assert previous is None
         return

@@ -169,9 +169,11 @@ def test_milestones_stretch_to_short_runs():
 
 
 def test_scheduler_steps_every_group_alike():
-    preset = get_preset("tsm_r50_1x1x8", scale="toy")
-    model = build_model(preset.arch, 10)
-    opt, sched = build_optimizer(model, preset.recipe, lr=0.1, weight_decay=1e-4, milestones=(2,), warmup_epochs=0)
+    recipe = _toy_recipe("tsm_r50_1x1x8", "default", lr=0.1, weight_decay=1e-4, milestones=[2], warmup_epochs=0)
+    model = build_model(recipe.preset.arch, 10)
+    opt, sched = build_optimizer(model, recipe)
+    assert opt.defaults["momentum"] == recipe.momentum and {g["lr_mult"] for g in opt.param_groups} == {
+        r.lr_mult for r in recipe.param_groups}
     before = [g["lr"] for g in opt.param_groups]
     for _ in range(2):
         opt.step()
@@ -198,13 +200,20 @@ def test_cosine_after_a_warmup_and_bad_policies():
         lr_factor(1, milestones=(), gamma=0.1, warmup_epochs=0, warmup_start=0.1, policy="poly")
 
 
-def test_build_optimizer_follows_the_recipe_policy():
-    from k400ray.presets import config_variant
+def _toy_recipe(preset: str, config: str, **training):
+    """The resolved recipe of a toy trial of ``preset`` x ``config`` with ``training`` overrides."""
+    from k400ray.engine.config import TrialConfig
+    from k400ray.engine.recipe import resolve_recipe
 
-    preset = config_variant(get_preset("tsn_r50_1x1x7", scale="toy"), "gluoncv")
-    model = build_model(preset.arch, 10)
-    opt, sched = build_optimizer(model, preset.recipe, lr=0.1, weight_decay=1e-4, milestones=(), warmup_epochs=0,
-                                 epochs=4)
+    return resolve_recipe(TrialConfig(preset=preset, scale="toy", config=config, data={"train_index": "i"},
+                                      num_classes=10, training=training))
+
+
+def test_build_optimizer_follows_the_recipe_policy():
+    recipe = _toy_recipe("tsn_r50_1x1x7", "gluoncv", lr=0.1, weight_decay=1e-4, warmup_epochs=0, epochs=4)
+    assert recipe.lr_policy == "cosine"
+    model = build_model(recipe.preset.arch, 10)
+    opt, sched = build_optimizer(model, recipe)
     lrs = []
     for _ in range(4):
         lrs.append(opt.param_groups[0]["lr"])

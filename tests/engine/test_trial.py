@@ -18,6 +18,7 @@ from k400ray.engine import checkpoint as ckpt
 from k400ray.engine.config import TrialConfig
 from k400ray.engine.offline_eval import evaluate_checkpoint
 from k400ray.engine.optim import lr_factor, scaled_milestones
+from k400ray.engine.recipe import TrialRecipe
 from k400ray.engine.trial import TrialOutcome, run_trial
 from k400ray.presets import EVAL_MODES, get_preset
 
@@ -58,7 +59,7 @@ def test_the_checkpoint_records_the_resolved_recipe(one_epoch):
     assert recipe["eval_interval"] == 1 and recipe["accurate_checkpoint"] == "best"
     mults = sorted({g["lr_mult"] for g in recipe["param_groups"]})
     assert mults == [1.0, 2.0, 5.0, 10.0] or mults == [1.0, 5.0, 10.0]  # TSM groups (conv biases: x2 if any)
-    assert recipe["preset_spec"]["efficient"]["crop"] == "center"
+    assert recipe["preset"]["efficient"]["crop"] == "center"
 
 
 @pytest.fixture(scope="module")
@@ -172,6 +173,4 @@ def test_eval_of_a_checkpoint_keeps_its_meaning_after_a_preset_change(index, one
 
 def one_epoch_efficient_views(outcome):
     with outcome.checkpoint.as_directory() as d:
-        spec = json.loads((Path(d) / ckpt.RECIPE).read_text())["preset_spec"]["efficient"]
-    return presets.EvalViews(sampling=presets.ClipSampling(**spec["sampling"]), crop=spec["crop"],
-                             crop_size=spec["crop_size"], average=spec["average"], description=spec["description"])
+        return TrialRecipe.model_validate_json((Path(d) / ckpt.RECIPE).read_text()).preset.efficient

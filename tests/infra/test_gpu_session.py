@@ -68,7 +68,7 @@ def test_the_ray_check_spec_trains_on_one_gpu():
     spec = load_spec(ROOT / "search_spaces" / "gpu_ray_check.yaml")
     assert spec.scale == "full" and spec.resources.gpus_per_worker == 1 and spec.training.compile == "off"
     cfg = trial_config(spec, "i3d_r50_32x2x1", "default", 0, num_classes=10)
-    assert cfg.use_gpu and cfg.total_epochs == 3 and cfg.decode_backend == "cpu"
+    assert cfg.use_gpu and cfg.total_epochs == 3 and cfg.data.decode_backend == "cpu"
 
 
 def test_run_without_a_gpu_stops_and_says_so(tmp_path):

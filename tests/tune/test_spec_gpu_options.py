@@ -18,9 +18,9 @@ def _spec(**training) -> SearchSpec:
 
 def test_compile_reaches_the_trial_and_unset_means_eager_on_cpu():
     cfg = trial_config(_spec(compile="reduce-overhead"), "tsn_r50_1x1x8", "default", 0, num_classes=4)
-    assert cfg.compile == cfg.compile_mode == "reduce-overhead"
+    assert cfg.training.compile == cfg.compile_mode == "reduce-overhead"
     unset = trial_config(_spec(), "tsn_r50_1x1x8", "default", 0, num_classes=4)
-    assert unset.compile is None and unset.compile_mode == "off"
+    assert unset.training.compile is None and unset.compile_mode == "off"
     on_gpu = SearchSpec.model_validate({**BASE, "resources": {"gpus_per_worker": 1}})
     # no preset has a measured GPU default yet (engine/compiled.py: GPU_DEFAULT_COMPILE)
     assert trial_config(on_gpu, "tsn_r50_1x1x8", "default", 0, num_classes=4).compile_mode == "off"
@@ -53,9 +53,9 @@ def test_changing_compile_keeps_the_grid_resumable():
 
 def test_decode_backend_reaches_the_trial_and_keeps_the_grid_resumable(tmp_path):
     nvdec = SearchSpec.model_validate({**BASE, "data": {"train_index": "idx", "decode_backend": "nvdec"}})
-    assert trial_config(nvdec, "tsn_r50_1x1x8", "default", 0, num_classes=4).decode_backend == "nvdec"
+    assert trial_config(nvdec, "tsn_r50_1x1x8", "default", 0, num_classes=4).data.decode_backend == "nvdec"
     cpu = SearchSpec.model_validate(BASE)
-    assert trial_config(cpu, "tsn_r50_1x1x8", "default", 0, num_classes=4).decode_backend == "cpu"
+    assert trial_config(cpu, "tsn_r50_1x1x8", "default", 0, num_classes=4).data.decode_backend == "cpu"
     assert runner._spec_identity(nvdec.model_dump(mode="json")) == runner._spec_identity(cpu.model_dump(mode="json"))
     path = tmp_path / "spec.yaml"
     path.write_text(yaml.safe_dump({**BASE, "data": {"train_index": "idx", "decode_backend": "gpu"}}))
