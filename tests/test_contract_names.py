@@ -25,7 +25,7 @@ ORDINARY = {contracts.EPOCH, contracts.LR, contracts.MODEL_TAG, contracts.CONFIG
 ALLOWED: dict[str, dict[str, str]] = {
     "engine/resume.py": {"epoch": "a key of the checkpoint's state file", "model": "a key of the state file",
                          "lr": "torch's parameter-group key"},
-    "engine/offline_eval.py": {"epoch": "a key of the checkpoint's state file", "config": "a key of the state file",
+    "engine/offline_eval.py": {"epoch": "a key of the checkpoint's state file",
                                "model": "a key of the state file"},
     "engine/worker.py": {"lr": "torch's parameter-group key", "trial": "a key of the Train loop's config"},
     "tune/spec.py": {"aug": "a key of a grid point (Tune's param space)", "seed": "a key of a grid point",
@@ -35,6 +35,9 @@ ALLOWED: dict[str, dict[str, str]] = {
     "tracking/mlflow_log.py": {"grid": "a section of the spec"},
     "tune/throughput.py": {"clips_per_s": "a field of the measured-throughput records (tune/records)"},
     "data/prepare.py": {"finished": "the manifest's time stamp"},
+    "engine/checkpoint.py": {"config": "a key of the checkpoint's state file"},
+    "engine/config.py": {"config": "a field of TrialConfig's own dump",
+                         "aug": "the MLflow param the config has always been logged under (older runs read it)"},
     "data/stage.py": {"finished": "the staging record's time stamp"},
     "tracking/artifacts.py": {"val_videos": "a column of per_class_accuracy.csv: the class's videos"},
 }

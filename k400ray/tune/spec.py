@@ -36,6 +36,7 @@ from pydantic import (
 from k400ray.engine.config import Config, TrialConfig
 from k400ray.engine.params import AugmentationParams, DataParams, ResourceParams, TrainingParams
 from k400ray.presets import DEFAULT, PRESETS, check_config, family_of
+from k400ray.tune.space import Axis, check_field
 
 
 class SpecError(ValueError):
@@ -220,6 +221,31 @@ class CostSpec(_Strict):
     instances: dict[str, InstanceSpec] = Field(default_factory=dict)
 
 
+class SearchSection(_Strict):
+    """What a search varies beyond the grid (``k400ray/tune/space.py``): ``space`` maps
+    ``section.field`` to a list of values (each one run) or a distribution, sampled
+    ``num_samples`` times per grid point (preset x config x seed: every sample is run with each
+    seed, so seeds stay common random numbers across the sampled points) by ``searcher``
+    (``random``, or ``optuna``: Optuna's TPE through Ray Tune), at most ``max_concurrent``
+    sampled trials at once (None: as the resources allow)."""
+
+    space: dict[str, Axis] = Field(default_factory=dict)
+    num_samples: int = Field(1, ge=1)
+    searcher: Literal["random", "optuna"] = "random"
+    max_concurrent: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _fields_exist(self) -> "SearchSection":
+        for path, axis in self.space.items():
+            check_field(path, axis)
+        return self
+
+    @property
+    def sampled(self) -> bool:
+        """Whether any axis is drawn (rather than every value run)."""
+        return any(axis.sampled for axis in self.space.values())
+
+
 class SearchSpec(_Strict):
     experiment: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     scale: Literal["full", "toy"] = "full"
@@ -233,6 +259,7 @@ class SearchSpec(_Strict):
     mlflow: MlflowSpec = MlflowSpec()
     report: ReportSpec = ReportSpec()
     cost: CostSpec = CostSpec()
+    search: SearchSection = SearchSection()
     storage_path: str = "k400ray-runs"  # local dir, or a URI every node reaches (s3://...)
     # ImageNet weights per 2D backbone, local files every node reads (nothing is downloaded):
     # {resnet50: /mnt/k400/weights/resnet50-imagenet.pth, mobilenetv2: ...}. Full scale only.
