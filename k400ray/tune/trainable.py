@@ -53,19 +53,10 @@ def grid_trial(params: dict, *, trials: dict, labels: dict[tuple, str], start_wa
 
     point = grid_point(params)
     cfg = trials[point]
-    if not wait_until_answering(grid.tracking_uri, limit_s=60 * start_wait_minutes,
-                                what=f"trial {cfg.name}", say=_say):
-        raise TrialFailed(f"{cfg.name}: the MLflow server {grid.tracking_uri} did not answer for "
-                          f"{start_wait_minutes:g} min (mlflow.trial_start_wait_minutes)")
-    run = TrialRun.open(grid, cfg, family=cfg.resolved_preset().arch.family,
-                        tune_trial_id=ray.tune.get_context().get_trial_id(), run_name=labels[point])
-    # Which node drove the trial: on a cluster, where to look for its logs.
-    run.client.set_tag(run.run_id, NODE_TAG, ray.get_runtime_context().get_node_id())
+    recipe = resolve_recipe(cfg)  # once: the workers train with it, MLflow and checkpoints record it
     outbox = Outbox(outbox_location(cfg.storage_path or default_storage(), cfg.name), grid.tracking_uri)
+    run = _start_run(grid, cfg, recipe, outbox, run_name=labels[point], start_wait_minutes=start_wait_minutes)
     try:
-        outbox.flush(run.client)  # what an earlier attempt held during an outage
-        recipe = resolve_recipe(cfg)  # once: the workers train with it, MLflow and checkpoints record it
-        run.log_recipe(recipe)
         epoch_logger = MlflowEpochLogger(grid.tracking_uri, run.run_id, outbox=outbox)
         outcome = run_trial(cfg, recipe=recipe, callbacks=[ForwardToTune(), epoch_logger])
         if outcome.error:
@@ -79,6 +70,39 @@ def grid_trial(params: dict, *, trials: dict, labels: dict[tuple, str], start_wa
         raise
     final = {k: outcome.metrics[k] for k in (EPOCH, *FINAL_METRICS) if k in outcome.metrics}
     ray.tune.report({**final, FINISHED: 1, MLFLOW_RUN_ID: run.run_id})
+
+
+def _start_run(grid: GridRun, cfg, recipe, outbox: Outbox, *, run_name: str, start_wait_minutes: float) -> TrialRun:
+    """Open (or reopen) the trial's MLflow run, tag its node, send what an earlier attempt held and
+    log the recipe, waiting up to ``start_wait_minutes`` in all for a server that does not answer,
+    before or between those calls (a run already opened is not opened again, so the attempt
+    count stays right). A call that fails while the server answers is a real error: raised."""
+    import time
+
+    import ray
+    import ray.tune
+
+    deadline = time.monotonic() + 60 * start_wait_minutes
+    run = None
+    while True:
+        if not wait_until_answering(grid.tracking_uri, limit_s=max(0.0, deadline - time.monotonic()),
+                                    what=f"trial {cfg.name}", say=_say):
+            raise TrialFailed(f"{cfg.name}: the MLflow server {grid.tracking_uri} did not answer for "
+                              f"{start_wait_minutes:g} min (mlflow.trial_start_wait_minutes)")
+        try:
+            with few_retries():
+                if run is None:
+                    run = TrialRun.open(grid, cfg, family=cfg.resolved_preset().arch.family,
+                                        tune_trial_id=ray.tune.get_context().get_trial_id(), run_name=run_name)
+                # Which node drove the trial: on a cluster, where to look for its logs.
+                run.client.set_tag(run.run_id, NODE_TAG, ray.get_runtime_context().get_node_id())
+                outbox.flush(run.client)  # what an earlier attempt held during an outage
+                run.log_recipe(recipe)
+            return run
+        except Exception as exc:  # noqa: BLE001 - an outage is waited for; anything else is raised
+            if server_answers(grid.tracking_uri):
+                raise
+            _say(f"trial {cfg.name}: the MLflow server stopped answering while the trial started ({exc}); waiting")
 
 
 def _end_or_hold(run: TrialRun, outbox: Outbox, cfg, outcome, class_names: list[str]) -> bool:
