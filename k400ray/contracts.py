@@ -145,3 +145,26 @@ SPEC_ARTIFACT = "spec.json"  # the parent run's spec
 def alpha_param(config: str) -> str:
     """The param holding a batch-mixing config's alpha: ``mixup_alpha``, ``cutmix_alpha``."""
     return f"{config}_alpha"
+
+# -- a search (the spec's ``search`` section): what its runs carry beyond a grid's ------------
+# Every trial of a search logs each searched value as the param ``search.<section>.<field>``
+# (MLflow keeps it as text); the parent run logs the searcher, the samples per grid point and the
+# spec's search section as data. ``k400ray report`` tells a search from a grid by these params.
+SEARCH_PARAM_PREFIX = "search."
+SEARCHER_PARAM = SEARCH_PARAM_PREFIX + "searcher"  # parent: random | optuna
+NUM_SAMPLES_PARAM = SEARCH_PARAM_PREFIX + "num_samples"  # parent: samples per grid point
+SEARCH_SPACE_ARTIFACT = "search_space.json"  # parent: the spec's search section (space, num_samples, ...)
+
+
+def search_param(path: str) -> str:
+    """The param of a searched value, ``path`` being ``section.field``: ``search.training.lr``."""
+    return SEARCH_PARAM_PREFIX + path
+
+
+def searched_path(param: str) -> str | None:
+    """``section.field`` of a trial's searched-value param, None for any other param (the parent's
+    ``search.searcher`` and ``search.num_samples`` name no field)."""
+    if not param.startswith(SEARCH_PARAM_PREFIX):
+        return None
+    path = param[len(SEARCH_PARAM_PREFIX):]
+    return path if "." in path else None

@@ -95,9 +95,10 @@ def tune_command(
         fail("--smoke and --dry-run: choose one (a smoke run is 1 epoch per trial on a few videos per class)")
     if dry_run:
         from k400ray.tune.dry_run import format_dry_run
+        from k400ray.tune.search_dry_run import format_search_dry_run
 
         spec, _ = _load_spec(spec_path, need_index=False)
-        typer.echo(format_dry_run(spec, spec_path))
+        typer.echo((format_search_dry_run if spec.search.space else format_dry_run)(spec, spec_path))
         return
     run_tune(spec_path, address=address, resume=resume, smoke=smoke)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from k400ray.report.load import ReportError, load_grid
+from k400ray.report.search import is_search
 from k400ray.report.exports import format_csv, format_json
 from k400ray.report.sheet import format_markdown, format_terminal
 from k400ray.report.tables import baseline_model, build_tables
@@ -36,6 +37,8 @@ def render_report(experiment: str, tracking_uri: str, *, plot: Path | None = Non
     ``baseline_source``), else the ``report.baseline_model`` of the spec the grid ran with, else
     the first TSN preset of the grid."""
     grid = load_grid(experiment, tracking_uri)
+    if is_search(grid.parent_params):
+        return _render_search(grid, experiment, plot=plot, log_to_parent=log_to_parent, width=width)
     baseline, baseline_source = _baseline(grid, baseline, baseline_source)
     cells, comparisons = build_tables(grid.records, baseline=baseline)
     title = f"{grid.grid or experiment}: {len(grid.records)} finished trials (parent run {grid.parent_run_id})"
@@ -61,6 +64,38 @@ def render_report(experiment: str, tracking_uri: str, *, plot: Path | None = Non
         plot_cells(cells, plot, title=grid.grid or experiment)
     if log_to_parent:
         _log(grid, {k: v for k, v in rendered.items() if k != "terminal"}, plot)
+    return rendered
+
+
+def _render_search(grid, experiment: str, *, plot: Path | None, log_to_parent: bool,
+                   width: int | None) -> dict[str, str]:
+    """A search's report (:mod:`k400ray.report.search`): best points and acc1 against each axis,
+    in place of the sheet (whose cells would pool different searched values)."""
+    from k400ray.report.search import build_search_tables, format_search_markdown, search_csv, search_json
+
+    tables = build_search_tables(grid.records, grid.parent_params, grid.search_space)
+    title = f"{grid.grid or experiment}: {len(grid.records)} finished trials (parent run {grid.parent_run_id})"
+    md = format_search_markdown(tables, title=title)
+    if grid.unfinished:
+        left = ", ".join(f"{n} {status}" for status, n in grid.unfinished.items())
+        md += f"\nNot in the tables: trial runs that did not finish ({left}).\n"
+    rendered = {"md": md, "csv": search_csv(tables), "json": search_json(tables, meta={
+        "experiment": experiment, "grid": grid.grid, "parent_run_id": grid.parent_run_id,
+        "finished_trials": len(grid.records), "unfinished_trials": grid.unfinished})}
+    if width is not None:
+        rendered["terminal"] = md
+    plots: list[Path] = []
+    if plot is not None:
+        from k400ray.report.search import plot_axes
+
+        plots = plot_axes(tables, grid.records, plot, title=grid.grid or experiment)
+    if log_to_parent:
+        _log(grid, {k: v for k, v in rendered.items() if k != "terminal"}, None)
+        from k400ray.tracking.mlflow_log import client_for
+
+        client = client_for(grid.tracking_uri)
+        for path in plots:
+            client.log_artifact(grid.parent_run_id, str(path), "report")
     return rendered
 
 

@@ -10,7 +10,9 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from k400ray.contracts import FAMILY_TAG, MODEL_TAG, RUN_FINISHED, SEED_TAG, SPEC_ARTIFACT, config_of
+from k400ray.contracts import (
+    FAMILY_TAG, MODEL_TAG, RUN_FINISHED, SEARCH_SPACE_ARTIFACT, SEED_TAG, SPEC_ARTIFACT, config_of,
+)
 from k400ray.report.tables import MODES, TrialRecord
 
 
@@ -27,6 +29,8 @@ class GridRecords:
     records: list[TrialRecord]
     unfinished: dict[str, int]  # status -> count of child runs left out
     spec: dict = field(default_factory=dict)  # the parent's spec.json; {} if absent or unreadable
+    parent_params: dict[str, str] = field(default_factory=dict)  # a search's say so (contracts.SEARCHER_PARAM)
+    search_space: dict = field(default_factory=dict)  # a search's search_space.json; {} for a grid
 
     @property
     def baseline_model(self) -> str | None:
@@ -35,12 +39,12 @@ class GridRecords:
         return (self.spec.get("report") or {}).get("baseline_model")
 
 
-def _parent_spec(client, run_id: str, tmp: str) -> dict:
-    """The parent run's spec.json; {} when it has none or it is not a JSON mapping (the report
-    then falls back to its defaults rather than failing)."""
-    if SPEC_ARTIFACT not in {a.path for a in client.list_artifacts(run_id)}:
+def _parent_spec(client, run_id: str, tmp: str, name: str = SPEC_ARTIFACT) -> dict:
+    """The parent run's spec.json (or another JSON artifact ``name``); {} when it has none or it
+    is not a JSON mapping (the report then falls back to its defaults rather than failing)."""
+    if name not in {a.path for a in client.list_artifacts(run_id)}:
         return {}
-    local = client.download_artifacts(run_id, SPEC_ARTIFACT, str(Path(tmp) / "parent"))
+    local = client.download_artifacts(run_id, name, str(Path(tmp) / "parent"))
     try:
         spec = json.loads(Path(local).read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -67,6 +71,7 @@ def load_grid(experiment: str, tracking_uri: str) -> GridRecords:
     records, unfinished = [], {}
     with tempfile.TemporaryDirectory() as tmp:
         spec = _parent_spec(client, parent.info.run_id, tmp)
+        space = _parent_spec(client, parent.info.run_id, tmp, SEARCH_SPACE_ARTIFACT)
         for run in child_runs(client, grid):
             if run.info.status != RUN_FINISHED:
                 unfinished[run.info.status] = unfinished.get(run.info.status, 0) + 1
@@ -88,4 +93,5 @@ def load_grid(experiment: str, tracking_uri: str) -> GridRecords:
         left = ", ".join(f"{n} {s}" for s, n in unfinished.items()) or "none"
         raise ReportError(f"experiment {experiment!r} (parent run {parent.info.run_id}) has no finished trial runs "
                           f"(others: {left})")
-    return GridRecords(experiment, tracking_uri, parent.info.run_id, grid.grid, records, unfinished, spec)
+    return GridRecords(experiment, tracking_uri, parent.info.run_id, grid.grid, records, unfinished, spec,
+                       dict(parent.data.params), space)

@@ -166,6 +166,16 @@ def _stat(records: list[TrialRecord], mode: str, k: int, classes: int | None) ->
     return Stat(mean, std, lo, hi, len(per_seed), videos)
 
 
+def cell_stats(records: list[TrialRecord], classes: int | None) -> dict[str, Stat]:
+    """acc1 and acc5 of both modes over ``records`` (seeds pooled, exact intervals), by metric key."""
+    return {mode_metric(mode, ACC_AT[k]): _stat(records, mode, k, classes) for mode in MODES for k in TOPK}
+
+
+def seed_accuracy(r: TrialRecord, mode: str, k: int = 1) -> float | None:
+    """One trial's top-``k`` accuracy in ``mode`` (percent; None: neither predictions nor metric)."""
+    return _seed_accuracy(r, mode, k)
+
+
 def _seed_test(xa: np.ndarray, xr: np.ndarray) -> dict:
     """The test whose unit is the seed: per-seed top-1 deltas on the paired videos (columns are
     matched seeds). Fewer than two seeds: no test."""
@@ -259,9 +269,8 @@ def build_tables(records: list[TrialRecord], *, baseline: str | None = None) -> 
         rs = sorted(groups[(preset, aug)], key=lambda r: r.seed)
         family = rs[0].family or family_of(preset)
         label = configs_label(aug, rs[0].params)
-        cells.append(Cell(family, preset, aug, label, [r.seed for r in rs], {
-            mode_metric(mode, ACC_AT[k]): _stat(rs, mode, k, classes) for mode in MODES for k in TOPK
-        }, accurate_source(rs)))
+        cells.append(Cell(family, preset, aug, label, [r.seed for r in rs], cell_stats(rs, classes),
+                          accurate_source(rs)))
         if aug != DEFAULT and (preset, DEFAULT) in groups:
             comparisons += _comparisons(rs, groups[(preset, DEFAULT)], cells[-1], "config", DEFAULT)
     baseline = baseline_model([r.preset for r in records], baseline)

@@ -319,9 +319,10 @@ def _eval_hours(spec: SearchSpec, shape: ClusterShape, data: _TrialData, *, vide
 
 def estimate(spec: SearchSpec, counts: VideoCounts, *, num_classes: int = 400, shape: ClusterShape | None = None,
              spec_path: str | Path = "spec", encoding: str | None = None,
-             size: storage.DataSize | None = None) -> list[TrialCost]:
+             size: storage.DataSize | None = None, trials: int | None = None) -> list[TrialCost]:
     """One row per grid point, from the recipe the trial itself resolves. ``encoding`` (a name of
-    the decode record) and ``size`` default to what :func:`price_grid` finds."""
+    the decode record) and ``size`` default to what :func:`price_grid` finds; ``trials``: how many
+    trials share the cluster (default: the grid points; a search runs more per point)."""
     shape = shape or cluster_shape(spec, spec_path)
     encoding = encoding or storage.prepared_encoding(spec, spec_path)[0]
     size = size or storage.data_size(spec, *counts.whole, encoding)
@@ -329,7 +330,8 @@ def estimate(spec: SearchSpec, counts: VideoCounts, *, num_classes: int = 400, s
     before = dict(cache)
     ref_gmacs, ref_backbones = _reference_gmacs(cache)
     points = spec.grid_points()
-    cores = decode_cores(spec, shape, len(points))
+    trials = trials or len(points)
+    cores = decode_cores(spec, shape, trials)
     gpus = trial_gpus(spec)
     per_cell: dict[tuple[str, str], tuple] = {}
     rows = []
@@ -345,15 +347,15 @@ def estimate(spec: SearchSpec, counts: VideoCounts, *, num_classes: int = 400, s
                           spec.cost.resolution, size)
         per_core = tp.decode_videos_per_core_s(model, "train", data.resolution, encoding) * data.share
         balance = gpus * rate.clips_per_s / per_core
-        nodes = decode_nodes_in_use(spec, shape, cores, balance, len(points))
+        nodes = decode_nodes_in_use(spec, shape, cores, balance, trials)
         decode_rate, io = _bounded_rate(
             spec, shape, data, gpus=gpus, gpu_rate=gpus * rate.clips_per_s, cores=cores.train, per_core=per_core,
             decode_nodes=nodes, video_bytes=size.train_video_bytes, clip_bytes=_uint8_bytes(model, "train"),
-            trials=len(points))
+            trials=trials)
         train_rate = min(decode_rate, gpus * rate.clips_per_s, io.storage_videos_per_s, io.network_clips_per_s)
         epoch_h = (counts.train / train_rate + tp.epoch_start_s(counts.train, shuffled=True)) / 3600
         evals = recipe.efficient_evaluations
-        common = dict(preset=model, gpus=gpus, rate=rate, train_gmacs=g_train, decode_nodes=nodes, trials=len(points))
+        common = dict(preset=model, gpus=gpus, rate=rate, train_gmacs=g_train, decode_nodes=nodes, trials=trials)
         rows.append(TrialCost(
             preset, aug, seed, recipe, g_train, g_eff, v_eff, g_acc, v_acc, gpus, rate, decode_rate,
             io.storage_videos_per_s, io.network_clips_per_s, rate.clips_per_s / per_core, nodes, evals,
