@@ -140,6 +140,12 @@ NUM_CLASSES_PARAM = "num_classes"
 RECIPE_PARAM_PREFIX = "recipe."
 ACCURATE_CHECKPOINT_PARAM = RECIPE_PARAM_PREFIX + "accurate_checkpoint"
 SPEC_ARTIFACT = "spec.json"  # the parent run's spec
+# A search's: each sampled value on its trial's run (``search.training.lr``); on the parent run
+# the searcher, the samples per grid point and the whole space.
+SEARCH_PARAM_PREFIX = "search."
+SEARCHER_PARAM = SEARCH_PARAM_PREFIX + "searcher"
+NUM_SAMPLES_PARAM = SEARCH_PARAM_PREFIX + "num_samples"
+SEARCH_SPACE_ARTIFACT = "search_space.json"
 
 
 def alpha_param(config: str) -> str:

@@ -93,6 +93,8 @@ class GridBoard:
             self.ended = event
             return True
         row = self.rows.get(event.name)
+        if row is None and isinstance(event, TrialStarted) and event.plan is not None:
+            row = self.rows[event.name] = TrialRow(event.plan, status=event.plan.status)  # a search's new trial
         if row is None:
             return False
         if isinstance(event, TrialStarted):

@@ -46,8 +46,12 @@ class GridStarted:
 
 @dataclass(frozen=True)
 class TrialStarted:
+    """``plan``: set for a trial the grid did not know up front (a search's sampled trial): the
+    console adds it as it appears."""
+
     name: str
     at: float = field(default_factory=time.time)
+    plan: TrialPlan | None = None
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,8 @@ from k400ray.contracts import EPOCH, ERROR, FINISHED, INTERRUPTED, MLFLOW_RUN_ID
 from k400ray.tracking.mlflow_log import GridRun, TrialRun
 from k400ray.tracking.outbox import Outbox, few_retries, outbox_location, server_answers, wait_until_answering
 from k400ray.tune.forward import ForwardToTune
-from k400ray.tune.spec import grid_point
+from k400ray.tune.space import short_values
+from k400ray.tune.spec import grid_point, sampled_trial, sampled_values, tune_trial_name
 
 
 def _say(message: str) -> None:
@@ -43,7 +44,11 @@ def grid_trial(params: dict, *, trials: dict, labels: dict[tuple, str], start_wa
     """One Tune trial. ``params``: Tune's, naming the grid point (:func:`~k400ray.tune.spec.grid_point`);
     ``trials``: every point's ``TrialConfig`` as the driver built it from the spec (so the spec
     is read once, by the driver); ``labels``: every point's name in MLflow's runs table;
-    ``start_wait_minutes``: how long to wait for an MLflow server that does not answer."""
+    ``start_wait_minutes``: how long to wait for an MLflow server that does not answer.
+
+    A search's trial also has sampled values in ``params`` (:func:`~k400ray.tune.spec.sampled_values`):
+    its point's config with them applied, named by its Tune trial id, is what it runs; its MLflow
+    run holds them as ``search.<section>.<field>`` params."""
     import ray
     import ray.tune
 
@@ -52,13 +57,20 @@ def grid_trial(params: dict, *, trials: dict, labels: dict[tuple, str], start_wa
     from k400ray.tracking.epoch_callback import MlflowEpochLogger
 
     point = grid_point(params)
-    cfg = trials[point]
+    cfg, label = trials[point], labels[point]
+    values = sampled_values(params)
+    trial_id = ray.tune.get_context().get_trial_id()
+    if values:
+        cfg = sampled_trial(cfg, values, name=tune_trial_name(grid.grid, params, trial_id))
+        label = f"{label}·{short_values(values)}"
     if not wait_until_answering(grid.tracking_uri, limit_s=60 * start_wait_minutes,
                                 what=f"trial {cfg.name}", say=_say):
         raise TrialFailed(f"{cfg.name}: the MLflow server {grid.tracking_uri} did not answer for "
                           f"{start_wait_minutes:g} min (mlflow.trial_start_wait_minutes)")
     run = TrialRun.open(grid, cfg, family=cfg.resolved_preset().arch.family,
-                        tune_trial_id=ray.tune.get_context().get_trial_id(), run_name=labels[point])
+                        tune_trial_id=trial_id, run_name=label)
+    if values:
+        run.log_sampled(values)
     # Which node drove the trial: on a cluster, where to look for its logs.
     run.client.set_tag(run.run_id, NODE_TAG, ray.get_runtime_context().get_node_id())
     outbox = Outbox(outbox_location(cfg.storage_path or default_storage(), cfg.name), grid.tracking_uri)
