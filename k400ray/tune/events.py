@@ -38,10 +38,14 @@ class TrialPlan:
 
 @dataclass(frozen=True)
 class GridStarted:
+    """``trials``: the plans known up front; ``total``: how many trials run in all, where more
+    appear as they start (a search's samples; None: ``trials`` is all)."""
+
     experiment: str
     trials: tuple[TrialPlan, ...]
     max_concurrent: int
     at: float = field(default_factory=time.time)
+    total: int | None = None
 
 
 @dataclass(frozen=True)

@@ -71,10 +71,11 @@ class GridOutcome:
     tracking_uri: str
     parent_run_id: str
     trials: list[TrialSummary]
+    unsampled: int = 0  # a search's trials its searcher had not yet drawn when it stopped
 
     @property
     def interrupted(self) -> bool:
-        return any(t.status in (INTERRUPTED, NOT_STARTED) for t in self.trials)
+        return self.unsampled > 0 or any(t.status in (INTERRUPTED, NOT_STARTED) for t in self.trials)
 
     @property
     def failed(self) -> bool:
@@ -205,7 +206,8 @@ def run_grid(spec: SearchSpec, *, num_classes: int, class_names: list[str], addr
     status, reason = RUN_KILLED, INTERRUPTED
     try:
         with _sigterm_as_ctrl_c():
-            emit(GridStarted(spec.experiment, tuple(plan_trials(spec, before)), _concurrency(spec)))
+            emit(GridStarted(spec.experiment, tuple(plan_trials(spec, before)), _concurrency(spec),
+                             total=expected_trials(spec) if spec.searching else None))
             if restorable:
                 tuner = tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True)
             else:
@@ -214,7 +216,8 @@ def run_grid(spec: SearchSpec, *, num_classes: int, class_names: list[str], addr
             _attach_callbacks(tuner, [GridProgress(spec.experiment, emit, finished_key=FINISHED, planner=planner)])
             tuner.fit()
         trials, stopped_ids = _summaries(spec, tune.ExperimentAnalysis(path))
-        outcome = GridOutcome(path, shown_uri, grid.parent_run_id, trials)
+        outcome = GridOutcome(path, shown_uri, grid.parent_run_id, trials,
+                              unsampled=max(0, expected_trials(spec) - len(trials)) if spec.searching else 0)
         stopped = dict.fromkeys(stopped_ids, STOPPED_BY_ASHA)
         tracked = wait_until_answering(uri, limit_s=60 * spec.mlflow.grid_end_wait_minutes, what="the grid's end",
                                        say=echo)
@@ -403,6 +406,16 @@ def build_searcher(spec: SearchSpec):
     if spec.search.max_concurrent:
         searcher = ConcurrencyLimiter(searcher, max_concurrent=spec.search.max_concurrent)
     return searcher
+
+
+def expected_trials(spec: SearchSpec) -> int:
+    """How many trials a search runs in all: ``num_samples`` per grid point and per combination
+    of its list axes (Optuna's one point has none)."""
+    import math
+
+    points = 1 if spec.search.searcher == "optuna" else len(spec.grid_points())
+    listed = math.prod(len(a.values) for a in spec.search.space.values() if not a.sampled)
+    return spec.search.num_samples * points * listed
 
 
 def _concurrency(spec: SearchSpec) -> int | None:

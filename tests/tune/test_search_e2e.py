@@ -66,10 +66,10 @@ def _wait_for_two_ended(proc, uri: str, timeout: float) -> None:
             runs = _children(uri)
         except Exception:  # noqa: BLE001 - the database may be being created
             runs = []
-        if sum(_ended(r) for r in runs) >= 2:
-            return
+        if sum(_ended(r) for r in runs) >= 2 and any(r.info.status == "RUNNING" for r in runs):
+            return  # two ended, the third under way
         time.sleep(1)
-    raise AssertionError("timed out waiting for two ended trials")
+    raise AssertionError("timed out waiting for two ended trials and a third running")
 
 
 def _searcher_trials(experiment_dir) -> int:
@@ -98,6 +98,7 @@ def test_interrupted_tpe_search_resumes_with_its_searcher(cli_app, tiny_index, t
     first = {r.data.tags[ml.TRIAL_TAG]: r for r in _children(uri)}
     done = {name: r for name, r in first.items() if _ended(r)}
     assert len(done) >= 2
+    assert "resume with `k400ray tune spec.yaml --resume`" in (tmp_path / "first.log").read_text()
     experiment_dir = tmp_path / "runs" / "se2e"
     studied_before = _searcher_trials(experiment_dir)
     assert studied_before >= 2
@@ -125,8 +126,7 @@ def test_interrupted_tpe_search_resumes_with_its_searcher(cli_app, tiny_index, t
     assert len({r.data.params[SEARCH_PARAM_PREFIX + "training.lr"] for r in final.values()}) == SAMPLES
     parent = client.get_run(next(iter(final.values())).data.tags[ml.PARENT_TAG])
     assert parent.data.params[SEARCHER_PARAM] == "optuna" and parent.data.params[NUM_SAMPLES_PARAM] == str(SAMPLES)
-    space = json.loads((tmp_path / "space.json").write_text("") or client.download_artifacts(
-        parent.info.run_id, SEARCH_SPACE_ARTIFACT, str(tmp_path)) and (tmp_path / SEARCH_SPACE_ARTIFACT).read_text())
+    space = json.loads(open(client.download_artifacts(parent.info.run_id, SEARCH_SPACE_ARTIFACT, str(tmp_path))).read())
     assert space["space"]["training.lr"]["kind"] == "loguniform"
     stopped = [r for r in final.values() if r.data.tags.get(ml.END_TAG) == "stopped early by ASHA"]
     print(f"ASHA stopped {len(stopped)} of {SAMPLES}")
