@@ -3,7 +3,9 @@ TPE over lr and weight decay for a named config, ASHA per preset, one trial at a
 after two trials finished, then ``--resume``: the finished trials are not run again (their
 MLflow runs untouched), the search ends with exactly ``num_samples`` trials, the searcher's
 restored state holds the trials of the first run, and every trial's run carries its sampled
-values as ``search.<section>.<field>`` params."""
+values as ``search.<section>.<field>`` params. ASHA runs (grace period 1) but whether it stops a
+trial depends on accuracies that tie at chance on this set: tests/tune/test_scheduler.py shows it
+stopping a sampled trial deterministically."""
 
 from __future__ import annotations
 
