@@ -82,10 +82,17 @@ class GridBoard:
         self.rows: dict[str, TrialRow] = {}
         self.started_at: float | None = None
         self.ended: GridEnded | None = None
+        self.expected = 0  # a search's trials in all (they appear as they start)
+
+    @property
+    def total(self) -> int:
+        """Trials in all: those known, or a search's expected count."""
+        return max(len(self.rows), self.expected)
 
     def apply(self, event: GridEvent) -> bool:
         if isinstance(event, GridStarted):
             self.experiment, self.max_concurrent, self.started_at = event.experiment, event.max_concurrent, event.at
+            self.expected = event.total or 0
             self.rows = {p.name: TrialRow(p, status=p.status, metrics=dict(p.metrics),
                                           epoch=p.epochs if p.status == FINISHED else 0) for p in event.trials}
             return True
@@ -93,6 +100,8 @@ class GridBoard:
             self.ended = event
             return True
         row = self.rows.get(event.name)
+        if row is None and isinstance(event, TrialStarted) and event.plan is not None:
+            row = self.rows[event.name] = TrialRow(event.plan, status=event.plan.status)  # a search's new trial
         if row is None:
             return False
         if isinstance(event, TrialStarted):

@@ -82,7 +82,7 @@ class PlainGridView:
         b, now = self.board, event.at
         if isinstance(event, GridStarted):
             kept = sum(r.status in ENDED for r in b.rows.values())
-            return (f"grid {b.experiment}: {len(b.rows)} trials, up to {b.max_concurrent} at a time"
+            return (f"grid {b.experiment}: {b.total} trials, up to {b.max_concurrent} at a time"
                     + (f" ({kept} already finished)" if kept else ""))
         if isinstance(event, GridEnded):
             counts = ", ".join(f"{n} {s}" for s, n in sorted(b.counts().items()))
@@ -101,7 +101,7 @@ class PlainGridView:
             took = f" in {clock(row.elapsed(now))}" if row.started_at is not None else ""
             return (f"{row.status} {row.name}{took}" + (f": {figures}" if figures else "")
                     + (f" ({row.error})" if row.error else "")
-                    + f" [{b.ended_count()}/{len(b.rows)} trials ended]")
+                    + f" [{b.ended_count()}/{b.total} trials ended]")
         return None
 
 

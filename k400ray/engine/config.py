@@ -53,6 +53,8 @@ class TrialConfig(BaseModel):
     # the sheet's configs column; ``aug``: its older name, in records written before
     config: Config = Field(DEFAULT, validation_alias=AliasChoices("config", "aug"))
     seed: int = 0
+    # A config the spec defines (``configs:``): what the trial is called by; ``config`` is its base
+    config_name: str | None = None
     augmentation: AugmentationParams = AugmentationParams()
     training: TrainingParams = TrainingParams()
     data: DataParams  # index paths absolute, ``val_index`` set
@@ -92,9 +94,17 @@ class TrialConfig(BaseModel):
         dumped = self.model_dump(mode="json")
         flat = {k: v for k, v in dumped.items() if k not in ("config", *{s for s, _ in _FLAT.values()})}
         flat["aug"] = dumped["config"]
+        if flat["config_name"] is None:  # a built-in config: the params runs have always had
+            del flat["config_name"]
         for key, (section, name) in _FLAT.items():
             flat[key] = dumped[section][name]
         return flat
+
+    @property
+    def config_label(self) -> str:
+        """The config this trial is known by (names, MLflow's ``config`` tag, reports): the
+        spec's named config, else the built-in one."""
+        return self.config_name or self.config
 
     def resolved_preset(self) -> ModelPreset:
         return trial_preset(self.preset, scale=self.scale, config=self.config, pretrained=self.pretrained)

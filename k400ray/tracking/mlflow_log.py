@@ -42,7 +42,7 @@ from k400ray.contracts import (
     EXPERIMENT_KIND_TAG, FAMILY_TAG, FINISHED, GRID_TAG, INTERRUPTED, LOCAL_READ_FRACTION, LR, MEAN_CLASS_ACC,
     MODEL_TAG, NOTE_TAG, PARENT_TAG, RESUMED, ROLE_GRID, ROLE_TAG, ROLE_TRIAL, RUNNING, RUN_FAILED, RUN_FINISHED,
     RUN_KILLED, RUN_RUNNING, SEED_TAG, SKIPPED_VIDEOS, SPEC_ARTIFACT, SPEC_TAG, START_EPOCH, TRAIN_LOSS, TRIAL_TAG,
-    TUNE_TRIAL_ID_TAG, is_tested,
+    TUNE_TRIAL_ID_TAG, is_tested, NUM_SAMPLES_PARAM, SEARCH_PARAM_PREFIX, SEARCH_SPACE_ARTIFACT, SEARCHER_PARAM,
 )
 
 logger = logging.getLogger(__name__)
@@ -225,6 +225,18 @@ def open_grid_run(uri: str, mlflow_experiment: str, grid: str, spec_json: dict, 
     return GridRun(uri, experiment_id, run.info.run_id, grid)
 
 
+def log_search(grid: GridRun, search: dict) -> None:
+    """The parent run of a search: its searcher and samples per grid point as params, the whole
+    ``search`` section (the spec's, as JSON) as ``search_space.json``. Kept on a resume."""
+    client = client_for(grid.tracking_uri)
+    logged = client.get_run(grid.parent_run_id).data.params
+    params = {k: v for k, v in {SEARCHER_PARAM: search["searcher"], NUM_SAMPLES_PARAM: search["num_samples"]}.items()
+              if k not in logged}
+    if params:
+        client.log_batch(grid.parent_run_id, params=_params(params))
+    client.log_dict(grid.parent_run_id, search, SEARCH_SPACE_ARTIFACT)
+
+
 def finish_grid_run(grid: GridRun, status: str, reason: str) -> None:
     client = client_for(grid.tracking_uri)
     client.set_tag(grid.parent_run_id, END_TAG, reason)
@@ -266,7 +278,7 @@ class TrialRun:
         found = list(client.search_runs([grid.experiment_id], query, order_by=["attributes.start_time ASC"]))
         tags = {
             PARENT_TAG: grid.parent_run_id, ROLE_TAG: ROLE_TRIAL, GRID_TAG: grid.grid, TRIAL_TAG: cfg.name,
-            MODEL_TAG: cfg.preset, CONFIG_TAG: cfg.config, CONFIG_TAG_FORMERLY: cfg.config, SEED_TAG: str(cfg.seed),
+            MODEL_TAG: cfg.preset, CONFIG_TAG: cfg.config_label, CONFIG_TAG_FORMERLY: cfg.config_label, SEED_TAG: str(cfg.seed),
             FAMILY_TAG: family,
         }
         if tune_trial_id:
@@ -286,6 +298,14 @@ class TrialRun:
         if params:
             client.log_batch(run.info.run_id, params=_params(params))
         return cls(grid, run.info.run_id)
+
+    def log_sampled(self, values: dict) -> None:
+        """A search's sampled ``values`` (``{section.field: value}``) as ``search.<section>.<field>``
+        params, so MLflow's compare views plot results against them. A reopened run has them."""
+        logged = self.client.get_run(self.run_id).data.params
+        params = {SEARCH_PARAM_PREFIX + k: v for k, v in values.items() if SEARCH_PARAM_PREFIX + k not in logged}
+        if params:
+            self.client.log_batch(self.run_id, params=_params(params))
 
     def log_recipe(self, recipe) -> None:
         """The trial's resolved recipe (``engine.recipe.TrialRecipe``): ``recipe.*`` params (lr after

@@ -38,16 +38,24 @@ class TrialPlan:
 
 @dataclass(frozen=True)
 class GridStarted:
+    """``trials``: the plans known up front; ``total``: how many trials run in all, where more
+    appear as they start (a search's samples; None: ``trials`` is all)."""
+
     experiment: str
     trials: tuple[TrialPlan, ...]
     max_concurrent: int
     at: float = field(default_factory=time.time)
+    total: int | None = None
 
 
 @dataclass(frozen=True)
 class TrialStarted:
+    """``plan``: set for a trial the grid did not know up front (a search's sampled trial): the
+    console adds it as it appears."""
+
     name: str
     at: float = field(default_factory=time.time)
+    plan: TrialPlan | None = None
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from k400ray.contracts import EPOCH, ERROR, FINISHED, STOPPED_EARLY, TESTED
 from k400ray.tune.events import (
     EPOCH_FIELDS, FINAL_FIELDS, Emit, EpochEnded, GridEvent, TrialEnded, TrialStarted, TrialTested, pick,
 )
-from k400ray.tune.spec import grid_point, trial_name
+from k400ray.tune.spec import tune_trial_name
 
 logger = logging.getLogger(__name__)
 
@@ -27,13 +27,17 @@ class GridProgress(Callback):
     pickles to a silent copy (the console lives in this process only), and the runner attaches
     a live one to every ``fit``, new or restored. A failing ``emit`` never stops the grid."""
 
-    def __init__(self, experiment: str, emit: Emit | None, *, finished_key: str) -> None:
+    def __init__(self, experiment: str, emit: Emit | None, *, finished_key: str, planner=None) -> None:
+        """``planner``: a search's ``trial -> TrialPlan``, for trials not known up front."""
         self.experiment = experiment
         self.finished_key = finished_key
         self._emit = emit
+        self._planner = planner
+        self._planned: set[str] = set()
 
     def __getstate__(self) -> dict:
-        return {"experiment": self.experiment, "finished_key": self.finished_key, "_emit": None}
+        return {"experiment": self.experiment, "finished_key": self.finished_key, "_emit": None,
+                "_planner": None, "_planned": set()}
 
     def _send(self, event: GridEvent) -> None:
         if self._emit is None:
@@ -47,11 +51,15 @@ class GridProgress(Callback):
         config = trial.config or {}
         if "preset" not in config.get("point", config):
             return None
-        return trial_name(self.experiment, *grid_point(config))
+        return tune_trial_name(self.experiment, config, trial.trial_id)
 
     def on_trial_start(self, iteration, trials, trial, **info):
         if name := self._name(trial):
-            self._send(TrialStarted(name))
+            plan = None
+            if self._planner is not None and name not in self._planned:
+                self._planned.add(name)
+                plan = self._planner(trial)
+            self._send(TrialStarted(name, plan=plan))
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         name = self._name(trial)

@@ -6,6 +6,11 @@ One trial per grid point (preset x config x seed: the cross product or the spec'
 experiment lives at ``storage_path/experiment``; each trial's Train run at
 ``storage_path/<trial name>`` (see :func:`~k400ray.tune.spec.trial_name`).
 
+A search (the spec's ``search:`` axes) adds the axes to the same param space, beside the grid's
+points (``values``), with ``num_samples`` and its searcher: Tune's random one, or Optuna's TPE
+(one study over one grid point, see :mod:`k400ray.tune.spec`) behind a concurrency limit. Its
+trials are not known up front: the console hears of each as it starts.
+
 Resume: ``Tuner.restore`` re-runs only trials that did not terminate (interrupted, errored);
 a finished trial is never run again. A restarted trial's Train run continues from its latest
 checkpoint and its MLflow child run is reopened, not duplicated. Ctrl+C (or SIGTERM, turned
@@ -33,13 +38,14 @@ from k400ray.contracts import (
     ACC1, ACC5, ERROR, FINISHED, FOUND_OPEN, INTERRUPTED, NOT_STARTED, PENDING, RUN_FAILED,
     RUN_FINISHED, RUN_KILLED, SOME_FAILED, STOPPED_BY_ASHA, STOPPED_EARLY, mode_metric,
 )
-from k400ray.engine.config import trial_preset
 from k400ray.tracking import mlflow_log
 from k400ray.tracking.outbox import few_retries, outbox_location, send_held, server_answers, wait_until_answering
 from k400ray.text_table import text_table
 from k400ray.tune.cost import DRIVER_CPUS
 from k400ray.tune.events import FINAL_FIELDS, Emit, GridEnded, GridStarted, TrialEnded, TrialPlan, pick
-from k400ray.tune.spec import SearchSpec, grid_point, run_label, trial_config, trial_name
+from k400ray.tune.spec import (
+    SearchSpec, grid_point, run_label, sampled_values, trial_config, trial_name, tune_trial_name,
+)
 
 
 class GridError(RuntimeError):
@@ -55,6 +61,8 @@ class TrialSummary:
     metrics: dict = field(default_factory=dict)
     error: str | None = None
     trial_id: str | None = None  # Tune's (the MLflow child run's ``trial_id`` tag); None if never created
+    name: str = ""  # the stable trial name (:func:`~k400ray.tune.spec.tune_trial_name`)
+    values: dict = field(default_factory=dict)  # a search's sampled values ({section.field: value})
 
 
 @dataclass
@@ -63,10 +71,11 @@ class GridOutcome:
     tracking_uri: str
     parent_run_id: str
     trials: list[TrialSummary]
+    unsampled: int = 0  # a search's trials its searcher had not yet drawn when it stopped
 
     @property
     def interrupted(self) -> bool:
-        return any(t.status in (INTERRUPTED, NOT_STARTED) for t in self.trials)
+        return self.unsampled > 0 or any(t.status in (INTERRUPTED, NOT_STARTED) for t in self.trials)
 
     @property
     def failed(self) -> bool:
@@ -93,7 +102,7 @@ def experiment_path(spec: SearchSpec) -> str:
 
 
 def _trial_label(experiment: str, trial) -> str:
-    return trial_name(experiment, *grid_point(trial.config))
+    return tune_trial_name(experiment, trial.config, trial.trial_id)
 
 
 @contextmanager
@@ -171,13 +180,17 @@ def run_grid(spec: SearchSpec, *, num_classes: int, class_names: list[str], addr
         raise GridError(str(exc)) from None
     # What trials held during an outage first (a trial that ended then is not "open"), then: no
     # trial of this grid runs now, so a child left RUNNING belongs to a driver that was killed.
-    outboxes = [outbox_location(spec.storage_path, trial_name(spec.experiment, *point)) for point in spec.grid_points()]
+    before = _summaries(spec, tune.ExperimentAnalysis(path))[0] if restorable else []
+    names = [t.name for t in before] if spec.searching else [trial_name(spec.experiment, *p) for p in spec.grid_points()]
+    outboxes = [outbox_location(spec.storage_path, name) for name in names]
     _send_held(uri, outboxes, echo)
     mlflow_log.close_open_trials(grid, reason_by_trial_id={}, default_reason=FOUND_OPEN)
     if on_parent_run is not None:
         on_parent_run(grid)  # the console says where the runs are (its MLflow block)
     else:
         echo(f"MLflow: experiment {spec.mlflow_experiment!r}, parent run {grid.parent_run_id} at {shown_uri}")
+    if spec.searching:
+        _tracked(lambda: mlflow_log.log_search(grid, spec_json["search"]))
 
     # Each trial's config, built here once from the spec: the Tune actor only picks its own.
     points = spec.grid_points()
@@ -193,17 +206,18 @@ def run_grid(spec: SearchSpec, *, num_classes: int, class_names: list[str], addr
     status, reason = RUN_KILLED, INTERRUPTED
     try:
         with _sigterm_as_ctrl_c():
-            before = _summaries(spec, tune.ExperimentAnalysis(path))[0] if restorable else []
-            emit(GridStarted(spec.experiment, tuple(plan_trials(spec, before)),
-                             spec.resources.max_concurrent_trials))
+            emit(GridStarted(spec.experiment, tuple(plan_trials(spec, before)), _concurrency(spec),
+                             total=expected_trials(spec) if spec.searching else None))
             if restorable:
                 tuner = tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True)
             else:
                 tuner = _new_tuner(spec, trainable)
-            _attach_callbacks(tuner, [GridProgress(spec.experiment, emit, finished_key=FINISHED)])
+            planner = functools.partial(_plan_of, spec) if spec.searching else None
+            _attach_callbacks(tuner, [GridProgress(spec.experiment, emit, finished_key=FINISHED, planner=planner)])
             tuner.fit()
         trials, stopped_ids = _summaries(spec, tune.ExperimentAnalysis(path))
-        outcome = GridOutcome(path, shown_uri, grid.parent_run_id, trials)
+        outcome = GridOutcome(path, shown_uri, grid.parent_run_id, trials,
+                              unsampled=max(0, expected_trials(spec) - len(trials)) if spec.searching else 0)
         stopped = dict.fromkeys(stopped_ids, STOPPED_BY_ASHA)
         tracked = wait_until_answering(uri, limit_s=60 * spec.mlflow.grid_end_wait_minutes, what="the grid's end",
                                        say=echo)
@@ -226,8 +240,7 @@ def run_grid(spec: SearchSpec, *, num_classes: int, class_names: list[str], addr
             status, reason = RUN_FINISHED, FINISHED
         # What Tune saved is the truth (an interrupted trial, one that never started).
         for t in trials:
-            emit(TrialEnded(trial_name(spec.experiment, t.preset, t.aug, t.seed), t.status,
-                            pick(t.metrics, FINAL_FIELDS), error=t.error))
+            emit(TrialEnded(t.name, t.status, pick(t.metrics, FINAL_FIELDS), error=t.error))
         return outcome
     except BaseException:
         if server_answers(uri):
@@ -260,17 +273,30 @@ def _send_held(uri: str, outboxes: list[str], echo: Callable[[str], None]) -> No
 
 def plan_trials(spec: SearchSpec, before: list[TrialSummary]) -> list[TrialPlan]:
     """Every grid point with its epochs (the spec's, else its config's recipe: what the trial
-    runs) and, on a resume, what the previous run left: finished trials keep their figures."""
+    runs) and, on a resume, what the previous run left: finished trials keep their figures. A
+    search's trials are not known up front: those of the previous run only (the others are
+    planned as they start, :func:`_plan_of`)."""
+    if spec.searching:
+        return [_plan(spec, (t.preset, t.aug, t.seed), t.name, t) for t in before]
     left = {(t.preset, t.aug, t.seed): t for t in before}
-    plans = []
-    for preset, aug, seed in spec.grid_points():
-        epochs = spec.training.total_epochs(trial_preset(preset, scale=spec.scale, config=aug))
-        old = left.get((preset, aug, seed))
-        kept = old is not None and old.status in (FINISHED, STOPPED_EARLY)
-        plans.append(TrialPlan(trial_name(spec.experiment, preset, aug, seed), preset, aug, seed, int(epochs),
-                               status=old.status if kept else PENDING,
-                               metrics=pick(old.metrics, FINAL_FIELDS) if kept else {}))
-    return plans
+    return [_plan(spec, point, trial_name(spec.experiment, *point), left.get(point)) for point in spec.grid_points()]
+
+
+def _plan_of(spec: SearchSpec, trial) -> TrialPlan:
+    """The plan of a search's Tune trial that has just appeared."""
+    return _plan(spec, grid_point(trial.config), _trial_label(spec.experiment, trial), None,
+                 sampled_values(trial.config))
+
+
+def _plan(spec: SearchSpec, point: tuple[str, str, int], name: str, old: TrialSummary | None,
+          values: dict | None = None) -> TrialPlan:
+    """One trial's plan: its epochs (a searched ``training.epochs`` wins) and what a previous run left."""
+    preset, aug, seed = point
+    values = old.values if old is not None else values or {}
+    epochs = values.get("training.epochs") or spec.epochs_of(preset, aug)
+    kept = old is not None and old.status in (FINISHED, STOPPED_EARLY)
+    return TrialPlan(name, preset, aug, seed, int(epochs), status=old.status if kept else PENDING,
+                     metrics=pick(old.metrics, FINAL_FIELDS) if kept else {})
 
 
 def _attach_callbacks(tuner, callbacks: list) -> None:
@@ -324,11 +350,10 @@ def _new_tuner(spec: SearchSpec, trainable):
     label = functools.partial(_trial_label, spec.experiment)
     return tune.Tuner(
         trainable,
-        param_space={"point": tune.grid_search(
-            [{"preset": p, "aug": a, "seed": s} for p, a, s in spec.grid_points()]
-        )},
+        param_space=param_space(spec),
         tune_config=tune.TuneConfig(
-            scheduler=build_scheduler(spec), max_concurrent_trials=spec.resources.max_concurrent_trials,
+            scheduler=build_scheduler(spec), max_concurrent_trials=_concurrency(spec),
+            num_samples=spec.search.num_samples if spec.searching else 1, search_alg=build_searcher(spec),
             trial_name_creator=label, trial_dirname_creator=label,
             # The next trial runs in the process of one that ended (Tune's default starts a new one,
             # which imports torch again): one process fewer per trial beyond the concurrency.
@@ -346,6 +371,60 @@ def _new_tuner(spec: SearchSpec, trainable):
     )
 
 
+def param_space(spec: SearchSpec) -> dict:
+    """Tune's param space: ``point``, one grid search over the spec's (preset, config, seed) points
+    (the layout grids have always had, so older grids resume); a search adds its axes under
+    ``values`` (``{section: {field: domain}}``). Optuna takes no grid search: its one point is
+    given as it is (the spec allows it one)."""
+    from ray import tune
+
+    points = [{"preset": p, "aug": a, "seed": s} for p, a, s in spec.grid_points()]
+    if not spec.searching:
+        return {"point": tune.grid_search(points)}
+    values: dict[str, dict] = {}
+    for path, axis in spec.search.space.items():
+        section, _, name = path.partition(".")
+        values.setdefault(section, {})[name] = axis.domain()
+    point = points[0] if spec.search.searcher == "optuna" else tune.grid_search(points)
+    return {"point": point, "values": values}
+
+
+def build_searcher(spec: SearchSpec):
+    """None (Tune's default: every grid point, random samples of the distributions) or Optuna's
+    TPE on ``efficient_acc1`` (ASHA's metric), at most ``search.max_concurrent`` trials at once
+    (TPE suggests better from results it already has). Its sampler is seeded with the grid
+    point's seed, so the same spec draws the same first points."""
+    if spec.search.searcher != "optuna":
+        return None
+    from optuna.samplers import TPESampler
+    from ray.tune.search import ConcurrencyLimiter
+    from ray.tune.search.optuna import OptunaSearch
+
+    from k400ray.tune.scheduler import METRIC
+
+    searcher = OptunaSearch(metric=METRIC, mode="max", sampler=TPESampler(seed=spec.grid_points()[0][2]))
+    if spec.search.max_concurrent:
+        searcher = ConcurrencyLimiter(searcher, max_concurrent=spec.search.max_concurrent)
+    return searcher
+
+
+def expected_trials(spec: SearchSpec) -> int:
+    """How many trials a search runs in all: ``num_samples`` per grid point and per combination
+    of its list axes (Optuna's one point has none)."""
+    import math
+
+    points = 1 if spec.search.searcher == "optuna" else len(spec.grid_points())
+    listed = math.prod(len(a.values) for a in spec.search.space.values() if not a.sampled)
+    return spec.search.num_samples * points * listed
+
+
+def _concurrency(spec: SearchSpec) -> int | None:
+    """Trials at once: the resources' bound, and a search's own (the smaller)."""
+    bounds = [b for b in (spec.resources.max_concurrent_trials, spec.search.max_concurrent if spec.searching else None)
+              if b]
+    return min(bounds) if bounds else None
+
+
 def _spec_identity(spec_json: dict) -> dict:
     """What must not change between a run and its --resume (resources and scheduler may). A
     cross-product grid (no rows) hashes as it did before rows existed, so older grids resume."""
@@ -356,6 +435,11 @@ def _spec_identity(spec_json: dict) -> dict:
     identity["training"] = {k: v for k, v in identity["training"].items() if k != "compile"}
     if identity["grid"].get("rows") is None:
         identity["grid"] = {k: v for k, v in identity["grid"].items() if k != "rows"}
+    # A search and named configs are part of what the grid is; a grid without them hashes as before.
+    for key in ("search", "configs"):
+        part = spec_json.get(key) or {}
+        if part.get("space") if key == "search" else part:
+            identity[key] = {k: v for k, v in part.items() if k != "max_concurrent"}
     # Training fields added later hash as absent while they keep their defaults.
     later = {"eval_interval": None, "accurate_checkpoint": "best"}
     identity["training"] = {k: v for k, v in identity["training"].items() if later.get(k, object()) != v}
@@ -373,7 +457,7 @@ def _summaries(spec: SearchSpec, analysis) -> tuple[list[TrialSummary], list[str
     from ray.tune.experiment import Trial
 
     by_key, stopped = {}, []
-    for trial in analysis.trials:
+    for trial in sorted(analysis.trials, key=lambda t: t.trial_id):
         config = trial.config or {}
         if "preset" not in config.get("point", config):
             continue
@@ -389,9 +473,14 @@ def _summaries(spec: SearchSpec, analysis) -> tuple[list[TrialSummary], list[str
                 stopped.append(trial.trial_id)
         else:
             status = INTERRUPTED if metrics else NOT_STARTED
-        by_key[grid_point(config)] = TrialSummary(*grid_point(config), status=status, metrics=metrics, error=error,
-                                                  trial_id=trial.trial_id)
-    return [by_key.get(k) or TrialSummary(*k, status=NOT_STARTED) for k in spec.grid_points()], stopped
+        name = tune_trial_name(spec.experiment, config, trial.trial_id)
+        summary = TrialSummary(*grid_point(config), status=status, metrics=metrics, error=error,
+                               trial_id=trial.trial_id, name=name, values=sampled_values(config))
+        by_key[name if spec.searching else grid_point(config)] = summary
+    if spec.searching:  # its trials are Tune's, not known up front
+        return list(by_key.values()), stopped
+    return [by_key.get(k) or TrialSummary(*k, status=NOT_STARTED, name=trial_name(spec.experiment, *k))
+            for k in spec.grid_points()], stopped
 
 
 def format_summary(trials: list[TrialSummary]) -> str:
@@ -403,8 +492,13 @@ def format_summary(trials: list[TrialSummary]) -> str:
 
     body = [(t.preset, t.aug, str(t.seed), pair(t.metrics, "efficient"), pair(t.metrics, "accurate"), t.status)
             for t in trials]
+    if any(t.values for t in trials):  # a search: each trial's sampled values
+        from k400ray.tune.space import short_values
+
+        header = (*header, "values")
+        body = [(*row, short_values(t.values)) for row, t in zip(body, trials)]
     lines = text_table(header, body, right={2})
     for t in trials:
         if t.error:
-            lines.append(f"{trial_name('', t.preset, t.aug, t.seed).lstrip('-')}: {t.error}")
+            lines.append(f"{t.name or trial_name('', t.preset, t.aug, t.seed).lstrip('-')}: {t.error}")
     return "\n".join(lines)

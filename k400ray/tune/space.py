@@ -141,3 +141,12 @@ def apply_values(sections: dict[str, Section], values: dict[str, Any]) -> dict[s
         current = sections[section]
         out[section] = type(current).model_validate({**current.model_dump(), **fields})
     return out
+
+
+def short_values(values: dict[str, Any]) -> str:
+    """``values`` (``{section.field: value}``) in a few characters, for a run's name:
+    ``lr=0.0123 weight_decay=3.1e-05`` (fields by their own name, numbers to 3 digits)."""
+    def brief(value) -> str:
+        return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+    return " ".join(f"{path.partition('.')[2] or path}={brief(v)}" for path, v in values.items())

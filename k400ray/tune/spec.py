@@ -21,12 +21,24 @@ The ``data``, ``augmentation`` and ``training`` sections and the per-trial part 
 are the trial's own sections (:mod:`k400ray.engine.params`), declared once: each grid point
 becomes one :class:`~k400ray.engine.config.TrialConfig` holding them as they are. Relative
 paths are relative to the directory ``k400ray`` is run from.
+
+Named configs: a spec may define its own configs beside the sheet's, each a built-in ``base``
+and overrides of the ``augmentation`` and ``training`` sections::
+
+    configs:
+      mixup_a02: {base: mixup, augmentation: {mixup_alpha: 0.2}}
+
+A grid names them like the built-in ones; the trial runs its base config's code path with the
+overrides applied, and its name, MLflow ``config`` tag and report rows say the named config.
+
+A search (``search:``, :mod:`k400ray.tune.space`) gives every sampled trial its own stable name:
+the grid point's, then Tune's trial id (kept by ``--resume``), see :func:`tune_trial_name`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import (
@@ -35,8 +47,8 @@ from pydantic import (
 
 from k400ray.engine.config import Config, TrialConfig
 from k400ray.engine.params import AugmentationParams, DataParams, ResourceParams, TrainingParams
-from k400ray.presets import DEFAULT, PRESETS, check_config, family_of
-from k400ray.tune.space import Axis, check_field
+from k400ray.presets import CONFIGS, DEFAULT, PRESETS, check_config, family_of
+from k400ray.tune.space import Axis, apply_values, check_field, short_values
 
 
 class SpecError(ValueError):
@@ -57,7 +69,7 @@ class GridRow(_Strict):
     """One row of the sheet: a preset trained with one config, once per seed."""
 
     preset: str
-    config: Config
+    config: str  # a built-in config, or one the spec's ``configs`` defines (checked by the spec)
     seeds: list[int] | None = Field(None, min_length=1)  # None: the grid's seeds
 
     @field_validator("preset")
@@ -67,7 +79,8 @@ class GridRow(_Strict):
 
     @model_validator(mode="after")
     def _meaningful(self) -> "GridRow":
-        check_config(self.preset, self.config)
+        if self.config in CONFIGS:  # a named config is checked with its base, by the spec
+            check_config(self.preset, self.config)
         return self
 
 
@@ -80,7 +93,7 @@ class GridSpec(_Strict):
     rows: list[GridRow] | None = Field(None, min_length=1)
     presets: list[str] = Field(min_length=1)
     # the sheet's configs column; `augmentations` is its old name, still accepted
-    augmentations: list[Config] = Field(
+    augmentations: list[str] = Field(
         default_factory=lambda: [DEFAULT], min_length=1, validation_alias=AliasChoices("configs", "augmentations"),
     )
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
@@ -119,7 +132,8 @@ class GridSpec(_Strict):
         if "rows" in info.data and info.data["rows"] is None:  # a cross product (rows absent, not invalid)
             for preset in info.data.get("presets") or ():
                 for config in configs:
-                    check_config(preset, config)
+                    if config in CONFIGS:  # a named config is checked with its base, by the spec
+                        check_config(preset, config)
         return configs
 
     @model_validator(mode="after")
@@ -246,6 +260,30 @@ class SearchSection(_Strict):
         return any(axis.sampled for axis in self.space.values())
 
 
+class NamedConfig(_Strict):
+    """A config the spec defines: a built-in ``base`` (its code path: batch mixing, RandAugment,
+    GluonCV's recipe) with fields of the ``augmentation`` and ``training`` sections overridden."""
+
+    base: Config
+    augmentation: dict[str, Any] = Field(default_factory=dict)
+    training: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _fields_exist(self) -> "NamedConfig":
+        for section, model in (("augmentation", AugmentationParams), ("training", TrainingParams)):
+            overrides = getattr(self, section)
+            unknown = next((k for k in overrides if k not in model.model_fields), None)
+            if unknown:
+                raise ValueError(f"{section}.{unknown}: unknown field (known: {', '.join(model.model_fields)})")
+            try:
+                model.model_validate(overrides)
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                raise ValueError(f"{section}.{_field_path(err['loc'])}: "
+                                 f"{err['msg'].removeprefix('Value error, ')}") from None
+        return self
+
+
 class SearchSpec(_Strict):
     experiment: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     scale: Literal["full", "toy"] = "full"
@@ -260,6 +298,7 @@ class SearchSpec(_Strict):
     report: ReportSpec = ReportSpec()
     cost: CostSpec = CostSpec()
     search: SearchSection = SearchSection()
+    configs: dict[str, NamedConfig] = Field(default_factory=dict)  # named configs, by name
     storage_path: str = "k400ray-runs"  # local dir, or a URI every node reaches (s3://...)
     # ImageNet weights per 2D backbone, local files every node reads (nothing is downloaded):
     # {resnet50: /mnt/k400/weights/resnet50-imagenet.pth, mobilenetv2: ...}. Full scale only.
@@ -269,6 +308,59 @@ class SearchSpec(_Strict):
     def _pretrained_needs_full_scale(self) -> "SearchSpec":
         if self.pretrained and self.scale == "toy":
             raise ValueError("pretrained: ImageNet weights fit full-scale backbones only (scale: full)")
+        return self
+
+    @model_validator(mode="before")
+    @classmethod
+    def _configs_named(cls, data):
+        """Named configs shadow no built-in one, and the grid names only configs that exist
+        (checked on the spec as written, to name the field the user wrote)."""
+        if not isinstance(data, dict):
+            return data
+        defined = data.get("configs") if isinstance(data.get("configs"), dict) else {}
+        for name in defined:
+            if name in CONFIGS:
+                raise ValueError(f"configs.{name}: shadows the built-in config {name!r} (choose another name)")
+            if not isinstance(name, str) or not _NAME.match(name):
+                raise ValueError(f"configs.{name}: a config name is letters, digits, '_', '.' or '-'")
+        grid = data.get("grid") if isinstance(data.get("grid"), dict) else {}
+        named = [(f"grid.{key}", c) for key in ("configs", "augmentations") if isinstance(grid.get(key), list)
+                 for c in grid[key]]
+        if isinstance(grid.get("rows"), list):
+            named += [(f"grid.rows.{i}.config", r.get("config")) for i, r in enumerate(grid["rows"]) if isinstance(r, dict)]
+        for where, config in named:
+            if isinstance(config, str) and config not in CONFIGS and config not in defined:
+                more = f"; defined: {', '.join(defined)}" if defined else ""
+                raise ValueError(f"{where}: unknown config {config!r} (built in: {', '.join(CONFIGS)}{more})")
+        return data
+
+    @model_validator(mode="after")
+    def _configs_meaningful(self) -> "SearchSpec":
+        """A named config is meaningful for each preset it runs with (through its base)."""
+        for preset, config, _ in self.grid.points():
+            if config in self.configs:
+                try:
+                    check_config(preset, self.base_config(config))
+                except ValueError as exc:
+                    raise ValueError(f"configs.{config}: {exc}") from None
+        return self
+
+    @model_validator(mode="after")
+    def _optuna_one_point(self) -> "SearchSpec":
+        """Optuna's TPE learns from the trials it has seen: it must compare like with like. So it
+        runs one study over one grid point (one preset, config and seed) and samples every axis
+        itself (it takes no list of values to run each of)."""
+        if self.search.searcher != "optuna":
+            return self
+        if not self.search.space:
+            raise ValueError("search.space: the optuna searcher needs at least one axis")
+        listed = next((p for p, a in self.search.space.items() if not a.sampled), None)
+        if listed:
+            raise ValueError(f"search.space.{listed}: optuna samples every axis; write {{choice: [...]}} "
+                             "instead of a list")
+        if len(self.grid.points()) > 1:
+            raise ValueError("search.searcher: optuna runs one study over one grid point (one preset, config "
+                             f"and seed); this grid has {len(self.grid.points())}: split it into specs, or use random")
         return self
 
     @model_validator(mode="after")
@@ -290,6 +382,34 @@ class SearchSpec(_Strict):
     def grid_points(self) -> list[tuple[str, str, int]]:
         """(preset, config, seed) of every trial: the cross product, or the rows."""
         return self.grid.points()
+
+    @property
+    def searching(self) -> bool:
+        """Whether this spec is a search (axes beyond the grid), not a plain grid."""
+        return bool(self.search.space)
+
+    def base_config(self, config: str) -> str:
+        """The built-in config whose code path ``config`` (built in or named) runs."""
+        return self.configs[config].base if config in self.configs else config
+
+    def sections_for(self, config: str) -> tuple[AugmentationParams, TrainingParams]:
+        """The ``augmentation`` and ``training`` sections a trial of ``config`` runs with: the
+        spec's, with a named config's overrides applied."""
+        named = self.configs.get(config)
+        if named is None:
+            return self.augmentation, self.training
+        return (AugmentationParams.model_validate({**self.augmentation.model_dump(), **named.augmentation}),
+                TrainingParams.model_validate({**self.training.model_dump(), **named.training}))
+
+    def epochs_of(self, preset: str, config: str) -> int:
+        """The epochs a trial of (``preset``, ``config``) trains."""
+        from k400ray.engine.config import trial_preset
+
+        training = self.sections_for(config)[1]
+        return training.total_epochs(trial_preset(preset, scale=self.scale, config=self.base_config(config)))
+
+
+_NAME = __import__("re").compile(r"^[A-Za-z0-9_.-]+$")
 
 
 def _field_path(loc: tuple) -> str:
@@ -317,7 +437,8 @@ def load_spec(path: str | Path) -> SearchSpec:
         if err["type"] == "extra_forbidden":
             msg = "unknown field"
         more = f" (+{len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
-        raise SpecError(f"{path}: {_field_path(err['loc'])}: {msg}{more}") from None
+        where = f"{_field_path(err['loc'])}: " if err["loc"] else ""  # a whole-spec check names its field
+        raise SpecError(f"{path}: {where}{msg}{more}") from None
 
 
 def check_indexes(spec: SearchSpec, origin: str | Path) -> int:
@@ -343,9 +464,31 @@ def check_indexes(spec: SearchSpec, origin: str | Path) -> int:
     return len(train["classes"])
 
 
-def trial_name(experiment: str, preset: str, aug: str, seed: int) -> str:
-    """Stable across restarts (no timestamps), so a resumed run finds its checkpoints."""
-    return f"{experiment}-{preset}-{aug}-s{seed}"
+def trial_name(experiment: str, preset: str, aug: str, seed: int, sample: str | None = None) -> str:
+    """Stable across restarts (no timestamps), so a resumed run finds its checkpoints. ``sample``:
+    a search's sampled trial's own part (Tune's trial id), None for a grid's trial."""
+    return f"{experiment}-{preset}-{aug}-s{seed}" + (f"-{sample}" if sample else "")
+
+
+def sampled_values(params: dict) -> dict[str, Any]:
+    """``{section.field: value}`` a search's Tune trial was given (empty for a grid's trial):
+    Tune's params hold them nested, under ``values``."""
+    return {f"{section}.{name}": value
+            for section, fields in (params.get("values") or {}).items() for name, value in fields.items()}
+
+
+def tune_trial_name(experiment: str, params: dict, trial_id: str) -> str:
+    """The stable name of the Tune trial with ``params`` and ``trial_id``: a grid's trial keeps its
+    point's name; a search's sampled trial adds Tune's trial id, saved with the experiment (so
+    ``--resume`` gives it the same name) and unique even where two samples draw equal values."""
+    return trial_name(experiment, *grid_point(params), sample=trial_id if "values" in params else None)
+
+
+def sampled_trial(cfg: TrialConfig, values: dict[str, Any], *, name: str) -> TrialConfig:
+    """``cfg`` (its grid point's trial) with a search's sampled ``values`` (``{section.field:
+    value}``) applied to its sections, validated again, and named ``name``."""
+    sections = apply_values({"augmentation": cfg.augmentation, "training": cfg.training}, values)
+    return cfg.model_copy(update={**sections, "name": name})
 
 
 def preset_labels(presets) -> dict[str, str]:
@@ -365,11 +508,13 @@ def preset_labels(presets) -> dict[str, str]:
     return labels
 
 
-def run_label(preset: str, aug: str, seed: int, presets) -> str:
+def run_label(preset: str, aug: str, seed: int, presets, values: dict | None = None) -> str:
     """A trial's name in MLflow's runs table, short enough to read whole: ``tsm·mixup·s0``
-    (``presets``: every preset of the grid, see :func:`preset_labels`). The trial's stable
-    name stays :func:`trial_name` (the ``k400ray.trial`` tag, Train's run directory)."""
-    return f"{preset_labels(presets)[preset]}·{aug}·s{seed}"
+    (``presets``: every preset of the grid, see :func:`preset_labels`), then a search's sampled
+    ``values`` briefly (``lr=0.012 weight_decay=3.1e-05``). The trial's stable name stays
+    :func:`trial_name` (the ``k400ray.trial`` tag, Train's run directory)."""
+    label = f"{preset_labels(presets)[preset]}·{aug}·s{seed}"
+    return f"{label}·{short_values(values)}" if values else label
 
 
 def grid_point(params: dict) -> tuple[str, str, int]:
@@ -380,17 +525,20 @@ def grid_point(params: dict) -> tuple[str, str, int]:
 
 
 def trial_config(spec: SearchSpec, preset: str, config: str, seed: int, *, num_classes: int) -> TrialConfig:
-    """The trial of one grid point: the spec's sections as the trial's, index paths absolute."""
+    """The trial of one grid point: the spec's sections as the trial's (a named config's overrides
+    applied; ``config`` the base, ``config_name`` the named one), index paths absolute."""
+    base = spec.base_config(config)
     try:
-        check_config(preset, config)
+        check_config(preset, base)
     except ValueError as exc:
         raise SpecError(str(exc)) from None
+    augmentation, training = spec.sections_for(config)
     storage = spec.storage_path if "://" in spec.storage_path else str(Path(spec.storage_path).resolve())
     data = spec.data.model_copy(update={"train_index": str(Path(spec.data.train_index).resolve()),
                                         "val_index": str(Path(spec.val_index).resolve())})
     return TrialConfig(
-        preset=preset, scale=spec.scale, config=config, seed=seed, augmentation=spec.augmentation,
-        training=spec.training, data=data, resources=spec.resources.per_trial(),
+        preset=preset, scale=spec.scale, config=base, seed=seed, augmentation=augmentation,
+        training=training, data=data, config_name=config if config != base else None, resources=spec.resources.per_trial(),
         use_gpu=spec.resources.gpus_per_worker > 0, num_classes=num_classes,
         name=trial_name(spec.experiment, preset, config, seed), storage_path=storage,
         pretrained=_weights_for(spec, preset),

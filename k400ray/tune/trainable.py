@@ -26,7 +26,8 @@ from k400ray.contracts import EPOCH, ERROR, FINISHED, INTERRUPTED, MLFLOW_RUN_ID
 from k400ray.tracking.mlflow_log import GridRun, TrialRun
 from k400ray.tracking.outbox import Outbox, few_retries, outbox_location, server_answers, wait_until_answering
 from k400ray.tune.forward import ForwardToTune
-from k400ray.tune.spec import grid_point
+from k400ray.tune.space import short_values
+from k400ray.tune.spec import grid_point, sampled_trial, sampled_values, tune_trial_name
 
 
 def _say(message: str) -> None:
@@ -43,7 +44,11 @@ def grid_trial(params: dict, *, trials: dict, labels: dict[tuple, str], start_wa
     """One Tune trial. ``params``: Tune's, naming the grid point (:func:`~k400ray.tune.spec.grid_point`);
     ``trials``: every point's ``TrialConfig`` as the driver built it from the spec (so the spec
     is read once, by the driver); ``labels``: every point's name in MLflow's runs table;
-    ``start_wait_minutes``: how long to wait for an MLflow server that does not answer."""
+    ``start_wait_minutes``: how long to wait for an MLflow server that does not answer.
+
+    A search's trial also has sampled values in ``params`` (:func:`~k400ray.tune.spec.sampled_values`):
+    its point's config with them applied, named by its Tune trial id, is what it runs; its MLflow
+    run holds them as ``search.<section>.<field>`` params."""
     import ray
     import ray.tune
 
@@ -52,10 +57,15 @@ def grid_trial(params: dict, *, trials: dict, labels: dict[tuple, str], start_wa
     from k400ray.tracking.epoch_callback import MlflowEpochLogger
 
     point = grid_point(params)
-    cfg = trials[point]
+    cfg, label = trials[point], labels[point]
+    values = sampled_values(params)
+    trial_id = ray.tune.get_context().get_trial_id()
+    if values:
+        cfg = sampled_trial(cfg, values, name=tune_trial_name(grid.grid, params, trial_id))
+        label = f"{label}·{short_values(values)}"
     recipe = resolve_recipe(cfg)  # once: the workers train with it, MLflow and checkpoints record it
     outbox = Outbox(outbox_location(cfg.storage_path or default_storage(), cfg.name), grid.tracking_uri)
-    run = _start_run(grid, cfg, recipe, outbox, run_name=labels[point], start_wait_minutes=start_wait_minutes)
+    run = _start_run(grid, cfg, recipe, outbox, run_name=label, sampled=values, start_wait_minutes=start_wait_minutes)
     try:
         epoch_logger = MlflowEpochLogger(grid.tracking_uri, run.run_id, outbox=outbox)
         outcome = run_trial(cfg, recipe=recipe, callbacks=[ForwardToTune(), epoch_logger])
@@ -72,9 +82,10 @@ def grid_trial(params: dict, *, trials: dict, labels: dict[tuple, str], start_wa
     ray.tune.report({**final, FINISHED: 1, MLFLOW_RUN_ID: run.run_id})
 
 
-def _start_run(grid: GridRun, cfg, recipe, outbox: Outbox, *, run_name: str, start_wait_minutes: float) -> TrialRun:
-    """Open (or reopen) the trial's MLflow run, tag its node, send what an earlier attempt held and
-    log the recipe, waiting up to ``start_wait_minutes`` in all for a server that does not answer,
+def _start_run(grid: GridRun, cfg, recipe, outbox: Outbox, *, run_name: str, start_wait_minutes: float,
+               sampled: dict | None = None) -> TrialRun:
+    """Open (or reopen) the trial's MLflow run, log its sampled values (``sampled``: a search's
+    ``{section.field: value}``), tag its node, send what an earlier attempt held and log the recipe, waiting up to ``start_wait_minutes`` in all for a server that does not answer,
     before or between those calls (a run already opened is not opened again, so the attempt
     count stays right). A call that fails while the server answers is a real error: raised."""
     import time
@@ -94,6 +105,8 @@ def _start_run(grid: GridRun, cfg, recipe, outbox: Outbox, *, run_name: str, sta
                 if run is None:
                     run = TrialRun.open(grid, cfg, family=cfg.resolved_preset().arch.family,
                                         tune_trial_id=ray.tune.get_context().get_trial_id(), run_name=run_name)
+                if sampled:
+                    run.log_sampled(sampled)
                 # Which node drove the trial: on a cluster, where to look for its logs.
                 run.client.set_tag(run.run_id, NODE_TAG, ray.get_runtime_context().get_node_id())
                 outbox.flush(run.client)  # what an earlier attempt held during an outage

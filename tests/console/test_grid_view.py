@@ -183,3 +183,18 @@ def test_grid_eta_on_a_recorded_demo():
     third_wave = 282.5  # two waves ran: their start-up, pace and tail are known
     late = [(eta, truth) for at, eta, truth in shown if at > third_wave]
     assert late and all(abs(eta - truth) <= max(0.35 * truth, 15) for eta, truth in late)
+
+
+def test_a_search_adds_its_trials_as_they_start():
+    """A search's trials are not known up front: each joins the board when it starts."""
+    out = io.StringIO()
+    sampled = TrialPlan("s-tsn_r50_1x1x8-default-s0-ab_00001", "tsn_r50_1x1x8", "default", 0, 2)
+    with PlainGridView(out) as view:
+        view(GridStarted("s", (), 1, at=0.0, total=4))
+        view(TrialStarted(sampled.name, at=1.0, plan=sampled))
+        view(EpochEnded(sampled.name, 1, {"train_loss": 1.0}, at=5.0))
+        view(TrialEnded(sampled.name, "stopped early", at=6.0))
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "grid s: 4 trials, up to 1 at a time"
+    assert lines[1] == f"start  {sampled.name} (2 epochs)" and lines[2].startswith(f"epoch  {sampled.name} 1/2")
+    assert "[1/4 trials ended]" in lines[3]

@@ -54,3 +54,27 @@ def test_build_scheduler_from_the_spec():
     assert isinstance(asha, PerPresetASHA)
     assert set(asha._asha) == {"tsn_r50_1x1x8", "tsm_r50_1x1x8"}
     assert all(a._max_t == 6 for a in asha._asha.values())
+
+
+def test_sampled_trials_of_a_search_join_their_presets_asha():
+    """A search's trials (point and sampled values in their params) compete in their preset's
+    rungs like a grid's; a named config's epochs set that preset's max_t."""
+    spec = SearchSpec.model_validate({
+        "experiment": "x", "data": {"train_index": "i"}, "scale": "toy",
+        "configs": {"long": {"base": "default", "training": {"epochs": 4}}},
+        "grid": {"presets": ["tsn_r50_1x1x8"], "configs": ["long"]}, "training": {"epochs": 2},
+        "scheduler": {"kind": "asha", "grace_period": 1, "reduction_factor": 2},
+        "search": {"space": {"training.lr": {"loguniform": [1e-4, 0.1]}}, "num_samples": 3, "searcher": "optuna"},
+    })
+    asha = build_scheduler(spec)
+    assert asha._asha["tsn_r50_1x1x8"]._max_t == 4
+
+    def sampled(trial_id: str, lr: float):
+        return SimpleNamespace(trial_id=trial_id, config={"point": {"preset": "tsn_r50_1x1x8", "aug": "long", "seed": 0},
+                                                          "values": {"training": {"lr": lr}}})
+
+    good, bad = sampled("a_00000", 0.01), sampled("a_00001", 0.0001)
+    for t in (good, bad):
+        asha.on_trial_add(None, t)
+    assert asha.on_trial_result(None, good, _result(1, 60.0)) == TrialScheduler.CONTINUE
+    assert asha.on_trial_result(None, bad, _result(1, 10.0)) == TrialScheduler.STOP

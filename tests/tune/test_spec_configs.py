@@ -64,7 +64,7 @@ def test_explicit_rows_run_exactly_the_listed_points(tmp_path):
 @pytest.mark.parametrize(("grid", "field", "words"), [
     ({"rows": [*ROWS, {"preset": "tsm_mobilenetv2_dense_1x1x8", "config": "gluoncv"}]}, "grid.rows.3",
      "config 'gluoncv' has no meaning for tsm_mobilenetv2_dense_1x1x8"),
-    ({"rows": [{"preset": "tsn_r50_1x1x8", "config": "autoaugment"}]}, "grid.rows.0.config", "Input should be"),
+    ({"rows": [{"preset": "tsn_r50_1x1x8", "config": "autoaugment"}]}, "grid.rows.0.config", "unknown config 'autoaugment'"),
     ({"rows": [{"preset": "tsn_r50_1x1x9", "config": "default"}]}, "grid.rows.0.preset", "unknown preset"),
     ({"rows": [ROWS[0], ROWS[0]]}, "grid", "tsn_r50_1x1x7 x gluoncv with seed 0 is listed twice"),
     ({"rows": ROWS, "presets": ["tsn_r50_1x1x8"]}, "grid", "rows and presets are both set"),
@@ -78,7 +78,7 @@ def test_bad_rows_are_refused_with_their_field(tmp_path, grid, field, words):
 def test_trial_params_nested_or_flat_name_the_same_point():
     assert grid_point({"point": {"preset": "p", "aug": "gluoncv", "seed": 1}}) == ("p", "gluoncv", 1)
     assert grid_point({"preset": "p", "aug": "default", "seed": "2"}) == ("p", "default", 2)
-    trial = SimpleNamespace(config={"point": {"preset": "i3d_r50_32x2x1", "aug": "gluoncv", "seed": 0}})
+    trial = SimpleNamespace(trial_id="t_00000", config={"point": {"preset": "i3d_r50_32x2x1", "aug": "gluoncv", "seed": 0}})
     assert runner._trial_label("e", trial) == "e-i3d_r50_32x2x1-gluoncv-s0"
 
 

@@ -37,6 +37,15 @@ CASES = {
     "zero workers": (_with("resources.workers_per_trial", 0), "resources.workers_per_trial"),
     "wrong type": (_with("training.epochs", "ten"), "training.epochs"),
     "unknown compile mode": (_with("training.compile", "fast"), "training.compile"),
+    # a search's axes and the spec's named configs
+    "bad distribution": (_with("search.space", {"training.lr": {"gaussian": [0, 1]}}), "search.space.training.lr"),
+    "unknown searched field": (_with("search.space", {"training.lrate": [0.1]}), "space.training.lrate"),
+    "range low > high": (_with("search.space", {"training.lr": {"uniform": [0.1, 0.01]}}), "search.space.training.lr"),
+    "unknown base config": (_with("configs", {"mixup_a02": {"base": "mixupp"}}), "configs.mixup_a02.base"),
+    "named config shadows a built-in": (_with("configs", {"mixup": {"base": "default"}}), "configs.mixup"),
+    "grid names an undefined config": (_with("grid.augmentations", ["mixup_a02"]), "grid.augmentations"),
+    "named config overrides an unknown field": (
+        _with("configs", {"m": {"base": "mixup", "augmentation": {"mixup_alfa": 0.2}}}), "augmentation.mixup_alfa"),
 }
 
 
