@@ -57,11 +57,11 @@ def _search_spec(tmp_path: Path, **search) -> Path:
 def test_sampled_search_with_asha_prints_the_range(cli_app, no_ray, tmp_path):
     path = _search_spec(tmp_path, space={"augmentation.mixup_alpha": [0.2, 1.0],
                                          "training.lr": {"loguniform": [0.001, 0.1]}},
-                        num_samples=4, searcher="optuna")
+                        num_samples=4, searcher="random")
     result = CliRunner().invoke(cli_app, ["tune", str(path), "--dry-run"])
     assert result.exit_code == 0, result.output
     out = result.output
-    assert "24 trials (3 rows of grid.rows x 2 values of augmentation.mixup_alpha x 4 samples), searcher optuna" in out
+    assert "24 trials (3 rows of grid.rows x 2 values of augmentation.mixup_alpha x 4 samples), searcher random" in out
     assert "sampled axes (training.lr) are priced at the spec's own value" in out
     low, high = map(_money, re.search(r"ASHA: between \$([\d,]+) \(most stopped at their rungs\) and "
                                       r"\$([\d,]+) \(none stopped\)", out).groups())
