@@ -1,6 +1,6 @@
 """``k400ray tune`` of a sampled search end to end on the session's tiny synthetic set: Optuna's
 TPE over lr and weight decay for a named config, ASHA per preset, one trial at a time. SIGTERM
-after two trials finished, then ``--resume``: the finished trials are not run again (their
+after two trials finished (the third running), then ``--resume``: the finished trials are not run again (their
 MLflow runs untouched), the search ends with exactly ``num_samples`` trials, the searcher's
 restored state holds the trials of the first run, and every trial's run carries its sampled
 values as ``search.<section>.<field>`` params. ASHA runs (grace period 1) but whether it stops a
@@ -26,7 +26,7 @@ from k400ray.tracking import mlflow_log as ml
 pytestmark = pytest.mark.slow
 
 CLI = "from k400ray.cli import app; app()"
-SAMPLES = 4
+SAMPLES = 3
 
 
 def _spec(tmp_path, index) -> str:
