@@ -326,7 +326,7 @@ def _new_tuner(spec: SearchSpec, trainable):
         trainable,
         param_space={"point": tune.grid_search(
             [{"preset": p, "aug": a, "seed": s} for p, a, s in spec.grid_points()]
-        )},
+        ), **_pbt_space(spec)},
         tune_config=tune.TuneConfig(
             scheduler=build_scheduler(spec), max_concurrent_trials=spec.resources.max_concurrent_trials,
             trial_name_creator=label, trial_dirname_creator=label,
@@ -344,6 +344,13 @@ def _new_tuner(spec: SearchSpec, trainable):
             failure_config=tune.FailureConfig(max_failures=spec.resources.max_failures),
         ),
     )
+
+
+def _pbt_space(spec: SearchSpec) -> dict:
+    """A PBT trial's mutated values, drawn per trial (none for the other schedulers)."""
+    from k400ray.tune.pbt import initial_space
+
+    return initial_space(spec.scheduler.mutations) if spec.scheduler.kind == "pbt" else {}
 
 
 def _spec_identity(spec_json: dict) -> dict:

@@ -71,7 +71,7 @@ class PerPresetASHA(FIFOScheduler):
 
 
 def build_scheduler(spec) -> TrialScheduler:
-    """FIFO, or one ASHA per preset with ``max_t`` = the longest run among that preset's trials
+    """FIFO, PBT (:mod:`k400ray.tune.pbt`), or one ASHA per preset with ``max_t`` = the longest run among that preset's trials
     (a config may bring its own recipe, hence its own epochs)."""
     from k400ray.engine.config import trial_preset
 
@@ -81,5 +81,9 @@ def build_scheduler(spec) -> TrialScheduler:
     for preset, config, _ in spec.grid_points():
         run = spec.training.total_epochs(trial_preset(preset, scale=spec.scale, config=config))
         epochs[preset] = max(epochs.get(preset, 0), run)
+    if spec.scheduler.kind == "pbt":
+        from k400ray.tune.pbt import build_pbt
+
+        return build_pbt(spec, min(epochs.values()))
     return PerPresetASHA(epochs, grace_period=spec.scheduler.grace_period,
                          reduction_factor=spec.scheduler.reduction_factor)

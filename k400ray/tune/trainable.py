@@ -6,6 +6,9 @@ Two Ray Train callbacks run on the Train controller after each epoch's report:
 :mod:`k400ray.tune.forward`), and
 :class:`~k400ray.tracking.epoch_callback.MlflowEpochLogger` logs them to MLflow. The final
 metrics, the artifacts and ``ray.tune.report`` of the final result happen here, after the fit.
+Under population based training the epochs reach Tune with their checkpoints instead, and a
+trial restarted by an exploit starts from its donor's checkpoint with the explored values
+(:func:`k400ray.tune.pbt.fit`).
 
 The Train run is named by :func:`~k400ray.tune.spec.trial_name`, with the spec's storage path:
 a trial restarted by ``--resume`` (or a Tune retry) finds its own checkpoints there and
@@ -25,6 +28,7 @@ import sys
 from k400ray.contracts import EPOCH, ERROR, FINISHED, INTERRUPTED, MLFLOW_RUN_ID, NODE_TAG, RUN_FAILED, RUN_KILLED
 from k400ray.tracking.mlflow_log import GridRun, TrialRun
 from k400ray.tracking.outbox import Outbox, few_retries, outbox_location, server_answers, wait_until_answering
+from k400ray.tune import pbt
 from k400ray.tune.forward import ForwardToTune
 from k400ray.tune.spec import grid_point
 
@@ -53,6 +57,9 @@ def grid_trial(params: dict, *, trials: dict, labels: dict[tuple, str], start_wa
 
     point = grid_point(params)
     cfg = trials[point]
+    mutated = pbt.mutated_values(params)  # a PBT trial's explored values (tune/pbt.py); else none
+    if mutated:
+        cfg = pbt.explored_config(cfg, mutated)
     if not wait_until_answering(grid.tracking_uri, limit_s=60 * start_wait_minutes,
                                 what=f"trial {cfg.name}", say=_say):
         raise TrialFailed(f"{cfg.name}: the MLflow server {grid.tracking_uri} did not answer for "
@@ -66,8 +73,13 @@ def grid_trial(params: dict, *, trials: dict, labels: dict[tuple, str], start_wa
         outbox.flush(run.client)  # what an earlier attempt held during an outage
         recipe = resolve_recipe(cfg)  # once: the workers train with it, MLflow and checkpoints record it
         run.log_recipe(recipe)
-        epoch_logger = MlflowEpochLogger(grid.tracking_uri, run.run_id, outbox=outbox)
-        outcome = run_trial(cfg, recipe=recipe, callbacks=[ForwardToTune(), epoch_logger])
+        epoch_logger = MlflowEpochLogger(grid.tracking_uri, run.run_id, outbox=outbox,
+                                         extra=pbt.epoch_values(mutated))
+        if mutated:
+            outcome = pbt.fit(cfg, recipe=recipe, callbacks=[epoch_logger], values=mutated,
+                              on_exploit=run.record_exploit)
+        else:
+            outcome = run_trial(cfg, recipe=recipe, callbacks=[ForwardToTune(), epoch_logger])
         if outcome.error:
             raise TrialFailed(f"{cfg.name}: {outcome.error}")
         _end_or_hold(run, outbox, cfg, outcome, class_names)
