@@ -33,6 +33,9 @@ MLflow: one child run per trial, as for any grid; each epoch logs ``pbt.<section
 value it trained with), and each exploit sets ``k400ray.pbt.exploit.<epoch>`` (and
 ``k400ray.pbt.donor``, the latest) to the donor trial's name.
 
+A PBT trial's process is never reused for another trial (``reuse_actors`` off): its Train run
+is stopped with the process when Tune pauses or exploits it.
+
 Imports only Ray and the contracts at the top: the Train controller imports this module for
 :class:`ReportToTune`.
 """
@@ -137,6 +140,13 @@ def build_pbt(spec, max_epochs: int):
 
     class UntilLastEpoch(PopulationBasedTraining):
         """PBT that lets the last epoch's reports (and the trial's final one) through untouched."""
+
+        def _get_new_config(self, trial, trial_to_clone):
+            """The donor's explored values, the trial's own grid point (Tune copies the donor's
+            whole config: the trial would become the donor's seed)."""
+            new_config, operations = super()._get_new_config(trial, trial_to_clone)
+            own = {k: v for k, v in trial.config.items() if k != MUTATED}
+            return {**new_config, **own}, operations
 
         def on_trial_result(self, tune_controller, trial, result: dict) -> str:
             if is_tested(result) or result.get(TIME_ATTR, 0) >= max_epochs or METRIC not in result:

@@ -332,7 +332,8 @@ def _new_tuner(spec: SearchSpec, trainable):
             trial_name_creator=label, trial_dirname_creator=label,
             # The next trial runs in the process of one that ended (Tune's default starts a new one,
             # which imports torch again): one process fewer per trial beyond the concurrency.
-            reuse_actors=True,
+            # Not under PBT, which pauses trials: a paused trial's process holds its Train run.
+            reuse_actors=spec.scheduler.kind != "pbt",
         ),
         run_config=tune.RunConfig(
             name=spec.experiment, storage_path=spec.storage_path,
