@@ -307,15 +307,16 @@ class TrialRun:
         """:func:`log_final_metrics` of this run."""
         log_final_metrics(self.client, self.run_id, metrics, step)
 
-    def log_missing_epochs(self, history: list) -> int:
+    def log_missing_epochs(self, history: list, extra: dict | None = None) -> int:
         """Log the epochs that ``history`` (``(checkpoint, metrics)`` of the Train run's kept
-        checkpoints) holds and this run lacks; returns how many. An interruption can kill the
+        checkpoints) holds and this run lacks, each with ``extra`` (what the epoch logger adds to
+        every epoch: a PBT trial's values); returns how many. An interruption can kill the
         Train controller after an epoch's checkpoint was registered and before its MLflow call;
         the resumed run continues after that epoch and would never log it."""
         logged = {m.step for m in self.client.get_metric_history(self.run_id, TRAIN_LOSS)}
         missing = [m for _, m in history if not is_tested(m) and EPOCH in m and int(m[EPOCH]) not in logged]
         for metrics in missing:
-            log_epoch(self.client, self.run_id, metrics)
+            log_epoch(self.client, self.run_id, {**metrics, **(extra or {})})
         return len(missing)
 
     def log_artifacts(self, cfg, predictions: dict, class_names: list[str]) -> None:

@@ -30,7 +30,9 @@ and momentum (:mod:`k400ray.engine.resume`); the RandAugment magnitude and mixin
 read from the trial's config, never from a checkpoint.
 
 MLflow: one child run per trial, as for any grid; each epoch logs ``pbt.<section.field>`` (the
-value it trained with), and each exploit sets ``k400ray.pbt.exploit.<epoch>`` (and
+value it trained with) with its metrics, once: the epoch logger sees an epoch before Tune can
+stop the process for it, and the run waits for Tune before it logs the next one (a restart from
+an epoch's checkpoint trains, and logs, only the epochs after it). Each exploit sets ``k400ray.pbt.exploit.<epoch>`` (and
 ``k400ray.pbt.donor``, the latest) to the donor trial's name.
 
 A PBT trial's process is never reused for another trial (``reuse_actors`` off): its Train run
@@ -203,46 +205,88 @@ def origin(checkpoint) -> tuple[str, int]:
     return trial_of(config.get("name", "")), epoch
 
 
-class ReportToTune(UserCallback):
-    """On the Train controller: each report of rank 0 (metrics, checkpoint path) into ``queue``,
-    for :func:`fit`'s relay. One item at a time: the run waits until Tune took the last one."""
+class _Mailbox:
+    """A Ray actor (one process for both directions) between the Train controller and the
+    trial's relay: an epoch's report, one at a time, then Tune's acceptance of it."""
 
-    def __init__(self, queue) -> None:
-        self.queue = queue
+    def __init__(self) -> None:
+        import asyncio
+
+        self.reports, self.accepted = asyncio.Queue(maxsize=1), asyncio.Queue()
+
+    async def put_report(self, item) -> None:
+        await self.reports.put(item)
+
+    async def get_report(self, timeout_s: float):
+        """The next report, or None when none came within ``timeout_s``."""
+        import asyncio
+
+        try:
+            return await asyncio.wait_for(self.reports.get(), timeout_s)
+        except asyncio.TimeoutError:
+            return None
+
+    async def accept(self) -> None:
+        await self.accepted.put(True)
+
+    async def wait_accepted(self) -> None:
+        await self.accepted.get()
+
+
+class ReportToTune(UserCallback):
+    """On the Train controller, the last of the run's callbacks: each report of rank 0 (metrics,
+    checkpoint path) to ``mailbox``, for :func:`fit`'s relay, then a wait until Tune let the trial
+    go on.
+
+    Last, because Tune may pause the trial or make it exploit another as soon as it has an
+    epoch, which ends this process (and the controller with it): the callbacks before this one
+    (the MLflow epoch logger) have seen the epoch by then. The wait keeps the run from logging a
+    later epoch that a restart from this epoch's checkpoint would train (and log) again."""
+
+    def __init__(self, mailbox) -> None:
+        self.mailbox = mailbox
 
     def after_report(self, run_context, metrics, checkpoint) -> None:
-        self.queue.put((dict(metrics[0]) if metrics else {}, checkpoint.path if checkpoint else None))
+        import ray
+
+        report = (dict(metrics[0]) if metrics else {}, checkpoint.path if checkpoint else None)
+        ray.get(self.mailbox.put_report.remote(report))
+        ray.get(self.mailbox.wait_accepted.remote())
 
 
 class _Relay(threading.Thread):
-    """In the trial's process: what :class:`ReportToTune` queued, reported to Tune with its
-    checkpoint (and ``extra`` metrics)."""
+    """In the trial's process: the reports :class:`ReportToTune` sent to ``mailbox``, reported to
+    Tune with their checkpoints (and ``extra`` metrics), each acknowledged once Tune let the
+    trial go on."""
 
-    def __init__(self, queue, extra: dict) -> None:
+    def __init__(self, mailbox, extra: dict) -> None:
         super().__init__(daemon=True, name="k400ray-pbt-relay")
-        self.queue, self.extra, self.done = queue, extra, threading.Event()
+        self.mailbox, self.extra, self.done = mailbox, extra, threading.Event()
 
     def run(self) -> None:
-        from queue import Empty
-
+        import ray
         import ray.tune
 
         while True:
-            try:
-                metrics, path = self.queue.get(timeout=0.5)
-            except Empty:
+            report = ray.get(self.mailbox.get_report.remote(0.5))
+            if report is None:
                 if self.done.is_set():
                     return
                 continue
-            ray.tune.report({**metrics, **self.extra}, checkpoint=ray.tune.Checkpoint(path) if path else None)
+            metrics, path = report
+            try:
+                ray.tune.report({**metrics, **self.extra}, checkpoint=ray.tune.Checkpoint(path) if path else None)
+            finally:
+                ray.get(self.mailbox.accept.remote())  # also when the report failed: the run must not wait forever
 
 
 def fit(cfg, *, recipe, callbacks: list, values: dict, on_exploit):
     """Fit the PBT trial ``cfg`` (its explored values set) from Tune's checkpoint, if any: the
     donor's after an exploit, the trial's own after a pause or a retry. ``on_exploit(donor,
-    epoch)`` is called when the checkpoint is another trial's. Returns the ``TrialOutcome``."""
+    epoch)`` is called when the checkpoint is another trial's. ``callbacks`` (the MLflow epoch
+    logger) see each epoch before Tune does (:class:`ReportToTune`). Returns the ``TrialOutcome``."""
+    import ray
     import ray.tune
-    from ray.util.queue import Queue
 
     from k400ray.engine.trial import run_trial
 
@@ -252,11 +296,11 @@ def fit(cfg, *, recipe, callbacks: list, values: dict, on_exploit):
         cfg = forked(cfg, start.path)
         if donor and donor != trial_of(cfg.name):
             on_exploit(donor, epoch)
-    queue = Queue(maxsize=1, actor_options={"num_cpus": 0})
-    relay = _Relay(queue, epoch_values(values))
+    mailbox = ray.remote(num_cpus=0)(_Mailbox).remote()
+    relay = _Relay(mailbox, epoch_values(values))
     relay.start()
     try:
-        return run_trial(cfg, recipe=recipe, callbacks=[ReportToTune(queue), *callbacks])
+        return run_trial(cfg, recipe=recipe, callbacks=[*callbacks, ReportToTune(mailbox)])
     finally:
         relay.done.set()
         relay.join()

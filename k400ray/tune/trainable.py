@@ -82,7 +82,7 @@ def grid_trial(params: dict, *, trials: dict, labels: dict[tuple, str], start_wa
             outcome = run_trial(cfg, recipe=recipe, callbacks=[ForwardToTune(), epoch_logger])
         if outcome.error:
             raise TrialFailed(f"{cfg.name}: {outcome.error}")
-        _end_or_hold(run, outbox, cfg, outcome, class_names)
+        _end_or_hold(run, outbox, cfg, outcome, class_names, extra=epoch_logger.extra)
     except (KeyboardInterrupt, SystemExit):
         run.end(RUN_KILLED, reason=INTERRUPTED)
         raise
@@ -93,10 +93,11 @@ def grid_trial(params: dict, *, trials: dict, labels: dict[tuple, str], start_wa
     ray.tune.report({**final, FINISHED: 1, MLFLOW_RUN_ID: run.run_id})
 
 
-def _end_or_hold(run: TrialRun, outbox: Outbox, cfg, outcome, class_names: list[str]) -> bool:
-    """Record the finished trial in MLflow (held epochs, epochs the run lacks, final metrics,
-    artifacts, FINISHED); when the server does not answer or a call fails, hold the end in the
-    outbox instead. True when MLflow has it all."""
+def _end_or_hold(run: TrialRun, outbox: Outbox, cfg, outcome, class_names: list[str], *,
+                 extra: dict | None = None) -> bool:
+    """Record the finished trial in MLflow (held epochs, epochs the run lacks with ``extra``, as
+    the epoch logger logs them, final metrics, artifacts, FINISHED); when the server does not
+    answer or a call fails, hold the end in the outbox instead. True when MLflow has it all."""
     import tempfile
     from pathlib import Path
 
@@ -110,7 +111,7 @@ def _end_or_hold(run: TrialRun, outbox: Outbox, cfg, outcome, class_names: list[
             try:
                 with few_retries():
                     outbox.flush(run.client)
-                    run.log_missing_epochs(outcome.history)
+                    run.log_missing_epochs(outcome.history, extra)
                     run.finish(outcome.metrics, step, Path(tmp))
                 return True
             except Exception as exc:  # noqa: BLE001 - any tracking failure: hold it, the result is safe
