@@ -34,6 +34,13 @@ EVAL_TIME_S = "eval_time_s"
 ACCURATE_TIME_S = "accurate_time_s"
 RESUMED_WORLD_SIZE_FROM = "resumed_world_size_from"  # a resume on another world size says so
 LR_RESCALED_FROM = "lr_rescaled_from"
+# A run started from another run's checkpoint (a PBT exploit): a digest of the weights it
+# restored (engine.checkpoint.weights_digest), and the lr that checkpoint trained with when this
+# run's recipe sets another one.
+RESTORED_WEIGHTS_DIGEST = "restored_weights_digest"
+LR_FROM_CHECKPOINT = "lr_from_checkpoint"
+# Population based training: each epoch's value of every mutated field, ``pbt.<section.field>``.
+PBT_VALUE_PREFIX = "pbt."
 
 # One evaluation mode's figures (``engine.metrics.summarize``); a metric key is ``<mode>_<figure>``.
 ACC1 = "acc1"
@@ -121,6 +128,10 @@ SEED_TAG = "seed"
 FAMILY_TAG = "family"
 TUNE_TRIAL_ID_TAG = "trial_id"
 NODE_TAG = "ray_node_id"  # which node drove the trial: where its logs are
+# A PBT exploit: the donor trial whose checkpoint this trial continued from (the latest), and one
+# tag per exploit, ``k400ray.pbt.exploit.<epoch>`` = the donor's trial name.
+PBT_DONOR_TAG = "k400ray.pbt.donor"
+PBT_EXPLOIT_TAG_PREFIX = "k400ray.pbt.exploit."
 # MLflow's own tags.
 PARENT_TAG = "mlflow.parentRunId"
 RUN_NAME_TAG = "mlflow.runName"

@@ -30,7 +30,7 @@ ALLOWED: dict[str, dict[str, str]] = {
     "engine/worker.py": {"lr": "torch's parameter-group key", "trial": "a key of the Train loop's config"},
     "tune/spec.py": {"aug": "a key of a grid point (Tune's param space)", "seed": "a key of a grid point",
                      "config": "a key of the spec's grid rows, as users write them",
-                     "grid": "a section of the spec"},
+                     "grid": "a section of the spec", "training": "a section of the spec"},
     "cli/data.py": {"num_classes": "a field of the dataset's manifest"},
     "tune/runner.py": {"grid": "a section of the spec", "training": "a section of the spec"},
     "tracking/mlflow_log.py": {"grid": "a section of the spec"},

@@ -57,6 +57,20 @@ def save(directory: Path, *, model, optimizer, scheduler, epoch: int, config: di
         pq.write_table(preds.to_table(), directory / predictions_file(mode))
 
 
+def weights_digest(state_dict: dict) -> int:
+    """A number that names ``state_dict``'s tensors (names, shapes and bytes): equal digests, equal
+    weights. 48 bits, so that it survives a float metric exactly; what a run started from another
+    run's checkpoint reports, to be compared with that checkpoint's."""
+    import hashlib
+
+    h = hashlib.sha1()
+    for name in sorted(state_dict):
+        tensor = state_dict[name].detach().cpu().contiguous()
+        h.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
+        h.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return int(h.hexdigest()[:12], 16)
+
+
 def load_state(directory: Path) -> dict:
     # Our own checkpoint (optimiser state and RNG tuples need full unpickling).
     return torch.load(Path(directory) / STATE, map_location="cpu", weights_only=False)

@@ -5,6 +5,12 @@ The recipe's lr is scaled linearly with the total batch (``Recipe.scaled_lr``). 
 written by 8 workers and resumed by 4 (a node lost, a smaller cluster) would otherwise keep
 the 8-worker lr with half the batch; :func:`rescale_lr` sets it to the new world size's and
 the caller says so in the run's metrics.
+
+A checkpoint also carries the optimiser's hyperparameters as it trained with them. A run started
+from another run's checkpoint with another recipe (a population-based-training exploit, whose
+explored lr or weight decay differ) trains with its own recipe's: the lr through
+:func:`rescale_lr`, weight decay and momentum kept from the optimiser the recipe built
+(:func:`restore`); only the schedule's position comes from the checkpoint.
 """
 
 from __future__ import annotations
@@ -16,6 +22,10 @@ import torch
 
 from k400ray.contracts import is_tested
 from k400ray.engine import checkpoint as ckpt
+
+
+# Parameter-group hyperparameters a recipe sets, other than the lr (rescale_lr sets that one).
+_RECIPE_KEYS = ("weight_decay", "momentum")
 
 
 @dataclass
@@ -48,7 +58,10 @@ def restore(directory, *, model: torch.nn.Module, optimizer, scheduler, base_lr:
     state = ckpt.load_state(directory)
     metrics = ckpt.load_metrics(directory)
     model.load_state_dict(state["model"])
+    recipe_values = [{k: g[k] for k in _RECIPE_KEYS if k in g} for g in optimizer.param_groups]
     optimizer.load_state_dict(state["optimizer"])
+    for group, values in zip(optimizer.param_groups, recipe_values):
+        group.update(values)  # this run's recipe, not the checkpoint's
     scheduler.load_state_dict(state["scheduler"])
     ckpt.set_rng_state(state["rng"])
     epoch = state["epoch"]

@@ -33,8 +33,8 @@ import torch
 from k400ray.contracts import (
     ACC1, ACC5, ACCURATE_ACC1, ACCURATE_ACC5, ACCURATE_EPOCH, ACCURATE_MEAN_CLASS_ACC, ACCURATE_TIME_S, CLIPS_PER_S,
     DATA_WAIT_FRACTION, EFFICIENT_ACC1, EFFICIENT_ACC5, EFFICIENT_MEAN_CLASS_ACC, EPOCH, EVAL_TIME_S,
-    LOCAL_READ_FRACTION, LR, LR_RESCALED_FROM, MEAN_CLASS_ACC, RESUMED_WORLD_SIZE_FROM, SKIPPED_VIDEOS, START_EPOCH,
-    TESTED, TRAIN_LOSS, TRAIN_TIME_S, VAL_VIDEOS,
+    LOCAL_READ_FRACTION, LR, LR_FROM_CHECKPOINT, LR_RESCALED_FROM, MEAN_CLASS_ACC, RESTORED_WEIGHTS_DIGEST,
+    RESUMED_WORLD_SIZE_FROM, SKIPPED_VIDEOS, START_EPOCH, TESTED, TRAIN_LOSS, TRAIN_TIME_S, VAL_VIDEOS,
 )
 from k400ray.data.pipeline import LocalReads, clip_dataset, eval_batch_videos
 from k400ray.engine import checkpoint as ckpt
@@ -182,8 +182,9 @@ def restore_checkpoint(run: WorkerRun) -> Progress:
 
     progress = Progress()
     restored = ray.train.get_checkpoint()
+    started_from = None
     if restored is None and run.cfg.init_checkpoint:
-        restored = ray.train.Checkpoint(run.cfg.init_checkpoint)
+        restored = started_from = ray.train.Checkpoint(run.cfg.init_checkpoint)
     if not restored:
         return progress
     with restored.as_directory() as directory:
@@ -191,11 +192,19 @@ def restore_checkpoint(run: WorkerRun) -> Progress:
                         base_lr=run.recipe.lr, total_epochs=run.recipe.epochs, saved_world_size_default=run.world)
         progress.best = BestEpoch.restored(ckpt.load_metrics(Path(directory)), ckpt.load_best(Path(directory)))
     progress.finished, progress.start_epoch = state.finished, state.epoch
-    if state.lr_rescaled_from is not None:
+    if started_from is not None:
+        # Another run's weights (a PBT exploit's donor): the digest lets anyone check what was loaded.
+        progress.resumed[RESTORED_WEIGHTS_DIGEST] = ckpt.weights_digest(unwrap(run.model).state_dict())
+    if state.lr_rescaled_from is not None and state.world_size == run.world:
+        # Same world size, another lr: this run's recipe sets it (an explored value), not the checkpoint.
+        print(f"k400ray: started from a checkpoint trained with lr {state.lr_rescaled_from:g}: "
+              f"lr {run.recipe.lr:g} from this run's recipe", flush=True)
+        progress.resumed[LR_FROM_CHECKPOINT] = state.lr_rescaled_from
+    elif state.lr_rescaled_from is not None:
         # Said in the worker's log and in every metrics row of this run.
         print(f"k400ray: resumed on {run.world} workers (checkpoint written by {state.world_size}): "
               f"lr rescaled from {state.lr_rescaled_from:g} to {run.recipe.lr:g}", flush=True)
-        progress.resumed = {RESUMED_WORLD_SIZE_FROM: state.world_size, LR_RESCALED_FROM: state.lr_rescaled_from}
+        progress.resumed.update({RESUMED_WORLD_SIZE_FROM: state.world_size, LR_RESCALED_FROM: state.lr_rescaled_from})
     return progress
 
 

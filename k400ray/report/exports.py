@@ -47,7 +47,12 @@ def _cell_row(c: Cell, comparisons: list[Comparison], baseline: str | None) -> d
 
 def format_csv(cells: list[Cell], comparisons: list[Comparison], *, baseline: str | None = None) -> str:
     baseline = baseline or baseline_of(cells, comparisons)
-    rows = [_cell_row(c, comparisons, baseline) for c in cells]
+    return csv_text([_cell_row(c, comparisons, baseline) for c in cells])
+
+
+def csv_text(rows: list[dict]) -> str:
+    """``rows`` (dicts with the same keys) as CSV: a header, floats to 6 significant digits,
+    None and NaN as empty cells; "" for no rows."""
     if not rows:
         return ""
     out = io.StringIO()
@@ -57,6 +62,11 @@ def format_csv(cells: list[Cell], comparisons: list[Comparison], *, baseline: st
         writer.writerow({k: ("" if v is None or (isinstance(v, float) and math.isnan(v)) else
                              (f"{v:.6g}" if isinstance(v, float) else v)) for k, v in row.items()})
     return out.getvalue()
+
+
+def clean_for_json(value):
+    """``value`` with every NaN (at any depth of dicts and lists) as None: JSON has no NaN."""
+    return _clean(value)
 
 
 def _clean(value):

@@ -17,8 +17,6 @@ intervals, :func:`k400ray.report.tables.cell_stats`).
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 from dataclasses import asdict, dataclass, field
@@ -27,6 +25,7 @@ from pathlib import Path
 from k400ray.contracts import (
     ACC1, ACC5, NUM_SAMPLES_PARAM, SEARCHER_PARAM, mode_metric, search_param, searched_path,
 )
+from k400ray.report.exports import clean_for_json, csv_text
 from k400ray.report.tables import MODES, Stat, TrialRecord, cell_stats, num_classes, seed_accuracy
 from k400ray.text_table import markdown_table
 
@@ -219,30 +218,11 @@ def _point_row(t: SearchTables, p: Point) -> dict:
 def search_csv(t: SearchTables) -> str:
     """One row per point (its rank, values and the figures of both modes); the axis tables are in
     the json and the markdown."""
-    rows = [_point_row(t, p) for p in t.points]
-    if not rows:
-        return ""
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: ("" if v is None or (isinstance(v, float) and math.isnan(v)) else
-                             (f"{v:.6g}" if isinstance(v, float) else v)) for k, v in row.items()})
-    return out.getvalue()
-
-
-def _clean(value):
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_clean(v) for v in value]
-    return value
+    return csv_text([_point_row(t, p) for p in t.points])
 
 
 def search_json(t: SearchTables, *, meta: dict | None = None) -> str:
-    return json.dumps(_clean({**(meta or {}), "searcher": t.searcher, "num_samples": t.num_samples, "axes": t.axes,
+    return json.dumps(clean_for_json({**(meta or {}), "searcher": t.searcher, "num_samples": t.num_samples, "axes": t.axes,
                               "top": t.top, "best": [asdict(p) for p in t.best],
                               "points": [asdict(p) for p in t.points],
                               "axis_tables": {a: [asdict(r) for r in t.axis_rows if r.axis == a] for a in t.axes}}),

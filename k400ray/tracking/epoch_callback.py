@@ -21,10 +21,12 @@ logger = logging.getLogger(__name__)
 
 
 class MlflowEpochLogger(UserCallback):
-    def __init__(self, tracking_uri: str, run_id: str, outbox=None) -> None:
+    def __init__(self, tracking_uri: str, run_id: str, outbox=None, extra: dict | None = None) -> None:
+        """``extra``: metrics logged with every epoch beside the worker's (a PBT trial's values)."""
         self.tracking_uri = tracking_uri
         self.run_id = run_id
         self.outbox = outbox
+        self.extra = dict(extra or {})
         self._client = None
 
     def after_report(self, run_context, metrics, checkpoint) -> None:
@@ -34,6 +36,6 @@ class MlflowEpochLogger(UserCallback):
         try:
             if self._client is None:
                 self._client = client_for(self.tracking_uri)
-            log_epoch(self._client, self.run_id, latest, outbox=self.outbox)
+            log_epoch(self._client, self.run_id, {**latest, **self.extra}, outbox=self.outbox)
         except Exception:  # noqa: BLE001 - a tracking outage must not stop training
             logger.warning("could not log epoch %s to MLflow run %s", latest.get(EPOCH), self.run_id, exc_info=True)

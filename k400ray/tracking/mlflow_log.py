@@ -40,7 +40,7 @@ from k400ray.contracts import (
     ACC1, ACC5, ATTEMPT_TAG, BEST_SUFFIX, CLIPS_PER_S, CONFIG_TAG, CONFIG_TAG_FORMERLY, DATA_WAIT_FRACTION,
     EFFICIENT_ACC1, EFFICIENT_ACC5, EFFICIENT_MEAN_CLASS_ACC, END_TAG, EPOCH, ERROR_TAG, EXPERIMENT_KIND,
     EXPERIMENT_KIND_TAG, FAMILY_TAG, FINISHED, GRID_TAG, INTERRUPTED, LOCAL_READ_FRACTION, LR, MEAN_CLASS_ACC,
-    MODEL_TAG, NOTE_TAG, PARENT_TAG, RESUMED, ROLE_GRID, ROLE_TAG, ROLE_TRIAL, RUNNING, RUN_FAILED, RUN_FINISHED,
+    MODEL_TAG, NOTE_TAG, PARENT_TAG, PBT_DONOR_TAG, PBT_EXPLOIT_TAG_PREFIX, PBT_VALUE_PREFIX, RESUMED, ROLE_GRID, ROLE_TAG, ROLE_TRIAL, RUNNING, RUN_FAILED, RUN_FINISHED,
     RUN_KILLED, RUN_RUNNING, SEED_TAG, SKIPPED_VIDEOS, SPEC_ARTIFACT, SPEC_TAG, START_EPOCH, TRAIN_LOSS, TRIAL_TAG,
     TUNE_TRIAL_ID_TAG, is_tested, NUM_SAMPLES_PARAM, SEARCH_PARAM_PREFIX, SEARCH_SPACE_ARTIFACT, SEARCHER_PARAM,
 )
@@ -317,19 +317,26 @@ class TrialRun:
             self.client.log_batch(self.run_id, params=_params(params))
         self.client.log_dict(self.run_id, recipe.model_dump(mode="json"), "recipe.json")
 
+    def record_exploit(self, donor: str, epoch: int) -> None:
+        """A population-based-training exploit: this trial continues from the checkpoint ``donor``
+        (a trial name) wrote after ``epoch``, one tag per exploit and the latest donor."""
+        self.client.set_tag(self.run_id, PBT_DONOR_TAG, donor)
+        self.client.set_tag(self.run_id, f"{PBT_EXPLOIT_TAG_PREFIX}{epoch}", donor)
+
     def log_final(self, metrics: dict, step: int) -> None:
         """:func:`log_final_metrics` of this run."""
         log_final_metrics(self.client, self.run_id, metrics, step)
 
-    def log_missing_epochs(self, history: list) -> int:
+    def log_missing_epochs(self, history: list, extra: dict | None = None) -> int:
         """Log the epochs that ``history`` (``(checkpoint, metrics)`` of the Train run's kept
-        checkpoints) holds and this run lacks; returns how many. An interruption can kill the
+        checkpoints) holds and this run lacks, each with ``extra`` (what the epoch logger adds to
+        every epoch: a PBT trial's values); returns how many. An interruption can kill the
         Train controller after an epoch's checkpoint was registered and before its MLflow call;
         the resumed run continues after that epoch and would never log it."""
         logged = {m.step for m in self.client.get_metric_history(self.run_id, TRAIN_LOSS)}
         missing = [m for _, m in history if not is_tested(m) and EPOCH in m and int(m[EPOCH]) not in logged]
         for metrics in missing:
-            log_epoch(self.client, self.run_id, metrics)
+            log_epoch(self.client, self.run_id, {**metrics, **(extra or {})})
         return len(missing)
 
     def log_artifacts(self, cfg, predictions: dict, class_names: list[str]) -> None:
@@ -419,7 +426,8 @@ def log_epoch(client, run_id: str, metrics: dict, outbox=None) -> None:
 
     step = int(metrics[EPOCH])
     now = int(time.time() * 1000)
-    batch = [Metric(k, shown_value(k, metrics[k]), now, step) for k in EPOCH_METRICS if k in metrics]
+    keys = [*(k for k in EPOCH_METRICS if k in metrics), *(k for k in metrics if k.startswith(PBT_VALUE_PREFIX))]
+    batch = [Metric(k, shown_value(k, metrics[k]), now, step) for k in keys]
     if outbox is not None:
         outbox.send(client, run_id, batch)
     elif batch:

@@ -350,14 +350,15 @@ def _new_tuner(spec: SearchSpec, trainable):
     label = functools.partial(_trial_label, spec.experiment)
     return tune.Tuner(
         trainable,
-        param_space=param_space(spec),
+        param_space={**param_space(spec), **_pbt_space(spec)},
         tune_config=tune.TuneConfig(
             scheduler=build_scheduler(spec), max_concurrent_trials=_concurrency(spec),
             num_samples=spec.search.num_samples if spec.searching else 1, search_alg=build_searcher(spec),
             trial_name_creator=label, trial_dirname_creator=label,
             # The next trial runs in the process of one that ended (Tune's default starts a new one,
             # which imports torch again): one process fewer per trial beyond the concurrency.
-            reuse_actors=True,
+            # Not under PBT, which pauses trials: a paused trial's process holds its Train run.
+            reuse_actors=spec.scheduler.kind != "pbt",
         ),
         run_config=tune.RunConfig(
             name=spec.experiment, storage_path=spec.storage_path,
@@ -423,6 +424,13 @@ def _concurrency(spec: SearchSpec) -> int | None:
     bounds = [b for b in (spec.resources.max_concurrent_trials, spec.search.max_concurrent if spec.searching else None)
               if b]
     return min(bounds) if bounds else None
+
+
+def _pbt_space(spec: SearchSpec) -> dict:
+    """A PBT trial's mutated values, drawn per trial (none for the other schedulers)."""
+    from k400ray.tune.pbt import initial_space
+
+    return initial_space(spec.scheduler.mutations) if spec.scheduler.kind == "pbt" else {}
 
 
 def _spec_identity(spec_json: dict) -> dict:

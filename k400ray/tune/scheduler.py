@@ -71,14 +71,18 @@ class PerPresetASHA(FIFOScheduler):
 
 
 def build_scheduler(spec) -> TrialScheduler:
-    """FIFO, or one ASHA per preset with ``max_t`` = the longest run among that preset's trials
-    (a config may bring its own recipe, hence its own epochs). A search's sampled trials join
-    their preset's ASHA like the grid's."""
+    """FIFO, PBT (:mod:`k400ray.tune.pbt`), or one ASHA per preset with ``max_t`` = the longest run
+    among that preset's trials (a config may bring its own recipe, hence its own epochs). A
+    search's sampled trials join their preset's ASHA like the grid's."""
     if spec.scheduler.kind == "fifo":
         return FIFOScheduler()
     epochs: dict[str, int] = {}
     for preset, config, _ in spec.grid_points():
         run = spec.epochs_of(preset, config)
         epochs[preset] = max(epochs.get(preset, 0), run)
+    if spec.scheduler.kind == "pbt":
+        from k400ray.tune.pbt import build_pbt
+
+        return build_pbt(spec, min(epochs.values()))
     return PerPresetASHA(epochs, grace_period=spec.scheduler.grace_period,
                          reduction_factor=spec.scheduler.reduction_factor)

@@ -164,9 +164,38 @@ class ResourceSpec(ResourceParams):
 
 
 class SchedulerSpec(_Strict):
-    kind: Literal["fifo", "asha"] = "fifo"
+    """``fifo``, ``asha`` (one ASHA per preset: ``grace_period``, ``reduction_factor``) or ``pbt``
+    (Ray Tune's population based training, :mod:`k400ray.tune.pbt`: every
+    ``perturbation_interval`` epochs the bottom ``quantile_fraction`` of the trials copy a top
+    trial's checkpoint and continue with its ``mutations`` explored, each resampled from its axis
+    with ``resample_probability``; ``synch``: every trial waits for the others at each
+    perturbation, which makes the exploits reproducible and costs each trial a restart)."""
+
+    kind: Literal["fifo", "asha", "pbt"] = "fifo"
     grace_period: int = Field(1, ge=1)
     reduction_factor: float = Field(2.0, gt=1)
+    perturbation_interval: int | None = Field(None, ge=1)
+    mutations: dict[str, Axis] = Field(default_factory=dict)
+    quantile_fraction: float = Field(0.25, gt=0, le=0.5)
+    resample_probability: float = Field(0.25, ge=0, le=1)
+    synch: bool = False
+
+    @model_validator(mode="after")
+    def _pbt_fields(self) -> "SchedulerSpec":
+        from k400ray.tune.pbt import check_mutation
+
+        if self.kind != "pbt":
+            given = [f for f in ("perturbation_interval", "mutations") if getattr(self, f)]
+            if given:
+                raise ValueError(f"{given[0]}: only for kind pbt")
+            return self
+        if self.perturbation_interval is None:
+            raise ValueError("perturbation_interval: pbt needs the epochs between exploits")
+        if not self.mutations:
+            raise ValueError("mutations: pbt needs at least one section.field to mutate")
+        for path, axis in self.mutations.items():
+            check_mutation(path, axis)
+        return self
 
 
 class MlflowSpec(_Strict):
@@ -346,6 +375,18 @@ class SearchSpec(_Strict):
         return self
 
     @model_validator(mode="after")
+    def _pbt_searcher(self) -> "SearchSpec":
+        if self.scheduler.kind == "pbt":
+            if self.search.searcher != "random":
+                raise ValueError(f"search.searcher: {self.search.searcher} cannot drive PBT, whose population "
+                                 "is drawn at random (searcher: random)")
+            both = sorted(set(self.scheduler.mutations) & set(self.search.space))
+            if both:
+                raise ValueError(f"scheduler.mutations.{both[0]}: also a search.space axis; PBT draws its start")
+        return self
+
+
+    @model_validator(mode="after")
     def _optuna_one_point(self) -> "SearchSpec":
         """Optuna's TPE learns from the trials it has seen: it must compare like with like. So it
         runs one study over one grid point (one preset, config and seed) and samples every axis
@@ -362,6 +403,25 @@ class SearchSpec(_Strict):
             raise ValueError("search.searcher: optuna runs one study over one grid point (one preset, config "
                              f"and seed); this grid has {len(self.grid.points())}: split it into specs, or use random")
         return self
+
+    @field_validator("scheduler")
+    @classmethod
+    def _pbt_fits_grid(cls, scheduler: SchedulerSpec, info: ValidationInfo) -> SchedulerSpec:
+        """A PBT population shares a preset, and exploits before its last epoch (see tune/pbt.py)."""
+        from k400ray.engine.config import trial_preset
+        from k400ray.engine.recipe import REFERENCE_EVAL_INTERVAL, TOY_EVAL_INTERVAL
+        from k400ray.tune.pbt import check_population
+
+        grid, training, scale = info.data.get("grid"), info.data.get("training"), info.data.get("scale")
+        if scheduler.kind != "pbt" or grid is None or training is None or scale is None:
+            return scheduler
+        default_interval = TOY_EVAL_INTERVAL if scale == "toy" else REFERENCE_EVAL_INTERVAL
+        check_population(
+            scheduler, points=grid.points(),
+            epochs_of=lambda preset, config: training.total_epochs(trial_preset(preset, scale=scale, config=config)),
+            eval_interval_of=lambda preset, config: training.eval_interval or default_interval,
+        )
+        return scheduler
 
     @model_validator(mode="after")
     def _baseline_in_grid(self) -> "SearchSpec":

@@ -6,6 +6,9 @@ Two Ray Train callbacks run on the Train controller after each epoch's report:
 :mod:`k400ray.tune.forward`), and
 :class:`~k400ray.tracking.epoch_callback.MlflowEpochLogger` logs them to MLflow. The final
 metrics, the artifacts and ``ray.tune.report`` of the final result happen here, after the fit.
+Under population based training the epochs reach Tune with their checkpoints instead, and a
+trial restarted by an exploit starts from its donor's checkpoint with the explored values
+(:func:`k400ray.tune.pbt.fit`).
 
 The Train run is named by :func:`~k400ray.tune.spec.trial_name`, with the spec's storage path:
 a trial restarted by ``--resume`` (or a Tune retry) finds its own checkpoints there and
@@ -25,6 +28,7 @@ import sys
 from k400ray.contracts import EPOCH, ERROR, FINISHED, INTERRUPTED, MLFLOW_RUN_ID, NODE_TAG, RUN_FAILED, RUN_KILLED
 from k400ray.tracking.mlflow_log import GridRun, TrialRun
 from k400ray.tracking.outbox import Outbox, few_retries, outbox_location, server_answers, wait_until_answering
+from k400ray.tune import pbt
 from k400ray.tune.forward import ForwardToTune
 from k400ray.tune.space import short_values
 from k400ray.tune.spec import grid_point, sampled_trial, sampled_values, tune_trial_name
@@ -63,15 +67,23 @@ def grid_trial(params: dict, *, trials: dict, labels: dict[tuple, str], start_wa
     if values:
         cfg = sampled_trial(cfg, values, name=tune_trial_name(grid.grid, params, trial_id))
         label = f"{label}·{short_values(values)}"
+    mutated = pbt.mutated_values(params)  # a PBT trial's explored values (tune/pbt.py); else none
+    if mutated:
+        cfg = pbt.explored_config(cfg, mutated)
     recipe = resolve_recipe(cfg)  # once: the workers train with it, MLflow and checkpoints record it
     outbox = Outbox(outbox_location(cfg.storage_path or default_storage(), cfg.name), grid.tracking_uri)
     run = _start_run(grid, cfg, recipe, outbox, run_name=label, sampled=values, start_wait_minutes=start_wait_minutes)
     try:
-        epoch_logger = MlflowEpochLogger(grid.tracking_uri, run.run_id, outbox=outbox)
-        outcome = run_trial(cfg, recipe=recipe, callbacks=[ForwardToTune(), epoch_logger])
+        epoch_logger = MlflowEpochLogger(grid.tracking_uri, run.run_id, outbox=outbox,
+                                         extra=pbt.epoch_values(mutated))
+        if mutated:
+            outcome = pbt.fit(cfg, recipe=recipe, callbacks=[epoch_logger], values=mutated,
+                              on_exploit=run.record_exploit)
+        else:
+            outcome = run_trial(cfg, recipe=recipe, callbacks=[ForwardToTune(), epoch_logger])
         if outcome.error:
             raise TrialFailed(f"{cfg.name}: {outcome.error}")
-        _end_or_hold(run, outbox, cfg, outcome, class_names)
+        _end_or_hold(run, outbox, cfg, outcome, class_names, extra=epoch_logger.extra)
     except (KeyboardInterrupt, SystemExit):
         run.end(RUN_KILLED, reason=INTERRUPTED)
         raise
@@ -118,10 +130,11 @@ def _start_run(grid: GridRun, cfg, recipe, outbox: Outbox, *, run_name: str, sta
             _say(f"trial {cfg.name}: the MLflow server stopped answering while the trial started ({exc}); waiting")
 
 
-def _end_or_hold(run: TrialRun, outbox: Outbox, cfg, outcome, class_names: list[str]) -> bool:
-    """Record the finished trial in MLflow (held epochs, epochs the run lacks, final metrics,
-    artifacts, FINISHED); when the server does not answer or a call fails, hold the end in the
-    outbox instead. True when MLflow has it all."""
+def _end_or_hold(run: TrialRun, outbox: Outbox, cfg, outcome, class_names: list[str], *,
+                 extra: dict | None = None) -> bool:
+    """Record the finished trial in MLflow (held epochs, epochs the run lacks with ``extra``, as
+    the epoch logger logs them, final metrics, artifacts, FINISHED); when the server does not
+    answer or a call fails, hold the end in the outbox instead. True when MLflow has it all."""
     import tempfile
     from pathlib import Path
 
@@ -135,7 +148,7 @@ def _end_or_hold(run: TrialRun, outbox: Outbox, cfg, outcome, class_names: list[
             try:
                 with few_retries():
                     outbox.flush(run.client)
-                    run.log_missing_epochs(outcome.history)
+                    run.log_missing_epochs(outcome.history, extra)
                     run.finish(outcome.metrics, step, Path(tmp))
                 return True
             except Exception as exc:  # noqa: BLE001 - any tracking failure: hold it, the result is safe

@@ -181,6 +181,16 @@ def test_an_epoch_only_its_checkpoint_holds_is_logged_once(uri):
     assert run.log_missing_epochs(history) == 0
 
 
+def test_an_epoch_logged_at_the_end_carries_what_the_epoch_logger_adds(uri):
+    """A PBT trial's values go with every epoch, whichever path logs it."""
+    grid = ml.open_grid_run(uri, "exp", "g", SPEC, resume=False)
+    run = ml.TrialRun.open(grid, _cfg(), family="tsn", tune_trial_id="t1")
+    key = f"{ml.PBT_VALUE_PREFIX}training.lr"
+    history = [("c1", {"epoch": 1, "train_loss": 1.5, "tested": 0})]
+    assert run.log_missing_epochs(history, {key: 0.01}) == 1
+    assert [(m.step, m.value) for m in run.client.get_metric_history(run.run_id, key)] == [(1, 0.01)]
+
+
 def test_checkpoints_of_older_runs_say_done_for_tested(uri):
     """A run resumed from checkpoints written before the flag was called ``tested``: their final
     report (``done=1``) is not an epoch to log."""
