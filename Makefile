@@ -27,7 +27,7 @@ demo: $(STAMP)
 	$(BIN)/k400ray demo
 
 test: $(TEST_STAMP)
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=15
+	$(BIN)/python -m pytest -q --durations=15
 
 test-fast: $(TEST_STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"

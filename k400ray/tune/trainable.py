@@ -97,7 +97,7 @@ def grid_trial(params: dict, *, trials: dict, labels: dict[tuple, str], start_wa
 def _start_run(grid: GridRun, cfg, recipe, outbox: Outbox, *, run_name: str, start_wait_minutes: float,
                sampled: dict | None = None) -> TrialRun:
     """Open (or reopen) the trial's MLflow run, log its sampled values (``sampled``: a search's
-    ``{section.field: value}``), tag its node, send what an earlier attempt held and log the recipe, waiting up to ``start_wait_minutes`` in all for a server that does not answer,
+    ``{section.field: value}``), send what an earlier attempt held, log the recipe and tag its node, waiting up to ``start_wait_minutes`` in all for a server that does not answer,
     before or between those calls (a run already opened is not opened again, so the attempt
     count stays right). A call that fails while the server answers is a real error: raised."""
     import time
@@ -119,10 +119,11 @@ def _start_run(grid: GridRun, cfg, recipe, outbox: Outbox, *, run_name: str, sta
                                         tune_trial_id=ray.tune.get_context().get_trial_id(), run_name=run_name)
                 if sampled:
                     run.log_sampled(sampled)
-                # Which node drove the trial: on a cluster, where to look for its logs.
-                run.client.set_tag(run.run_id, NODE_TAG, ray.get_runtime_context().get_node_id())
                 outbox.flush(run.client)  # what an earlier attempt held during an outage
                 run.log_recipe(recipe)
+                # Which node drove the trial: on a cluster, where to look for its logs. Set last:
+                # a run tagged with this attempt's node has made every call of its start.
+                run.client.set_tag(run.run_id, NODE_TAG, ray.get_runtime_context().get_node_id())
             return run
         except Exception as exc:  # noqa: BLE001 - an outage is waited for; anything else is raised
             if server_answers(grid.tracking_uri):

@@ -662,13 +662,16 @@ def test_job_submitted_grid_survives_mlflow_outage_and_node_loss(cluster, mlflow
                     "the retried trial waiting for MLflow at its start", [driver], every=0.5)
         mlflow_server.start()
 
-        def reopened() -> bool:
+        def started() -> bool:
+            """The retry reopened the run and made every call of its start (its node tag, set
+            last, names the new node): what it does next, it does during the outage below."""
             try:
-                return _trial_runs(uri)[0].data.tags.get("k400ray.attempt") == "2"
+                tags = _trial_runs(uri)[0].data.tags
+                return tags.get("k400ray.attempt") == "2" and tags.get("ray_node_id") != first_node
             except Exception:  # noqa: BLE001 - the server is just back
                 return False
 
-        _wait_until(reopened, 300, "the retried trial to reopen its run", [driver], every=0.5)
+        _wait_until(started, 300, "the retried trial to reopen its run and start", [driver], every=0.5)
         # Down again, for the rest: the trial ends and the grid ends while MLflow does not answer.
         mlflow_server.stop()
         returncode = driver.wait(timeout=600)  # then the grid, and the job
