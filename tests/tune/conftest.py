@@ -13,3 +13,14 @@ def cli_app():
 
     return app
 
+
+@pytest.fixture()
+def no_ray(monkeypatch, tmp_path):
+    """A dry run must not start Ray: any init fails the test. The GMAC cache goes to tmp."""
+    import k400ray.runtime
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("dry run started Ray")
+
+    monkeypatch.setattr(k400ray.runtime, "init_ray", refuse)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))

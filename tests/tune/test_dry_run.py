@@ -16,18 +16,6 @@ from k400ray.tune.spec import load_spec
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture()
-def no_ray(monkeypatch, tmp_path):
-    """A dry run must not start Ray: any init fails the test. The GMAC cache goes to tmp."""
-    import k400ray.runtime
-
-    def refuse(*args, **kwargs):
-        raise AssertionError("dry run started Ray")
-
-    monkeypatch.setattr(k400ray.runtime, "init_ray", refuse)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-
-
 def test_aug_grid_dry_run(cli_app, no_ray, monkeypatch):
     monkeypatch.chdir(REPO)
     result = CliRunner().invoke(cli_app, ["tune", "search_spaces/aug_grid.yaml", "--dry-run"])

@@ -15,17 +15,6 @@ from k400ray.tune.search_cost import expected_epochs, rungs
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture()
-def no_ray(monkeypatch, tmp_path):
-    import k400ray.runtime
-
-    def refuse(*args, **kwargs):
-        raise AssertionError("dry run started Ray")
-
-    monkeypatch.setattr(k400ray.runtime, "init_ray", refuse)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-
-
 def _money(text: str) -> float:
     return float(text.replace(",", ""))
 
