@@ -7,6 +7,8 @@ from __future__ import annotations
 import re
 import shlex
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -77,7 +79,7 @@ def test_run_without_a_gpu_stops_and_says_so(tmp_path):
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU: `run` would measure")
     done = subprocess.run(["bash", str(SCRIPT), "run"], capture_output=True, text=True, cwd=tmp_path,
-                          env={"PATH": f"{ROOT / '.venv' / 'bin'}:/usr/bin:/bin", "OUT": str(tmp_path / "out")})
+                          env={"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "OUT": str(tmp_path / "out")})
     assert done.returncode == 1, done.stderr
     assert "no GPU visible: stop" in done.stderr
     assert "gpu False" in (tmp_path / "out" / "probe.txt").read_text()

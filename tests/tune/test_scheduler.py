@@ -78,3 +78,39 @@ def test_sampled_trials_of_a_search_join_their_presets_asha():
         asha.on_trial_add(None, t)
     assert asha.on_trial_result(None, good, _result(1, 60.0)) == TrialScheduler.CONTINUE
     assert asha.on_trial_result(None, bad, _result(1, 10.0)) == TrialScheduler.STOP
+
+
+def test_asha_stops_sampled_trials_of_a_tpe_search_under_a_real_tuner(ray_local, tmp_path):
+    """The Tuner ``k400ray tune`` builds for a spec (its TPE searcher, its per-preset ASHA, one
+    trial at a time) with a stand-in trainable whose top-1 grows with the sampled lr: ASHA stops
+    the points behind at their first rungs and lets at least one reach the last epoch. The
+    synthetic set cannot show it (its toy trials tie at chance); this is the same Tuner."""
+    import math
+
+    from ray import tune
+
+    from k400ray.contracts import EFFICIENT_ACC1, EPOCH
+    from k400ray.tune.runner import _new_tuner
+
+    spec = SearchSpec.model_validate({
+        "experiment": "asha", "data": {"train_index": "i"}, "scale": "toy", "storage_path": str(tmp_path),
+        "grid": {"presets": ["tsn_r50_1x1x8"], "configs": ["default"], "seeds": [0]}, "training": {"epochs": 4},
+        "resources": {"max_concurrent_trials": 1},
+        "scheduler": {"kind": "asha", "grace_period": 1, "reduction_factor": 2},
+        "search": {"space": {"training.lr": {"loguniform": [1e-4, 0.1]}}, "num_samples": 8, "searcher": "optuna",
+                   "max_concurrent": 1},
+    })
+
+    def stand_in(config: dict) -> None:
+        quality = math.log10(config["values"]["training"]["lr"] / 1e-4) / 3  # 0 at lr 1e-4, 1 at 0.1
+        for epoch in range(1, 5):
+            tune.report({EPOCH: epoch, EFFICIENT_ACC1: 100 * quality * epoch / 4})
+
+    results = _new_tuner(spec, stand_in).fit()
+    assert not results.errors
+    last = {r.config["values"]["training"]["lr"]: r.metrics[EPOCH] for r in results}
+    assert len(last) == 8
+    stopped = [lr for lr, epoch in last.items() if epoch < 4]
+    assert stopped and max(last.values()) == 4, last
+    best = max(last)  # the highest lr is the best point: never stopped
+    assert last[best] == 4 and best not in stopped
