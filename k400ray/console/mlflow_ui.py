@@ -33,11 +33,13 @@ STATUS = {RUN_RUNNING: RUNNING, RUN_FINISHED: FINISHED, RUN_FAILED: ERROR, RUN_K
 
 def link_lines(links: dict[str, str], *, run_id: str, store: str) -> list[str]:
     """The block ``tune``, ``demo`` and ``report`` print: the grid run, the command that serves
-    the UI (for a local store), the runs table and the grid run's page."""
+    the UI (for a local store), the runs table, a search's charts and the grid run's page."""
     lines = [f"MLflow: grid run {run_id} in {store}"]
     if links.get("command"):
         lines.append(f"  serve the UI: {links['command']}")
     lines.append(f"  runs table:   {links['experiment']}")
+    if links.get("charts"):
+        lines.append(f"  charts:       {links['charts']}")
     if links.get("run"):
         lines.append(f"  the sheet:    {links['run']}")
     return lines

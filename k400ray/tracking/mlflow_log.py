@@ -27,6 +27,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 import re
 import tempfile
 import time
@@ -133,8 +134,12 @@ def _artifact_location(uri: str) -> str | None:
 
 
 def client_for(uri: str):
+    """A client of ``uri``. MLflow draws a progress bar on stderr for every artifact it downloads;
+    k400ray reads small JSON and parquet artifacts while a grid's console is live (the parent's
+    description) and in ``report``: the bars are off unless the user's environment says otherwise."""
     from mlflow import MlflowClient
 
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     return MlflowClient(tracking_uri=uri)
 
 

@@ -185,12 +185,12 @@ def run_grid(spec: SearchSpec, *, num_classes: int, class_names: list[str], addr
     outboxes = [outbox_location(spec.storage_path, name) for name in names]
     _send_held(uri, outboxes, echo)
     mlflow_log.close_open_trials(grid, reason_by_trial_id={}, default_reason=FOUND_OPEN)
+    if spec.searching:  # before the links: a search's saved view reads its axes from the parent
+        _tracked(lambda: mlflow_log.log_search(grid, spec_json["search"]))
     if on_parent_run is not None:
         on_parent_run(grid)  # the console says where the runs are (its MLflow block)
     else:
         echo(f"MLflow: experiment {spec.mlflow_experiment!r}, parent run {grid.parent_run_id} at {shown_uri}")
-    if spec.searching:
-        _tracked(lambda: mlflow_log.log_search(grid, spec_json["search"]))
 
     # Each trial's config, built here once from the spec: the Tune actor only picks its own.
     points = spec.grid_points()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 
 import numpy as np
 import pytest
@@ -211,3 +212,17 @@ def test_trial_artifacts(tmp_path):
     assert [(r["class_name"], r["val_videos"], r["efficient_acc1"], r["accurate_acc1"]) for r in rows] == [
         ("walk", "1", "100.00", "100.00"), ("run", "1", "100.00", "100.00"), ("jump", "2", "50.00", "100.00")]
     assert (tmp_path / "confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_artifact_downloads_draw_no_progress_bar_unless_asked(tmp_path, monkeypatch, capfd):
+    """The grid's live console and `report` download artifacts: MLflow's bars stay off (a user's
+    own MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR wins)."""
+    monkeypatch.delenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", raising=False)
+    client = ml.client_for(f"sqlite:///{tmp_path}/mlflow.db")
+    run = client.create_run(client.create_experiment("bars"))
+    client.log_dict(run.info.run_id, {"a": 1}, "x.json")
+    client.download_artifacts(run.info.run_id, "x.json", str(tmp_path))
+    assert "Downloading artifacts" not in capfd.readouterr().err
+    monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "true")
+    ml.client_for(f"sqlite:///{tmp_path}/mlflow.db")
+    assert os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] == "true"

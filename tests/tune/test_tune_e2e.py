@@ -198,6 +198,8 @@ def test_an_interrupted_search_resumes_its_unfinished_trial_and_its_searcher(cli
     assert (f"#/experiments/{experiment.experiment_id}/runs?viewStateShareKey=k400ray-{parent_id[:12]}"
             "&workflowType=machine_learning") in out  # the grid's saved view of the runs table
     assert f"#/experiments/{experiment.experiment_id}/runs/{parent_id}?workflowType=machine_learning" in out
+    assert (f"#/experiments/{experiment.experiment_id}/runs?viewStateShareKey=k400ray-{parent_id[:12]}"
+            "&compareRunsMode=CHART&workflowType=machine_learning") in out  # the search's chart view
     note = parent.data.tags[ml.NOTE_TAG]
     for run in final.values():
         if run.info.status == "FINISHED":
