@@ -69,7 +69,7 @@ def view_state(grid: GridRun, axes: list[str] | tuple[str, ...] = ()) -> dict:
                                         "columns": 1, "cardHeight": 480}]  # the chart across the page
         state["compareRunCharts"] = [{
             "type": "PARALLEL", "uuid": f"{SEARCH_SECTION}-parallel", "metricSectionId": SEARCH_SECTION,
-            "displayName": f"searched values against {EFFICIENT_ACC1}", "runsCountToCompare": 100,
+            "runsCountToCompare": 100,
             "deleted": False, "isGenerated": False, "showAllRuns": True,
             "selectedParams": [search_param(a) for a in axes], "selectedMetrics": [EFFICIENT_ACC1],
         }]

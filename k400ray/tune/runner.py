@@ -357,8 +357,10 @@ def _new_tuner(spec: SearchSpec, trainable):
             trial_name_creator=label, trial_dirname_creator=label,
             # The next trial runs in the process of one that ended (Tune's default starts a new one,
             # which imports torch again): one process fewer per trial beyond the concurrency.
-            # Not under PBT, which pauses trials: a paused trial's process holds its Train run.
-            reuse_actors=spec.scheduler.kind != "pbt",
+            # Only when no scheduler stops or pauses trials: a trial ASHA stops or PBT pauses is
+            # still inside its fit, so Tune cannot reset its process for the next trial (it fails
+            # that trial, and the search waited forever on Ray 2.60); it ends the process instead.
+            reuse_actors=reuses_trial_processes(spec),
         ),
         run_config=tune.RunConfig(
             name=spec.experiment, storage_path=spec.storage_path,
@@ -370,6 +372,12 @@ def _new_tuner(spec: SearchSpec, trainable):
             failure_config=tune.FailureConfig(max_failures=spec.resources.max_failures),
         ),
     )
+
+
+def reuses_trial_processes(spec: SearchSpec) -> bool:
+    """Whether a trial may run in the process of one that ended: only under FIFO, where every
+    trial ends by returning from its fit (see :func:`_new_tuner`)."""
+    return spec.scheduler.kind == "fifo"
 
 
 def param_space(spec: SearchSpec) -> dict:

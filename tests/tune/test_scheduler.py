@@ -97,7 +97,7 @@ def test_asha_stops_sampled_trials_of_a_tpe_search_under_a_real_tuner(ray_local,
         "grid": {"presets": ["tsn_r50_1x1x8"], "configs": ["default"], "seeds": [0]}, "training": {"epochs": 4},
         "resources": {"max_concurrent_trials": 1},
         "scheduler": {"kind": "asha", "grace_period": 1, "reduction_factor": 2},
-        "search": {"space": {"training.lr": {"loguniform": [1e-4, 0.1]}}, "num_samples": 8, "searcher": "optuna",
+        "search": {"space": {"training.lr": {"loguniform": [1e-4, 0.1]}}, "num_samples": 6, "searcher": "optuna",
                    "max_concurrent": 1},
     })
 
@@ -109,8 +109,59 @@ def test_asha_stops_sampled_trials_of_a_tpe_search_under_a_real_tuner(ray_local,
     results = _new_tuner(spec, stand_in).fit()
     assert not results.errors
     last = {r.config["values"]["training"]["lr"]: r.metrics[EPOCH] for r in results}
-    assert len(last) == 8
+    assert len(last) == 6
     stopped = [lr for lr, epoch in last.items() if epoch < 4]
     assert stopped and max(last.values()) == 4, last
     best = max(last)  # the highest lr is the best point: never stopped
     assert last[best] == 4 and best not in stopped
+
+
+def test_a_trial_asha_stops_inside_its_fit_does_not_block_the_next_one(ray_local, tmp_path):
+    """A real trial is inside ``TorchTrainer.fit`` when ASHA stops it: its reports reach Tune
+    from another thread (the Train controller's callback) and the fit goes on after the stop,
+    so its process cannot take the next trial. The stand-in reports from a thread of its own and
+    stays busy 8 s once its reports are cut short, longer than Tune waits to reset a process
+    (2 s). Its trials get worse in the order they start, so ASHA stops the second and third at
+    their first rung. With processes reused, the third trial failed ("Could not re-use actor")
+    and ``lr_search.yaml`` waited forever (Ray 2.60); k400ray reuses them only under FIFO."""
+    import threading
+    import time
+
+    from ray import tune
+
+    from k400ray.contracts import EFFICIENT_ACC1, EPOCH
+    from k400ray.tune.runner import _new_tuner, reuses_trial_processes
+
+    spec = SearchSpec.model_validate({
+        "experiment": "busy", "data": {"train_index": "i"}, "scale": "toy", "storage_path": str(tmp_path),
+        "grid": {"presets": ["tsn_r50_1x1x8"], "configs": ["default"], "seeds": [0]}, "training": {"epochs": 2},
+        "resources": {"max_concurrent_trials": 1},
+        "scheduler": {"kind": "asha", "grace_period": 1, "reduction_factor": 2},
+        "search": {"space": {"training.lr": {"loguniform": [1e-4, 0.1]}}, "num_samples": 3, "searcher": "optuna",
+                   "max_concurrent": 1},
+    })
+    assert not reuses_trial_processes(spec)
+    assert reuses_trial_processes(spec.model_copy(update={"scheduler": spec.scheduler.model_copy(update={"kind": "fifo"})}))
+    started = tmp_path / "started"
+    started.mkdir()
+
+    def stand_in(config: dict) -> None:
+        order = len(list(started.iterdir()))  # 0, 1, 2 as the trials start (one at a time)
+        (started / tune.get_context().get_trial_id()).touch()
+        reported = []
+
+        def reports() -> None:  # the Train controller's callback
+            for epoch in (1, 2):
+                tune.report({EPOCH: epoch, EFFICIENT_ACC1: 90.0 - 10 * order})
+                reported.append(epoch)
+
+        feed = threading.Thread(target=reports, daemon=True)
+        feed.start()
+        feed.join(timeout=8)
+        if len(reported) < 2:
+            time.sleep(8)  # stopped: the fit goes on for a while all the same
+
+    results = _new_tuner(spec, stand_in).fit()
+    assert not results.errors, [str(e) for e in results.errors]
+    epochs = sorted((r.metrics[EFFICIENT_ACC1], r.metrics[EPOCH]) for r in results)
+    assert epochs == [(70.0, 1), (80.0, 1), (90.0, 2)]
