@@ -287,14 +287,18 @@ class _MlflowServer:
             self.database.psql("CREATE DATABASE mlflow;")
         return self.database.get_uri().replace("postgresql://", "postgresql+psycopg2://").replace("/postgres?", "/mlflow?")
 
-    def start(self) -> None:
+    def start(self, *, wait: bool = True) -> None:
+        """The database, then the server; ``wait``: until it answers (else :meth:`wait`)."""
         self.starts += 1
         backend = self._start_database()
         self.proc = _spawn([str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(self.port),
                             "--backend-store-uri", backend, "--artifacts-destination", str(self.tmp / "artifacts"),
                             "--workers", "1"],
                            self.tmp / f"mlflow-{self.starts}.log", dict(os.environ))
+        if wait:
+            self.wait()
 
+    def wait(self) -> None:
         def healthy() -> bool:
             try:
                 ml.check_reachable(self.uri, timeout_s=0)
@@ -343,24 +347,26 @@ def shared_data(ray_local, synth_set, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory, shared_data):
+def mlflow_server(tmp_path_factory):
+    """Started first, answering once the cluster is up: the server boots while the nodes start."""
+    server = _MlflowServer(tmp_path_factory.mktemp("mlflow"))
+    try:
+        server.start(wait=False)
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory, shared_data, mlflow_server):
     c = _Cluster(tmp_path_factory.mktemp("cluster"), shared_data)
     try:
         c.start_head()
         c.start_worker()
+        mlflow_server.wait()
         yield c
     finally:
         c.stop()
-
-
-@pytest.fixture(scope="module")
-def mlflow_server(tmp_path_factory):
-    server = _MlflowServer(tmp_path_factory.mktemp("mlflow"))
-    try:
-        server.start()
-        yield server
-    finally:
-        server.close()
 
 
 # 1. The documented check of a new cluster: `ray job submit ... --smoke`.
@@ -378,7 +384,7 @@ def test_smoke_run_submitted_as_a_job_runs_every_trial_for_one_epoch(cluster, ml
     (job_dir / "spec.yaml").write_text(yaml.safe_dump({
         "experiment": "smokegrid", "scale": "toy",
         "data": {"train_index": str(shared_data.index), "local_cache": shared_data.local_cache},
-        "grid": {"presets": ["i3d_r50_32x2x1"], "configs": ["default"], "seeds": [0]},
+        "grid": {"presets": ["tsn_r50_1x1x8"], "configs": ["default"], "seeds": [0]},
         "training": {"epochs": 4, "batch_per_worker": 4},
         "resources": {"decode_tasks": 1, "max_failures": 0},
         "mlflow": {"tracking_uri": mlflow_server.uri}, "storage_path": str(tmp_path / "storage"),
@@ -393,13 +399,13 @@ def test_smoke_run_submitted_as_a_job_runs_every_trial_for_one_epoch(cluster, ml
                               env=cluster.env, capture_output=True, text=True, timeout=600)
         returncode, out = done.returncode, done.stdout + done.stderr
     assert returncode == 0, out[-4000:]
-    rows = [ln.split() for ln in out.splitlines() if ln.startswith("i3d_")]
+    rows = [ln.split() for ln in out.splitlines() if ln.startswith("tsn_")]
     assert rows and rows[-1][-1] == "finished", out[-3000:]
     client = ml.client_for(mlflow_server.uri)
     assert client.get_experiment_by_name("smokegrid") is None  # the grid itself is not touched
     runs = client.search_runs([client.get_experiment_by_name("smokegrid-smoke").experiment_id],
                               f"tags.`{ml.ROLE_TAG}` = 'trial'")
-    assert [r.data.tags["model"] for r in runs] == ["i3d_r50_32x2x1"]
+    assert [r.data.tags["model"] for r in runs] == ["tsn_r50_1x1x8"]
     for run in runs:
         assert run.info.status == "FINISHED" and set(FINAL_METRICS) <= set(run.data.metrics)
         assert [m.step for m in client.get_metric_history(run.info.run_id, "train_loss")] == [1]  # one epoch

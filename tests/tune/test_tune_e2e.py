@@ -1,6 +1,6 @@
 """``k400ray tune`` end to end on the session's tiny synthetic set, interrupted and resumed: a
-sampled search (Optuna's TPE over lr and weight decay for a named config, ASHA per preset, one
-trial at a time) is stopped by SIGTERM (a batch scheduler, ``kill``) after two trials ended and
+sampled search (Optuna's TPE over lr and weight decay for a named config, one trial at a time,
+each in the process of the one before) is stopped by SIGTERM (a batch scheduler, ``kill``) after two trials ended and
 the third started, then ``--resume`` runs only the unfinished trial and the searcher's one
 remaining point.
 
@@ -15,9 +15,10 @@ reopened and ``FINISHED``; the searcher's restored state holds the trials of the
 went on to the last point; the same command without ``--resume`` is refused; the report reads it.
 
 A grid of fixed points resumes through the same ``Tuner.restore``; tests/tune/test_cluster_faults.py
-resumes one on the two-node cluster. ASHA runs here (grace period 1), but whether it stops a
-trial depends on accuracies that tie at chance on this set: tests/tune/test_scheduler.py shows
-it stopping sampled trials under a real Tuner."""
+resumes one on the two-node cluster. ASHA is not here: the toy trials tie at chance on this set,
+so it would stop none; tests/tune/test_scheduler.py shows it stopping sampled trials under the
+Tuner ``k400ray tune`` builds (and that a stopped trial does not block the next), and
+docs/search.md a search on the demo's set where it stops 4 of 8."""
 
 from __future__ import annotations
 
@@ -50,7 +51,6 @@ def _spec(tmp_path, index) -> str:
         "grid": {"presets": ["tsn_r50_1x1x8"], "configs": ["nowarm"], "seeds": [0]},
         "training": {"epochs": 2, "batch_per_worker": 4, "limit_videos": 8, "eval_interval": 1},
         "resources": {"max_concurrent_trials": 1, "decode_tasks": 1, "max_failures": 0},
-        "scheduler": {"kind": "asha", "grace_period": 1, "reduction_factor": 2},
         "search": {"space": {"training.lr": {"loguniform": [1.0e-4, 0.1]},
                              "training.weight_decay": {"loguniform": [1.0e-5, 1.0e-3]}},
                    "num_samples": SAMPLES, "searcher": "optuna", "max_concurrent": 1},
@@ -182,8 +182,6 @@ def test_an_interrupted_search_resumes_its_unfinished_trial_and_its_searcher(cli
     assert parent.data.params[SEARCHER_PARAM] == "optuna" and parent.data.params[NUM_SAMPLES_PARAM] == str(SAMPLES)
     space = json.loads(open(client.download_artifacts(parent_id, SEARCH_SPACE_ARTIFACT, str(tmp_path))).read())
     assert space["space"]["training.lr"]["kind"] == "loguniform"
-    stopped = [r for r in final.values() if r.data.tags.get(ml.END_TAG) == "stopped early by ASHA"]
-    print(f"ASHA stopped {len(stopped)} of {SAMPLES}")
 
     # The resumed console: the ended trials kept, the interrupted one and the last point step by step.
     out = resumed.stdout
