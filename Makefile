@@ -26,10 +26,8 @@ install: $(TEST_STAMP)
 demo: $(STAMP)
 	$(BIN)/k400ray demo
 
-# Two pytest-xdist workers, a file at a time each (module fixtures made once), the longest files
-# first (tests/conftest.py): the two-node cluster's module runs beside the other end-to-end tests.
 test: $(TEST_STAMP)
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=15
+	$(BIN)/python -m pytest -q --durations=15
 
 test-fast: $(TEST_STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"

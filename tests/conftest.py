@@ -8,22 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-# The longest files first: `make test` runs the suite on two pytest-xdist workers, one file at a
-# time each (`--dist loadfile`: a file's module fixtures, e.g. the two-node cluster, are made
-# once). Started first, the two-node cluster's module runs beside the other end-to-end files
-# rather than after them, and the short files fill in at the end.
-LONGEST_FIRST = ("tests/tune/test_cluster_faults.py", "tests/tune/test_tune_e2e.py", "tests/engine/test_trial.py",
-                 "tests/tune/test_pbt_e2e.py")
-
-
-def pytest_collection_modifyitems(config, items):
-    def rank(item) -> int:
-        path = item.nodeid.split("::", 1)[0]
-        return LONGEST_FIRST.index(path) if path in LONGEST_FIRST else len(LONGEST_FIRST)
-
-    items.sort(key=rank)  # stable: each file's tests keep their order
-
-
 def write_video(path: Path, frames: int = 24, size: tuple[int, int] = (64, 48), fps: int = 12) -> Path:
     """An H.264 video whose frame i has green level 8*i (mod 256) and a bar at x = 2*i:
     decoded frames can be matched back to their index."""

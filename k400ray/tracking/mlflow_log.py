@@ -338,11 +338,7 @@ class TrialRun:
         every epoch: a PBT trial's values); returns how many. An interruption can kill the
         Train controller after an epoch's checkpoint was registered and before its MLflow call;
         the resumed run continues after that epoch and would never log it."""
-        logged = {m.step for m in self.client.get_metric_history(self.run_id, TRAIN_LOSS)}
-        missing = [m for _, m in history if not is_tested(m) and EPOCH in m and int(m[EPOCH]) not in logged]
-        for metrics in missing:
-            log_epoch(self.client, self.run_id, {**metrics, **(extra or {})})
-        return len(missing)
+        return log_epochs_if_missing(self.client, self.run_id, checkpoint_epochs(history, extra))
 
     def log_artifacts(self, cfg, predictions: dict, class_names: list[str]) -> None:
         from k400ray.tracking.artifacts import write_trial_artifacts
@@ -437,6 +433,28 @@ def log_epoch(client, run_id: str, metrics: dict, outbox=None) -> None:
         outbox.send(client, run_id, batch)
     elif batch:
         client.log_batch(run_id, metrics=batch)
+
+
+def checkpoint_epochs(history: list, extra: dict | None = None) -> list[dict]:
+    """The epoch metrics ``history`` (``(checkpoint, metrics)`` of the kept checkpoints) holds,
+    each with ``extra``, as :func:`log_epoch` logs them (numbers only: they may wait in an outbox
+    as JSON)."""
+    epochs = []
+    for _, metrics in history:
+        if is_tested(metrics) or EPOCH not in metrics:
+            continue
+        merged = {**metrics, **(extra or {})}
+        epochs.append({k: v for k, v in merged.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
+    return epochs
+
+
+def log_epochs_if_missing(client, run_id: str, epochs: list[dict]) -> int:
+    """Log each of ``epochs`` whose step the run's ``train_loss`` lacks; returns how many."""
+    logged = {m.step for m in client.get_metric_history(run_id, TRAIN_LOSS)}
+    missing = [m for m in epochs if int(m[EPOCH]) not in logged]
+    for metrics in missing:
+        log_epoch(client, run_id, metrics)
+    return len(missing)
 
 
 def close_open_trials(grid: GridRun, *, reason_by_trial_id: dict[str, str], default_reason: str,

@@ -135,9 +135,12 @@ class Outbox:
         return self._write(record)
 
     def hold_end(self, run_id: str, *, final: dict, step: int, artifacts: Path | None,
-                 status: str = RUN_FINISHED, reason: str = FINISHED) -> str:
+                 status: str = RUN_FINISHED, reason: str = FINISHED, epochs: list[dict] | None = None) -> str:
         """Hold a trial's end: its final metrics (at ``step``), the files of ``artifacts`` (copied
-        into a folder beside the record) and the status it ends with."""
+        into a folder beside the record) and the status it ends with. ``epochs``: the epoch
+        metrics its checkpoints hold, logged when it is sent where the run lacks them (a node
+        lost after an epoch's checkpoint and before its report reached MLflow or this outbox,
+        while the server was down: the retry, ending in that outage, cannot tell what is missing)."""
         import pyarrow.fs
 
         fs, root = self._fs()
@@ -148,7 +151,8 @@ class Outbox:
             fs.create_dir(f"{root}/{folder}", recursive=True)
             pyarrow.fs.copy_files(str(artifacts), f"{root}/{folder}", destination_filesystem=fs)
         return self._write({"run_id": run_id, "end": {"final": final, "step": step, "artifacts": folder,
-                                                      "status": status, "reason": reason}}, stamp)
+                                                      "status": status, "reason": reason,
+                                                      "epochs": epochs or []}}, stamp)
 
     def _write(self, record: dict, stamp: str | None = None) -> str:
         fs, root = self._fs()
@@ -171,7 +175,7 @@ class Outbox:
         the client raises (the rest stay held). Returns how many records were sent."""
         from mlflow.entities import Metric
 
-        from k400ray.tracking.mlflow_log import record_trial_end
+        from k400ray.tracking.mlflow_log import log_epochs_if_missing, record_trial_end
 
         fs, root = self._fs()
         sent = 0
@@ -183,6 +187,7 @@ class Outbox:
                 client.log_batch(record["run_id"], metrics=batch)
             end = record.get("end")
             if end:
+                log_epochs_if_missing(client, record["run_id"], end.get("epochs", []))
                 with _local_copy(fs, f"{root}/{end['artifacts']}" if end.get("artifacts") else None) as artifacts:
                     record_trial_end(client, record["run_id"], end["final"], int(end["step"]), artifacts,
                                      status=end["status"], reason=end["reason"])

@@ -26,7 +26,7 @@ from __future__ import annotations
 import sys
 
 from k400ray.contracts import EPOCH, ERROR, FINISHED, INTERRUPTED, MLFLOW_RUN_ID, NODE_TAG, RUN_FAILED, RUN_KILLED
-from k400ray.tracking.mlflow_log import GridRun, TrialRun
+from k400ray.tracking.mlflow_log import GridRun, TrialRun, checkpoint_epochs
 from k400ray.tracking.outbox import Outbox, few_retries, outbox_location, server_answers, wait_until_answering
 from k400ray.tune import pbt
 from k400ray.tune.forward import ForwardToTune
@@ -157,5 +157,6 @@ def _end_or_hold(run: TrialRun, outbox: Outbox, cfg, outcome, class_names: list[
         else:
             _say(f"trial {cfg.name}: the MLflow server does not answer at its end; held in {outbox.location}")
         final = {k: float(outcome.metrics[k]) for k in FINAL_METRICS if k in outcome.metrics}
-        outbox.hold_end(run.run_id, final=final, step=step, artifacts=Path(tmp))
+        outbox.hold_end(run.run_id, final=final, step=step, artifacts=Path(tmp),
+                        epochs=checkpoint_epochs(outcome.history, extra))
     return False

@@ -80,6 +80,31 @@ def test_an_end_held_during_an_outage_finishes_the_run_when_sent(tmp_path):
     assert box.pending() == [] and not any((tmp_path / "runs" / "trial" / "mlflow-outbox").iterdir())
 
 
+def test_a_held_end_logs_the_checkpoint_epochs_the_run_lacks_once(tmp_path):
+    """A node lost after epoch 3's checkpoint and before its report reached MLflow or the outbox,
+    while the server was down: the retry only ends the trial, in the outage, and holds its end
+    with the epochs its checkpoints hold. Sent later, the run gets epoch 3 (which it lacked) and
+    not epochs 1-2 again (held earlier, sent first), then its end. Seen once in the two-node
+    fault test under load (2026-12-06): the run had train_loss at steps 1 and 2 only."""
+    from k400ray.tracking.mlflow_log import checkpoint_epochs
+    from k400ray.tracking.outbox import send_held
+
+    client, run_id = _run(tmp_path)
+    client.log_batch(run_id, metrics=[Metric("train_loss", 1.0, 1, 1)])  # epoch 1 reached MLflow
+    box = Outbox(outbox_location(str(tmp_path / "runs"), "trial"), _closed_port_uri())
+    box.hold(run_id, [Metric("train_loss", 0.8, 2, 2)])  # epoch 2 held in the outage
+    history = [(None, {"epoch": e, "train_loss": 1.2 - 0.2 * e, "efficient_acc1": 25.0 * e, "note": "text"})
+               for e in (1, 2, 3)] + [(None, {"epoch": 3, "tested": 1, "train_loss": 0.6})]
+    epochs = checkpoint_epochs(history, {"pbt.training.lr": 0.01})
+    assert [m["epoch"] for m in epochs] == [1, 2, 3] and "note" not in epochs[0]  # numbers only, not the test
+    box.hold_end(run_id, final={"efficient_acc1": 75.0}, step=3, artifacts=None, epochs=epochs)
+    assert send_held(client.tracking_uri, [box.location]) == (2, 0)
+    history_logged = client.get_metric_history(run_id, "train_loss")
+    assert sorted((m.step, round(m.value, 6)) for m in history_logged) == [(1, 1.0), (2, 0.8), (3, 0.6)]
+    assert [m.step for m in client.get_metric_history(run_id, "pbt.training.lr")] == [3]
+    assert client.get_run(run_id).info.status == "FINISHED"
+
+
 def test_waiting_for_a_server_gives_up_after_its_limit_and_says_why():
     from k400ray.tracking.outbox import wait_until_answering
 

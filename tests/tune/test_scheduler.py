@@ -80,6 +80,18 @@ def test_sampled_trials_of_a_search_join_their_presets_asha():
     assert asha.on_trial_result(None, bad, _result(1, 10.0)) == TrialScheduler.STOP
 
 
+def _tpe_asha_search(tmp_path, *, epochs: int, samples: int) -> SearchSpec:
+    """A TPE search over lr for one toy preset, ASHA (grace 1, factor 2), one trial at a time."""
+    return SearchSpec.model_validate({
+        "experiment": "asha", "data": {"train_index": "i"}, "scale": "toy", "storage_path": str(tmp_path),
+        "grid": {"presets": ["tsn_r50_1x1x8"], "configs": ["default"], "seeds": [0]}, "training": {"epochs": epochs},
+        "resources": {"max_concurrent_trials": 1},
+        "scheduler": {"kind": "asha", "grace_period": 1, "reduction_factor": 2},
+        "search": {"space": {"training.lr": {"loguniform": [1e-4, 0.1]}}, "num_samples": samples, "searcher": "optuna",
+                   "max_concurrent": 1},
+    })
+
+
 def test_asha_stops_sampled_trials_of_a_tpe_search_under_a_real_tuner(ray_local, tmp_path):
     """The Tuner ``k400ray tune`` builds for a spec (its TPE searcher, its per-preset ASHA, one
     trial at a time) with a stand-in trainable whose top-1 grows with the sampled lr: ASHA stops
@@ -92,14 +104,7 @@ def test_asha_stops_sampled_trials_of_a_tpe_search_under_a_real_tuner(ray_local,
     from k400ray.contracts import EFFICIENT_ACC1, EPOCH
     from k400ray.tune.runner import _new_tuner
 
-    spec = SearchSpec.model_validate({
-        "experiment": "asha", "data": {"train_index": "i"}, "scale": "toy", "storage_path": str(tmp_path),
-        "grid": {"presets": ["tsn_r50_1x1x8"], "configs": ["default"], "seeds": [0]}, "training": {"epochs": 4},
-        "resources": {"max_concurrent_trials": 1},
-        "scheduler": {"kind": "asha", "grace_period": 1, "reduction_factor": 2},
-        "search": {"space": {"training.lr": {"loguniform": [1e-4, 0.1]}}, "num_samples": 6, "searcher": "optuna",
-                   "max_concurrent": 1},
-    })
+    spec = _tpe_asha_search(tmp_path, epochs=4, samples=6)
 
     def stand_in(config: dict) -> None:
         quality = math.log10(config["values"]["training"]["lr"] / 1e-4) / 3  # 0 at lr 1e-4, 1 at 0.1
@@ -132,14 +137,7 @@ def test_a_trial_asha_stops_inside_its_fit_does_not_block_the_next_one(ray_local
     from k400ray.contracts import EFFICIENT_ACC1, EPOCH
     from k400ray.tune.runner import _new_tuner, reuses_trial_processes
 
-    spec = SearchSpec.model_validate({
-        "experiment": "busy", "data": {"train_index": "i"}, "scale": "toy", "storage_path": str(tmp_path),
-        "grid": {"presets": ["tsn_r50_1x1x8"], "configs": ["default"], "seeds": [0]}, "training": {"epochs": 2},
-        "resources": {"max_concurrent_trials": 1},
-        "scheduler": {"kind": "asha", "grace_period": 1, "reduction_factor": 2},
-        "search": {"space": {"training.lr": {"loguniform": [1e-4, 0.1]}}, "num_samples": 3, "searcher": "optuna",
-                   "max_concurrent": 1},
-    })
+    spec = _tpe_asha_search(tmp_path, epochs=2, samples=3)
     assert not reuses_trial_processes(spec)
     assert reuses_trial_processes(spec.model_copy(update={"scheduler": spec.scheduler.model_copy(update={"kind": "fifo"})}))
     started = tmp_path / "started"
