@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+
 def write_video(path: Path, frames: int = 24, size: tuple[int, int] = (64, 48), fps: int = 12) -> Path:
     """An H.264 video whose frame i has green level 8*i (mod 256) and a bar at x = 2*i:
     decoded frames can be matched back to their index."""

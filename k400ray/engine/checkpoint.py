@@ -101,3 +101,25 @@ def load_predictions(directory: Path, mode: str) -> Predictions | None:
 def load_metrics(directory: Path) -> dict:
     path = Path(directory) / METRICS
     return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def run_checkpoint_metrics(run_dir: str) -> list[dict]:
+    """The metrics of every checkpoint a Train run keeps (``checkpoint_*`` folders of ``run_dir``:
+    a local path or a pyarrow URI such as ``s3://``), oldest first; [] when there is none. What a
+    trial restarted by ``--resume`` or a Tune retry finds from its earlier attempt."""
+    import pyarrow.fs
+
+    try:
+        fs, root = pyarrow.fs.FileSystem.from_uri(run_dir)
+    except (pyarrow.ArrowInvalid, ValueError):
+        fs, root = pyarrow.fs.LocalFileSystem(), str(Path(run_dir).resolve())
+    found = []
+    for info in fs.get_file_info(pyarrow.fs.FileSelector(root, allow_not_found=True)):
+        if info.type != pyarrow.fs.FileType.Directory or not info.base_name.startswith("checkpoint_"):
+            continue
+        try:
+            with fs.open_input_stream(f"{info.path}/{METRICS}") as stream:
+                found.append((info.base_name, json.loads(stream.read())))
+        except (OSError, ValueError):
+            continue
+    return [metrics for _, metrics in sorted(found, key=lambda pair: pair[0])]

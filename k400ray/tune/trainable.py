@@ -76,6 +76,7 @@ def grid_trial(params: dict, *, trials: dict, labels: dict[tuple, str], start_wa
     try:
         epoch_logger = MlflowEpochLogger(grid.tracking_uri, run.run_id, outbox=outbox,
                                          extra=pbt.epoch_values(mutated))
+        _log_checkpointed_epochs(run, cfg, epoch_logger.extra)
         if mutated:
             outcome = pbt.fit(cfg, recipe=recipe, callbacks=[epoch_logger], values=mutated,
                               on_exploit=run.record_exploit)
@@ -129,6 +130,26 @@ def _start_run(grid: GridRun, cfg, recipe, outbox: Outbox, *, run_name: str, sta
             if server_answers(grid.tracking_uri):
                 raise
             _say(f"trial {cfg.name}: the MLflow server stopped answering while the trial started ({exc}); waiting")
+
+
+def _log_checkpointed_epochs(run: TrialRun, cfg, extra: dict | None) -> None:
+    """Before the fit resumes: the epochs an earlier attempt checkpointed and never logged (an
+    interruption between the checkpoint and its MLflow call). The resumed fit goes on after them,
+    and with two checkpoints kept, its own history may no longer hold them at its end. Best
+    effort: the server answered at the start; a failure here loses only this catch-up."""
+    from k400ray.engine.checkpoint import run_checkpoint_metrics
+    from k400ray.engine.trial import default_storage
+
+    earlier = run_checkpoint_metrics(f"{(cfg.storage_path or default_storage()).rstrip('/')}/{cfg.name}")
+    if not earlier:
+        return
+    try:
+        logged = run.log_missing_epochs([(None, m) for m in earlier], extra)
+    except Exception as exc:  # noqa: BLE001 - tracking only
+        _say(f"trial {cfg.name}: could not log the epochs of its earlier checkpoints ({exc})")
+        return
+    if logged:
+        _say(f"trial {cfg.name}: logged {logged} epoch(s) its earlier attempt checkpointed and did not log")
 
 
 def _end_or_hold(run: TrialRun, outbox: Outbox, cfg, outcome, class_names: list[str], *,

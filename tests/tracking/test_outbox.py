@@ -112,3 +112,26 @@ def test_waiting_for_a_server_gives_up_after_its_limit_and_says_why():
     assert not wait_until_answering(_closed_port_uri(), limit_s=0.3, what="trial t", poll_s=0.1, say=said.append)
     assert len(said) == 1 and said[0].startswith("trial t: the MLflow server") and "does not answer" in said[0]
     assert wait_until_answering("sqlite:///x.db", limit_s=0, what="trial t", say=said.append) and len(said) == 1
+
+
+def test_a_resumed_trial_finds_the_epochs_its_earlier_attempt_checkpointed(tmp_path):
+    """The metrics of a Train run's kept checkpoints, oldest first (what a trial resumed by
+    `--resume` logs before its fit when its run lacks them: an interruption between an epoch's
+    checkpoint and its MLflow call, with two later checkpoints, lost epoch 1's curve once)."""
+    import json
+
+    from k400ray.engine.checkpoint import METRICS, run_checkpoint_metrics
+
+    run_dir = tmp_path / "runs" / "trial"
+    for n, epoch in ((1, 2), (0, 1)):
+        (run_dir / f"checkpoint_{n:06d}").mkdir(parents=True)
+        (run_dir / f"checkpoint_{n:06d}" / METRICS).write_text(json.dumps({"epoch": epoch, "train_loss": 1.0 / epoch}))
+    (run_dir / "checkpoint_000002").mkdir()  # one being written: no metrics yet
+    assert [m["epoch"] for m in run_checkpoint_metrics(str(run_dir))] == [1, 2]
+    assert run_checkpoint_metrics(str(tmp_path / "none")) == []
+    client, run_id = _run(tmp_path)
+    client.log_batch(run_id, metrics=[Metric("train_loss", 0.5, 1, 2)])
+    from k400ray.tracking.mlflow_log import checkpoint_epochs, log_epochs_if_missing
+
+    assert log_epochs_if_missing(client, run_id, checkpoint_epochs([(None, m) for m in run_checkpoint_metrics(str(run_dir))])) == 1
+    assert sorted(m.step for m in client.get_metric_history(run_id, "train_loss")) == [1, 2]
