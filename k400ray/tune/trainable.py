@@ -76,7 +76,8 @@ def grid_trial(params: dict, *, trials: dict, labels: dict[tuple, str], start_wa
     try:
         epoch_logger = MlflowEpochLogger(grid.tracking_uri, run.run_id, outbox=outbox,
                                          extra=pbt.epoch_values(mutated))
-        _log_checkpointed_epochs(run, cfg, epoch_logger.extra)
+        if not mutated:  # PBT restarts trials at each perturbation and accounts for its epochs itself
+            _log_checkpointed_epochs(run, cfg, epoch_logger.extra)
         if mutated:
             outcome = pbt.fit(cfg, recipe=recipe, callbacks=[epoch_logger], values=mutated,
                               on_exploit=run.record_exploit)
@@ -141,10 +142,11 @@ def _log_checkpointed_epochs(run: TrialRun, cfg, extra: dict | None) -> None:
     from k400ray.engine.trial import default_storage
 
     earlier = run_checkpoint_metrics(f"{(cfg.storage_path or default_storage()).rstrip('/')}/{cfg.name}")
-    if not earlier:
+    if not earlier or not server_answers(run.grid.tracking_uri):
         return
     try:
-        logged = run.log_missing_epochs([(None, m) for m in earlier], extra)
+        with few_retries():  # a server gone since the start must not hold the fit for minutes
+            logged = run.log_missing_epochs([(None, m) for m in earlier], extra)
     except Exception as exc:  # noqa: BLE001 - tracking only
         _say(f"trial {cfg.name}: could not log the epochs of its earlier checkpoints ({exc})")
         return
