@@ -90,18 +90,26 @@ def searched_axes(client, grid: GridRun) -> list[str]:
 def save_runs_view(client, grid: GridRun) -> str | None:
     """The grid's saved view (made once, kept after): its key, or None when the store refuses
     the experiment tag."""
+    return _saved_view(client, grid)[0]
+
+
+def _saved_view(client, grid: GridRun) -> tuple[str | None, bool]:
+    """(:func:`save_runs_view`'s key, whether the view holds a search's chart), from one read of
+    the experiment's tags (or the state just written)."""
     key = view_key(grid)
     try:
-        if VIEW_TAG_PREFIX + key in client.get_experiment(grid.experiment_id).tags:
-            return key
+        saved = client.get_experiment(grid.experiment_id).tags.get(VIEW_TAG_PREFIX + key)
+        if saved is not None:
+            return key, bool(json.loads(json.loads(saved)["state"]).get("compareRunCharts"))
+        state = view_state(grid, searched_axes(client, grid))
         now = int(time.time() * 1000)
         envelope = {"name": f"k400ray {grid.grid}: trials of run {grid.parent_run_id[:8]}", "createdAt": now,
-                    "updatedAt": now, "state": json.dumps(view_state(grid, searched_axes(client, grid)))}
+                    "updatedAt": now, "state": json.dumps(state)}
         client.set_experiment_tag(grid.experiment_id, VIEW_TAG_PREFIX + key, json.dumps(envelope))
     except Exception as exc:  # noqa: BLE001 - the plain runs table is the fallback
         logger.info("no saved runs view for %s (%s); the link opens MLflow's default table", grid.parent_run_id, exc)
-        return None
-    return key
+        return None, False
+    return key, bool(state.get("compareRunCharts"))
 
 
 def ui_command(tracking_uri: str) -> str:
@@ -134,10 +142,5 @@ def ui_links(tracking_uri: str, experiment_id: str, run_id: str | None = None, *
 
 def grid_links(grid: GridRun) -> dict[str, str]:
     """The links of one grid, its saved view made if the store takes it."""
-    client = client_for(grid.tracking_uri)
-    view = save_runs_view(client, grid)
-    charts = False
-    if view:
-        state = json.loads(json.loads(client.get_experiment(grid.experiment_id).tags[VIEW_TAG_PREFIX + view])["state"])
-        charts = bool(state.get("compareRunCharts"))
+    view, charts = _saved_view(client_for(grid.tracking_uri), grid)
     return ui_links(grid.tracking_uri, grid.experiment_id, grid.parent_run_id, view=view, charts=charts)
