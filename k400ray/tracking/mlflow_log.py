@@ -448,9 +448,14 @@ def checkpoint_epochs(history: list, extra: dict | None = None) -> list[dict]:
     return epochs
 
 
+def logged_epochs(client, run_id: str) -> set[int]:
+    """The epochs the run has on its curves (the steps of its ``train_loss``)."""
+    return {int(m.step) for m in client.get_metric_history(run_id, TRAIN_LOSS)}
+
+
 def log_epochs_if_missing(client, run_id: str, epochs: list[dict]) -> int:
     """Log each of ``epochs`` whose step the run's ``train_loss`` lacks; returns how many."""
-    logged = {m.step for m in client.get_metric_history(run_id, TRAIN_LOSS)}
+    logged = logged_epochs(client, run_id)
     missing = [m for m in epochs if int(m[EPOCH]) not in logged]
     for metrics in missing:
         log_epoch(client, run_id, metrics)

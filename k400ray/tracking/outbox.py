@@ -18,6 +18,11 @@ final metrics, its artifacts in a folder beside the record, the status): the tri
 safe in its checkpoints and Tune's state, so it reports finished instead of failing on the
 tracking server. ``k400ray tune`` sends every trial's held records when a grid ends and when it
 starts (``--resume``), before it closes runs left open (:func:`send_held`).
+
+Each epoch is on a run's curves once: an epoch batch (it holds ``train_loss``) whose step the run
+already has is dropped, live or held. A node lost after its epoch's metrics were held and before
+that epoch's checkpoint was recorded makes the retry train the epoch again; MLflow cannot delete
+a point, so the first one logged stays (docs/reliability.md).
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
-from k400ray.contracts import FINISHED, RUN_FINISHED
+from k400ray.contracts import FINISHED, RUN_FINISHED, TRAIN_LOSS
 
 logger = logging.getLogger(__name__)
 
@@ -111,13 +116,16 @@ class Outbox:
         return pyarrow.fs.FileSystem.from_uri(self.location)
 
     def send(self, client, run_id: str, metrics: list) -> bool:
-        """Send what is held, then ``metrics`` (``mlflow.entities.Metric``); hold ``metrics`` when
-        the server does not answer or the send fails. True when MLflow has everything."""
+        """Send what is held, then ``metrics`` (``mlflow.entities.Metric``; an epoch batch the run
+        already has is dropped); hold ``metrics`` when the server does not answer or the send
+        fails. True when MLflow has everything."""
         if server_answers(self.tracking_uri):
             try:
                 with few_retries():
                     self.flush(client)
-                    client.log_batch(run_id, metrics=metrics)
+                    step = _epoch_step(metrics)
+                    if step is None or step not in _logged_epochs(client, run_id):
+                        client.log_batch(run_id, metrics=metrics)
                 return True
             except Exception as exc:  # noqa: BLE001 - any tracking failure: hold, keep training
                 logger.warning("MLflow did not take the metrics of run %s (%s): held in %s",
@@ -183,7 +191,8 @@ class Outbox:
             with fs.open_input_stream(path) as stream:
                 record = json.loads(stream.read())
             batch = [Metric(m["key"], m["value"], m["timestamp"], m["step"]) for m in record.get("metrics", [])]
-            if batch:
+            step = _epoch_step(batch)
+            if batch and (step is None or step not in _logged_epochs(client, record["run_id"])):
                 client.log_batch(record["run_id"], metrics=batch)
             end = record.get("end")
             if end:
@@ -198,6 +207,17 @@ class Outbox:
         if sent:
             logger.info("sent %d held record(s) to MLflow from %s", sent, self.location)
         return sent
+
+
+def _epoch_step(metrics: list) -> int | None:
+    """The epoch of an epoch batch (the step of its ``train_loss``); None for other metrics."""
+    return next((int(m.step) for m in metrics if m.key == TRAIN_LOSS), None)
+
+
+def _logged_epochs(client, run_id: str) -> set[int]:
+    from k400ray.tracking.mlflow_log import logged_epochs
+
+    return logged_epochs(client, run_id)
 
 
 @contextmanager

@@ -105,6 +105,27 @@ def test_a_held_end_logs_the_checkpoint_epochs_the_run_lacks_once(tmp_path):
     assert client.get_run(run_id).info.status == "FINISHED"
 
 
+def test_an_epoch_trained_again_by_a_retry_stays_one_point_on_the_curve(tmp_path):
+    """Seen in the two-node fault test (2026-12-06): attempt 1 held epoch 3's metrics in the
+    outage and its node was lost before epoch 3's checkpoint was recorded; the retry trained epoch
+    3 again from epoch 2's checkpoint and held it too. Sent, the run has one epoch 3 (the first
+    held: MLflow cannot delete a point), and an epoch batch for a step the run has is dropped live too."""
+    client, run_id = _run(tmp_path)
+    box = Outbox(outbox_location(str(tmp_path / "runs"), "trial"), _closed_port_uri())
+    for epoch, loss in ((1, 1.0), (2, 0.8), (3, 0.6)):
+        ml.log_epoch(client, run_id, {"epoch": epoch, "train_loss": loss, "lr": 0.1}, outbox=box)  # attempt 1
+    ml.log_epoch(client, run_id, {"epoch": 3, "train_loss": 0.61, "lr": 0.1}, outbox=box)  # the retry's epoch 3
+    box.tracking_uri = client.tracking_uri  # the server is back
+    assert box.flush(client) == 4 and box.pending() == []
+    curve = sorted((m.step, m.value) for m in client.get_metric_history(run_id, "train_loss"))
+    assert curve == [(1, 1.0), (2, 0.8), (3, 0.6)]
+    assert [m.step for m in client.get_metric_history(run_id, "lr")] == [1, 2, 3]
+    ml.log_epoch(client, run_id, {"epoch": 3, "train_loss": 0.62, "lr": 0.1}, outbox=box)  # live, server up
+    assert sorted(m.step for m in client.get_metric_history(run_id, "train_loss")) == [1, 2, 3]
+    assert box.send(client, run_id, [Metric("accurate_acc1", 50.0, 5, 3)])  # not an epoch batch: logged
+    assert [m.value for m in client.get_metric_history(run_id, "accurate_acc1")] == [50.0]
+
+
 def test_waiting_for_a_server_gives_up_after_its_limit_and_says_why():
     from k400ray.tracking.outbox import wait_until_answering
 
