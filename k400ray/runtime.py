@@ -28,9 +28,14 @@ def keep_workers_alive(cpus: int) -> dict:
 # about to be reclaimed) and exports controller/worker metrics to the dashboard. A local
 # instance has one node that cannot be preempted and no dashboard: both are off there (the
 # user's own environment variables win): one process less per trial.
+# The Train controller collects its workers' reports and status by polling them, every 2 s by
+# default: a fit's reports wait up to that long, and its end two polls (about 3.5 s of a 14 s toy
+# fit). Locally a poll is a call between processes of one machine: every 0.5 s (a cluster keeps
+# Ray's default; its epochs take minutes).
 # LOCAL_RAY_ENV tells the trainer (engine.lean_trainer) it runs on such an instance.
 LOCAL_RAY_ENV = "K400RAY_LOCAL_RAY"
-LOCAL_TRAIN_ENV = {"RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0", "RAY_TRAIN_METRICS_ENABLED": "0", LOCAL_RAY_ENV: "1"}
+LOCAL_TRAIN_ENV = {"RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0", "RAY_TRAIN_METRICS_ENABLED": "0",
+                   "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.5", LOCAL_RAY_ENV: "1"}
 
 
 def local_logical_cpus() -> int:

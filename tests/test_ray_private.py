@@ -84,3 +84,15 @@ def test_a_tuner_hands_out_its_own_run_config(tmp_path):
 
 def test_the_token_auth_helper_is_there():
     assert callable(ray_private.token_auth_enabler())
+
+
+def test_the_train_settings_of_a_local_instance_are_ones_ray_reads():
+    """``runtime.LOCAL_TRAIN_ENV`` sets Ray Train knobs by environment variable: a renamed one
+    would be ignored without a word (the controller's 0.5 s poll, the preemption watcher off)."""
+    from ray.train.v2._internal import constants
+
+    from k400ray.runtime import LOCAL_TRAIN_ENV
+
+    read = {value for name, value in vars(constants).items() if name.endswith("_ENV_VAR") and isinstance(value, str)}
+    ours = {key for key in LOCAL_TRAIN_ENV if key.startswith("RAY_TRAIN_")}
+    assert len(ours) == 3 and ours <= read, sorted(ours - read)
