@@ -43,16 +43,25 @@ def test_forward_backward(name: str) -> None:
 
 @pytest.mark.parametrize("name", list(PRESETS))
 def test_channels_last_bf16_autocast(name: str) -> None:
+    """The GPU path's layout and precision, run on CPU. One thread: CPU conv3d backward has
+    thread races (pytorch/pytorch issue 34344); the I3D case got a non-finite gradient now and then
+    in full-suite runs under load (last 2026-12-06), never alone nor in 30 repeats."""
     model, t = _toy(name)
     is_3d = get_preset(name, scale="toy").arch.family == "i3d"
     model = model.to(memory_format=torch.channels_last_3d if is_3d else torch.channels_last)
     x = _clip(t).contiguous(memory_format=torch.channels_last_3d)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        logits = model(x)
-    assert logits.dtype == torch.bfloat16 and logits.shape == (2, NUM_CLASSES)
-    assert torch.isfinite(logits.float()).all()
-    logits.float().sum().backward()
-    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            logits = model(x)
+        assert logits.dtype == torch.bfloat16 and logits.shape == (2, NUM_CLASSES)
+        assert torch.isfinite(logits.float()).all()
+        logits.float().sum().backward()
+    finally:
+        torch.set_num_threads(threads)
+    bad = [n for n, p in model.named_parameters() if p.grad is not None and not torch.isfinite(p.grad).all()]
+    assert not bad, f"non-finite gradients: {bad}"
 
 
 def _order_effect(model: nn.Module, t: int) -> float:
