@@ -353,7 +353,7 @@ def _new_tuner(spec: SearchSpec, trainable):
         param_space={**param_space(spec), **_pbt_space(spec)},
         tune_config=tune.TuneConfig(
             scheduler=build_scheduler(spec), max_concurrent_trials=_concurrency(spec),
-            num_samples=spec.search.num_samples if spec.searching else 1, search_alg=build_searcher(spec),
+            num_samples=_tune_samples(spec), search_alg=build_searcher(spec),
             trial_name_creator=label, trial_dirname_creator=label,
             # The next trial runs in the process of one that ended (Tune's default starts a new one,
             # which imports torch again): one process fewer per trial beyond the concurrency.
@@ -374,6 +374,12 @@ def _new_tuner(spec: SearchSpec, trainable):
     )
 
 
+def _tune_samples(spec: SearchSpec) -> int:
+    """Tune's ``num_samples``: Optuna's study size; 1 otherwise (a random search's draws are in
+    its param space already: :func:`param_space`)."""
+    return spec.search.num_samples if spec.searching and spec.search.searcher == "optuna" else 1
+
+
 def reuses_trial_processes(spec: SearchSpec) -> bool:
     """Whether a trial may run in the process of one that ended: only under FIFO, where every
     trial ends by returning from its fit (see :func:`_new_tuner`)."""
@@ -382,28 +388,55 @@ def reuses_trial_processes(spec: SearchSpec) -> bool:
 
 def param_space(spec: SearchSpec) -> dict:
     """Tune's param space: ``point``, one grid search over the spec's (preset, config, seed) points
-    (the layout grids have always had, so older grids resume); a search adds its axes under
-    ``values`` (``{section: {field: domain}}``). Optuna takes no grid search: its one point is
-    given as it is (the spec allows it one)."""
+    (the layout grids have always had, so older grids resume); a search adds its values under
+    ``values`` (``{section: {field: value}}``). The random searcher's values are drawn here
+    (:func:`drawn_values`) and given as a second grid search, so that every point (each seed)
+    runs every drawn value: Tune's own sampling draws anew for each grid variant, and the seeds
+    would not be common random numbers. Optuna takes no grid search: its one point is given as
+    it is (the spec allows it one), its values as Tune's domains."""
     from ray import tune
 
     points = [{"preset": p, "aug": a, "seed": s} for p, a, s in spec.grid_points()]
     if not spec.searching:
         return {"point": tune.grid_search(points)}
+    if spec.search.searcher != "optuna":
+        return {"point": tune.grid_search(points), "values": tune.grid_search(drawn_values(spec))}
     values: dict[str, dict] = {}
     for path, axis in spec.search.space.items():
         section, _, name = path.partition(".")
         values.setdefault(section, {})[name] = axis.domain()
-    point = points[0] if spec.search.searcher == "optuna" else tune.grid_search(points)
-    return {"point": point, "values": values}
+    return {"point": points[0], "values": values}
+
+
+def drawn_values(spec: SearchSpec) -> list[dict]:
+    """The random searcher's values, ``{section: {field: value}}`` each: ``num_samples`` draws of
+    the distributions (Ray Tune's samplers, seeded with the first grid point's seed: the same
+    spec draws the same values), each with every combination of the list axes."""
+    import itertools
+
+    import numpy as np
+
+    rng = np.random.default_rng(spec.grid_points()[0][2])
+    sampled = {path: axis.domain() for path, axis in spec.search.space.items() if axis.sampled}
+    listed = {path: list(axis.values) for path, axis in spec.search.space.items() if not axis.sampled}
+    out = []
+    for _ in range(spec.search.num_samples):
+        drawn = {path: domain.sample(random_state=rng) for path, domain in sampled.items()}
+        for combo in itertools.product(*listed.values()):
+            nested: dict[str, dict] = {}
+            for path, value in {**drawn, **dict(zip(listed, combo))}.items():
+                section, _, name = path.partition(".")
+                nested.setdefault(section, {})[name] = value.item() if hasattr(value, "item") else value
+            out.append(nested)
+    return out
 
 
 def build_searcher(spec: SearchSpec):
-    """None (Tune's default: every grid point, random samples of the distributions) or Optuna's
-    TPE on ``efficient_acc1`` (ASHA's metric), at most ``search.max_concurrent`` trials at once
-    (TPE suggests better from results it already has). Its sampler is seeded with the grid
-    point's seed, so the same spec draws the same first points."""
-    if spec.search.searcher != "optuna":
+    """None (Tune's default: every point of the grid and of :func:`drawn_values`) or Optuna's TPE
+    on ``efficient_acc1`` (ASHA's metric), at most ``search.max_concurrent`` trials at once (TPE
+    suggests better from results it already has). Its sampler is seeded with the grid point's
+    seed, so the same spec draws the same first points."""
+    if spec.search.searcher != "optuna" or not spec.searching:
         return None
     from optuna.samplers import TPESampler
     from ray.tune.search import ConcurrencyLimiter

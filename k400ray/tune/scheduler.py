@@ -3,8 +3,11 @@
 A single ASHA would rank TSN trials against I3D trials at each rung, and stop an augmentation
 because another architecture learns faster. Here each preset has its own rungs; within a
 preset, trials (configs x seeds) compete on the efficient-mode top-1 at
-``grace_period x reduction_factor^k`` epochs. ``stop_last_trials=False``: a trial that reaches
-its last epoch is never stopped, so its accurate-mode test (run after the last epoch) happens.
+``grace_period x reduction_factor^k`` epochs. A trial is never stopped at its last epoch, so its
+accurate-mode test (run after the last epoch) happens: ``stop_last_trials=False`` keeps Ray's
+ASHA from stopping trials past its last rung, but when ``max_t`` is itself
+``grace_period x reduction_factor^k`` (2, 4, 8... epochs with the defaults) Ray puts a rung *at*
+``max_t`` and stops trials there, fully trained and untested; such a stop is turned into continue.
 A trial ASHA stops has no accurate-mode result; its MLflow run ends KILLED with
 ``k400ray.end_reason = stopped early by ASHA``.
 """
@@ -31,6 +34,7 @@ class PerPresetASHA(FIFOScheduler):
             )
             for preset, epochs in max_epochs.items()
         }
+        self._max_t = dict(max_epochs)
         self._known: set[str] = set()
 
     def set_search_properties(self, metric, mode, **spec) -> bool:
@@ -47,7 +51,10 @@ class PerPresetASHA(FIFOScheduler):
         self._for(tune_controller, trial)
 
     def on_trial_result(self, tune_controller, trial, result: dict) -> str:
-        return self._for(tune_controller, trial).on_trial_result(tune_controller, trial, result)
+        decision = self._for(tune_controller, trial).on_trial_result(tune_controller, trial, result)
+        if decision == TrialScheduler.STOP and result.get(TIME_ATTR, 0) >= self._max_t[grid_point(trial.config)[0]]:
+            return TrialScheduler.CONTINUE  # its last epoch: trained, its test follows
+        return decision
 
     def on_trial_complete(self, tune_controller, trial, result: dict) -> None:
         self._for(tune_controller, trial).on_trial_complete(tune_controller, trial, result)

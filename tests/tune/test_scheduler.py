@@ -46,6 +46,23 @@ def test_within_a_preset_the_worse_trial_is_stopped_and_the_last_epoch_never_is(
     assert per.set_search_properties(None, None) and not per.set_search_properties("train_loss", "min")
 
 
+def test_a_trial_at_its_last_epoch_is_not_stopped_when_rays_last_rung_is_there():
+    """2 epochs, grace 1, factor 2: Ray's ASHA has rungs at 1 and 2 and would stop a trial at
+    epoch 2, trained and untested (seen in a random search on the tiny set, 2026-12-06)."""
+    ray_asha = AsyncHyperBandScheduler(time_attr="epoch", metric="efficient_acc1", mode="max", max_t=2,
+                                       grace_period=1, reduction_factor=2, stop_last_trials=False)
+    per = PerPresetASHA({"tsn_r50_1x1x8": 2}, grace_period=1, reduction_factor=2)
+    for scheduler in (ray_asha, per):
+        first, second = _trial("a", "tsn_r50_1x1x8"), _trial("b", "tsn_r50_1x1x8")
+        scheduler.on_trial_add(None, first)
+        scheduler.on_trial_add(None, second)
+        for epoch, acc in ((1, 25.0), (2, 50.0)):
+            assert scheduler.on_trial_result(None, first, _result(epoch, acc)) == TrialScheduler.CONTINUE
+        assert scheduler.on_trial_result(None, second, _result(1, 25.0)) == TrialScheduler.CONTINUE
+    assert ray_asha.on_trial_result(None, second, _result(2, 25.0)) == TrialScheduler.STOP  # Ray's own
+    assert per.on_trial_result(None, second, _result(2, 25.0)) == TrialScheduler.CONTINUE
+
+
 def test_build_scheduler_from_the_spec():
     base = dict(experiment="x", data={"train_index": "i"}, grid={"presets": ["tsn_r50_1x1x8", "tsm_r50_1x1x8"]},
                 training={"epochs": 6})

@@ -67,18 +67,24 @@ def test_param_space_of_a_grid_keeps_its_layout():
 
 
 def test_param_space_of_a_random_search_runs_every_seed_with_every_sample():
+    """Each drawn value runs with every seed (common random numbers): Tune's own sampling would
+    draw anew for each seed. The draws are Tune's samplers, seeded: the same spec, the same values."""
     spec = _spec(grid={"presets": ["tsn_r50_1x1x8"], "seeds": [0, 1]}, search={"space": SPACE, "num_samples": 3})
     space = runner.param_space(spec)
     assert [p["seed"] for p in space["point"]["grid_search"]] == [0, 1]
-    assert space["values"]["augmentation"]["mixup_alpha"] == tune.grid_search([0.2, 1.0])
-    lr = space["values"]["training"]["lr"]
-    assert (lr.lower, lr.upper) == (1e-4, 0.1)
+    drawn = space["values"]["grid_search"]
+    assert len(drawn) == 3 * 2  # samples x the listed alpha values
+    assert sorted({d["augmentation"]["mixup_alpha"] for d in drawn}) == [0.2, 1.0]
+    assert all(1e-4 <= d["training"]["lr"] <= 0.1 and type(d["training"]["lr"]) is float for d in drawn)
+    assert len({d["training"]["lr"] for d in drawn}) == 3 and drawn == runner.drawn_values(spec)
+    assert runner.build_searcher(spec) is None and runner._tune_samples(spec) == 1
+    assert runner._concurrency(spec) is None
     from ray.tune.search.variant_generator import generate_variants
 
-    drawn = [config for _, config in generate_variants(space)]  # what Tune makes of one sample
-    assert len(drawn) == 2 * 2  # seeds x the listed alpha values
-    assert all(1e-4 <= c["values"]["training"]["lr"] <= 0.1 for c in drawn)
-    assert runner._concurrency(spec) is None
+    trials = [config for _, config in generate_variants(space)]  # what Tune makes of the space
+    assert len(trials) == runner.expected_trials(spec) == 2 * 6
+    for values in drawn:  # each drawn point, with both seeds
+        assert sorted(t["point"]["seed"] for t in trials if t["values"] == values) == [0, 1]
 
 
 def test_optuna_searcher_is_tpe_behind_a_concurrency_limit():
