@@ -7,7 +7,11 @@ the donor's checkpoint weights (the worker reports their digest, compared with t
 checkpoint read here), continues training to the end, and trains with the explored lr (the
 donor's lr scaled by Tune's 0.8 or 1.2, held inside the axis' bounds), not the lr the checkpoint
 carries. MLflow keeps one child run per trial, with the exploit tagged and every epoch's mutated
-values logged once, although synchronous PBT stops both trials at the perturbation."""
+values logged once, although synchronous PBT stops both trials at the perturbation.
+
+The population is also a random search (the default searcher, Ray Tune's samplers): one drawn
+weight decay, run with both seeds (common random numbers), a param of each run and the value it
+trained with; the parent run names the searcher. (TPE: tests/tune/test_tune_e2e.py.)"""
 
 from __future__ import annotations
 
@@ -19,8 +23,8 @@ import yaml
 from typer.testing import CliRunner
 
 from k400ray.contracts import (
-    LR, LR_FROM_CHECKPOINT, PBT_DONOR_TAG, PBT_EXPLOIT_TAG_PREFIX, PBT_VALUE_PREFIX, RESTORED_WEIGHTS_DIGEST,
-    START_EPOCH, TRAIN_LOSS, TRIAL_TAG,
+    LR, LR_FROM_CHECKPOINT, NUM_SAMPLES_PARAM, PBT_DONOR_TAG, PBT_EXPLOIT_TAG_PREFIX, PBT_VALUE_PREFIX,
+    RESTORED_WEIGHTS_DIGEST, SEARCHER_PARAM, START_EPOCH, TRAIN_LOSS, TRIAL_TAG, search_param,
 )
 from k400ray.engine import checkpoint as ckpt
 from k400ray.tracking import mlflow_log as ml
@@ -29,6 +33,7 @@ from k400ray.tune.pbt import trial_of
 pytestmark = pytest.mark.slow
 LR_KEY = f"{PBT_VALUE_PREFIX}training.lr"
 LR_RANGE = (0.001, 0.1)
+WD_RANGE = (1.0e-5, 1.0e-3)
 EPOCHS = 2
 
 
@@ -40,6 +45,8 @@ def _spec(tmp_path: Path, index) -> str:
         "training": {"epochs": EPOCHS, "batch_per_worker": 4, "limit_videos": 4, "milestones": [10]},
         "resources": {"max_concurrent_trials": 2, "decode_tasks": 1, "max_failures": 0, "cpus_per_worker": 0.5,
                       "decode_cpus": 0.25},
+        # A random search's one drawn point, run with both seeds (common random numbers).
+        "search": {"space": {"training.weight_decay": {"uniform": list(WD_RANGE)}}, "num_samples": 1},
         "scheduler": {"kind": "pbt", "perturbation_interval": 1, "quantile_fraction": 0.5, "synch": True,
                       "resample_probability": 0.0,
                       "mutations": {"training.lr": {"loguniform": list(LR_RANGE)},
@@ -73,6 +80,14 @@ def test_an_exploit_restores_the_donors_weights_and_trains_with_the_explored_val
     exp = client.get_experiment_by_name("pbt-mlflow")
     runs = list(client.search_runs([exp.experiment_id], f"tags.`{ml.ROLE_TAG}` = 'trial'"))
     assert len(runs) == 2 and all(r.info.status == "FINISHED" for r in runs)  # one child run per trial
+    # The search: Ray Tune's random sampler drew one weight decay, which both seeds ran with (a
+    # sampled value is a param of each run, and the value the trial trained with).
+    drawn = {r.data.params[search_param("training.weight_decay")] for r in runs}
+    assert len(drawn) == 1 and WD_RANGE[0] <= float(drawn.pop()) <= WD_RANGE[1]
+    assert all(r.data.params["weight_decay"] == r.data.params[search_param("training.weight_decay")] for r in runs)
+    assert sorted(r.data.tags["seed"] for r in runs) == ["0", "1"]
+    parent = client.get_run(runs[0].data.tags[ml.PARENT_TAG])
+    assert parent.data.params[SEARCHER_PARAM] == "random" and parent.data.params[NUM_SAMPLES_PARAM] == "1"
     exploiters = [r for r in runs if PBT_DONOR_TAG in r.data.tags]
     assert exploiters, "no exploit happened"
     run = exploiters[0]
