@@ -170,6 +170,14 @@ def _num(x: float) -> str:
     return "-" if x is None or math.isnan(x) else f"{x:.2f}"
 
 
+def _shown(value: str) -> str:
+    """A searched value as the tables show it: a drawn number to 3 significant digits
+    (``0.0423012...`` -> ``0.0423``; the exports keep every digit), a short one (a listed
+    ``1.0``) and anything else as logged."""
+    number = _number(value)
+    return value if number is None or len(value) <= 7 else f"{number:.3g}"
+
+
 def _acc(s: Stat) -> str:
     if s.na:
         return "n/a"
@@ -190,7 +198,7 @@ def format_search_markdown(t: SearchTables, *, title: str = "") -> str:
     parts.append(f"## Best points (top {t.top} per preset and config)")
     modes = [f"acc1/acc5 {m}" for m in MODES] + [f"95% CI {m}" for m in MODES]
     header = ["model", "config", "rank", *t.axes, "seeds", *modes]
-    rows = [[p.preset, p.aug, str(p.rank), *(p.values[a] for a in t.axes), " ".join(map(str, p.seeds)),
+    rows = [[p.preset, p.aug, str(p.rank), *(_shown(p.values[a]) for a in t.axes), " ".join(map(str, p.seeds)),
              *(f"{_acc(p.stats[mode_metric(m, ACC1)])} / {_acc(p.stats[mode_metric(m, ACC5)])}" for m in MODES),
              *(f"{_ci(p.stats[mode_metric(m, ACC1)])} / {_ci(p.stats[mode_metric(m, ACC5)])}" for m in MODES)]
             for p in t.best]
@@ -200,7 +208,8 @@ def format_search_markdown(t: SearchTables, *, title: str = "") -> str:
         parts.append(f"## acc1 against {axis}")
         parts.append("Mean top-1 over the trials at each value (seeds and samples), or in each bin of a sampled "
                      "range (equal trial counts, sorted by value).")
-        body = [[r.preset, r.aug, r.value, str(r.trials), _num(r.efficient_acc1), _num(r.accurate_acc1)] for r in mine]
+        body = [[r.preset, r.aug, _shown(r.value), str(r.trials), _num(r.efficient_acc1), _num(r.accurate_acc1)]
+                for r in mine]
         parts.append("\n".join(markdown_table(["model", "config", axis, "trials", "acc1 efficient", "acc1 accurate"],
                                               body, "lllrrr")))
     return "\n\n".join(parts) + "\n"

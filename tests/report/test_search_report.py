@@ -107,3 +107,10 @@ def test_a_sampled_range_with_many_values_is_binned():
     assert len(rows) == BINS and [r.trials for r in rows] == [4] * BINS
     assert rows[0].value == "0.001–0.004" and rows[0].efficient_acc1 == 1.5
     assert [p.rank for p in tables.best] == [1, 2, 3] and tables.best[0].values == {"training.lr": "0.02"}
+
+
+def test_drawn_values_are_shown_to_three_digits_and_listed_ones_as_written():
+    from k400ray.report.search import _shown
+
+    assert _shown("0.042301234567") == "0.0423" and _shown("5.851234e-05") == "5.85e-05"
+    assert _shown("1.0") == "1.0" and _shown("0.2") == "0.2" and _shown("9") == "9" and _shown("mixup") == "mixup"
