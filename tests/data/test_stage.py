@@ -75,19 +75,37 @@ def test_stage_copies_every_file_once_and_checks_it(prepared, tmp_path):
     assert st.staged_index(str(local), str(index)) == str(local / st.INDEX_DIR)
 
 
-def test_stage_killed_midway_resumes_without_copying_finished_files(prepared, tmp_path):
+def test_stage_killed_midway_resumes_without_copying_finished_files(prepared, tmp_path, monkeypatch):
+    """Ctrl+C once 3 files are done, the 4th in flight. The copy thread waits for the interrupt
+    before the 4th file (else, under load, it can finish all 10 before the main thread handles
+    the 3rd: seen 2026-12-06), and a file it starts after the interrupt, before the pool cancels
+    the rest, is not copied."""
+    import threading
+
     root, index = prepared
     local = tmp_path / "k400"
+    interrupted, calls, sync_one = threading.Event(), [], st._sync_one
+
+    def in_step_with_the_interrupt(*job):
+        calls.append(job)
+        if len(calls) == 4:
+            assert interrupted.wait(timeout=120)
+        elif len(calls) > 4:
+            raise RuntimeError("started after the interrupt")
+        return sync_one(*job)
 
     def killed_after_three(done, total, _bytes):
         if done == 3:
+            interrupted.set()
             raise KeyboardInterrupt
 
+    monkeypatch.setattr(st, "_sync_one", in_step_with_the_interrupt)
     with pytest.raises(KeyboardInterrupt):
         st.stage(str(index), local, workers=1, progress=killed_after_three)
+    monkeypatch.setattr(st, "_sync_one", sync_one)
     assert st.read_marker(local) is None  # no decode task trusts a copy in progress
     finished = {p: p.stat().st_mtime_ns for p in local.rglob("*") if p.is_file()}
-    assert 3 <= len(finished) < 10  # files in flight when it stopped are finished whole
+    assert len(finished) == 4  # the file in flight when it stopped is finished whole
     (local / st.DATA_DIR / "train" / f".half.mp4.0000{st.PART_SUFFIX}").write_bytes(b"left by a kill")
     resumed = st.stage(str(index), local, workers=1)
     assert (resumed.kept, resumed.copied) == (len(finished), 10 - len(finished))
