@@ -354,8 +354,13 @@ class TrialRun:
 
     def end(self, status: str, *, reason: str, error: BaseException | str | None = None) -> None:
         """FINISHED, FAILED (with the error as a tag and ``error.txt``) or KILLED. Best effort:
-        a tracking failure here must not hide the trial's own error."""
+        a tracking failure here must not hide the trial's own error. A run no longer RUNNING is
+        left as it is: the driver closed it first (:func:`close_open_trials`, after an
+        interruption), and a trial stopped by that interruption can reach here later with the
+        error the stop raised in it (seen 2026-12-06: SIGTERM 8 s into a trial's start)."""
         try:
+            if self.client.get_run(self.run_id).info.status != RUN_RUNNING:
+                return
             if error is not None:
                 if isinstance(error, BaseException):
                     summary, text = f"{type(error).__name__}: {error}", _error_text(error)

@@ -159,6 +159,17 @@ def test_a_trial_failed_by_the_interruption_itself_is_marked_interrupted(uri):
     assert ml.close_open_trials(grid, reason_by_trial_id={}, default_reason="-") == 0
 
 
+def test_a_trial_ending_after_the_driver_closed_its_run_keeps_the_drivers_reason(uri):
+    """Ctrl+C: the driver closes the open run as interrupted, then the stopped trial's own error
+    handler, later, tries to end it FAILED with the error the stop raised in it."""
+    grid = ml.open_grid_run(uri, "exp", "g", SPEC, resume=False)
+    late = ml.TrialRun.open(grid, _cfg("a"), family="tsn", tune_trial_id="ta")
+    assert ml.close_open_trials(grid, reason_by_trial_id={}, default_reason="interrupted", interrupted_ids=["ta"]) == 1
+    late.end("FAILED", reason="error", error=RuntimeError("ActorDiedError: The actor died unexpectedly"))
+    run = ml.client_for(uri).get_run(late.run_id)
+    assert run.info.status == "KILLED" and run.data.tags[ml.END_TAG] == "interrupted" and ml.ERROR_TAG not in run.data.tags
+
+
 def test_a_trial_killed_while_ending_its_run_is_closed_without_its_error(uri):
     grid = ml.open_grid_run(uri, "exp", "g", SPEC, resume=False)
     hit = ml.TrialRun.open(grid, _cfg("a"), family="tsn", tune_trial_id="ta")
