@@ -401,11 +401,16 @@ def param_space(spec: SearchSpec) -> dict:
         return {"point": tune.grid_search(points)}
     if spec.search.searcher != "optuna":
         return {"point": tune.grid_search(points), "values": tune.grid_search(drawn_values(spec))}
-    values: dict[str, dict] = {}
-    for path, axis in spec.search.space.items():
+    return {"point": points[0], "values": _nested({path: axis.domain() for path, axis in spec.search.space.items()})}
+
+
+def _nested(flat: dict) -> dict[str, dict]:
+    """``{"section.field": v}`` -> ``{section: {field: v}}`` (the layout of ``values``)."""
+    nested: dict[str, dict] = {}
+    for path, value in flat.items():
         section, _, name = path.partition(".")
-        values.setdefault(section, {})[name] = axis.domain()
-    return {"point": points[0], "values": values}
+        nested.setdefault(section, {})[name] = value
+    return nested
 
 
 def drawn_values(spec: SearchSpec) -> list[dict]:
@@ -423,11 +428,8 @@ def drawn_values(spec: SearchSpec) -> list[dict]:
     for _ in range(spec.search.num_samples):
         drawn = {path: domain.sample(random_state=rng) for path, domain in sampled.items()}
         for combo in itertools.product(*listed.values()):
-            nested: dict[str, dict] = {}
-            for path, value in {**drawn, **dict(zip(listed, combo))}.items():
-                section, _, name = path.partition(".")
-                nested.setdefault(section, {})[name] = value.item() if hasattr(value, "item") else value
-            out.append(nested)
+            flat = {**drawn, **dict(zip(listed, combo))}
+            out.append(_nested({path: v.item() if hasattr(v, "item") else v for path, v in flat.items()}))
     return out
 
 
