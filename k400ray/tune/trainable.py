@@ -139,9 +139,9 @@ def _log_checkpointed_epochs(run: TrialRun, cfg, extra: dict | None) -> None:
     and with two checkpoints kept, its own history may no longer hold them at its end. Best
     effort: the server answered at the start; a failure here loses only this catch-up."""
     from k400ray.engine.checkpoint import run_checkpoint_metrics
-    from k400ray.engine.trial import default_storage
+    from k400ray.engine.trial import train_run_dir
 
-    earlier = run_checkpoint_metrics(f"{(cfg.storage_path or default_storage()).rstrip('/')}/{cfg.name}")
+    earlier = run_checkpoint_metrics(train_run_dir(cfg))
     if not earlier or not server_answers(run.grid.tracking_uri):
         return
     try:
