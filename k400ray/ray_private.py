@@ -24,7 +24,9 @@ _PLACEMENT_GROUP_CLEANER = ("ray.train.v2._internal.callbacks.placement_group_ca
 _SNAPSHOT_FILENAME = ("ray.train.v2._internal.constants", "CHECKPOINT_MANAGER_SNAPSHOT_FILENAME")
 _CLUSTER_STATE = ("ray._private.state", "state")
 _TOKEN_AUTH = ("ray._private.authentication.authentication_token_setup", "maybe_enable_token_auth_if_token_available")
-PRIVATE_SYMBOLS = (_DATASETS_CALLBACK, _PLACEMENT_GROUP_CLEANER, _SNAPSHOT_FILENAME, _CLUSTER_STATE, _TOKEN_AUTH)
+_TRIAL_SESSION = ("ray.train._internal.session", "get_session")
+PRIVATE_SYMBOLS = (_DATASETS_CALLBACK, _PLACEMENT_GROUP_CLEANER, _SNAPSHOT_FILENAME, _CLUSTER_STATE, _TOKEN_AUTH,
+                   _TRIAL_SESSION)
 
 
 def _resolve(where: tuple[str, str]):
@@ -96,6 +98,17 @@ def tuner_run_config(tuner):
     Missing public API: ``Tuner.restore`` brings back the run config pickled into ``tuner.pkl``
     and offers no way to give the restored run driver-side callbacks that cannot be pickled."""
     return tuner._local_tuner.get_run_config()  # noqa: SLF001 - see the docstring
+
+
+def trial_session_ended() -> bool:
+    """Whether Tune has already stopped the trial this trial function runs in: ASHA stopped it,
+    or the grid was interrupted. Tune's ``stop`` shuts the trial's session down while the
+    function's thread still runs (inside ``TorchTrainer.fit``), and what then fails in that
+    thread (the Train controller dies with the trial's process) is the stop's doing, not the
+    trial's.
+
+    Missing public API: a trial function cannot ask whether Tune stopped it."""
+    return _resolve(_TRIAL_SESSION)() is None
 
 
 def token_auth_enabler() -> Callable[[], bool] | None:

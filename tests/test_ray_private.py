@@ -82,6 +82,22 @@ def test_a_tuner_hands_out_its_own_run_config(tmp_path):
     assert ray_private.tuner_run_config(tuner).callbacks == ["marker"]  # the object the fit runs with
 
 
+def test_a_trial_function_sees_its_session_until_tune_stops_it(ray_local, tmp_path):
+    """What a trial's error handler asks before it ends its MLflow run FAILED: inside a running
+    Tune trial the session is there; Tune's stop (the trial's cleanup) shuts it down, as here
+    outside any trial."""
+    from ray import tune
+
+    seen = tmp_path / "seen"
+
+    def trial(config: dict) -> None:
+        seen.write_text(str(ray_private.trial_session_ended()))
+
+    tune.Tuner(trial, run_config=tune.RunConfig(name="s", storage_path=str(tmp_path))).fit()
+    assert seen.read_text() == "False"
+    assert ray_private.trial_session_ended()
+
+
 def test_the_token_auth_helper_is_there():
     assert callable(ray_private.token_auth_enabler())
 

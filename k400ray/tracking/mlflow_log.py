@@ -471,9 +471,10 @@ def close_open_trials(grid: GridRun, *, reason_by_trial_id: dict[str, str], defa
                       interrupted_ids: Collection[str] = ()) -> int:
     """Trial runs still RUNNING after the Tuner returned belong to trial actors that were
     killed (Ctrl+C, SIGTERM, an early stop): mark them KILLED with the reason. So are the runs
-    of ``interrupted_ids`` (trials Tune saved as interrupted) that ended FAILED, with reason
-    "interrupted": Ctrl+C can kill a trial's Train controller first, and the error that raised
-    in the trial is the interruption's, not the trial's. A closed run's error tag is retired
+    of ``interrupted_ids`` (trials Tune saved as interrupted) and of ``reason_by_trial_id``
+    (trials ASHA stopped) that ended FAILED, with their reason ("interrupted" for the former):
+    Ctrl+C or the stop can kill a trial's Train controller first, and the error that raised in
+    the trial is the stop's, not the trial's. A closed run's error tag is retired
     (:func:`_retire_error`): a trial killed while it was ending its run can hold one. Returns
     how many."""
     client = client_for(grid.tracking_uri)
@@ -482,8 +483,8 @@ def close_open_trials(grid: GridRun, *, reason_by_trial_id: dict[str, str], defa
         trial_id = run.data.tags.get(TUNE_TRIAL_ID_TAG, "")
         if run.info.status == RUN_RUNNING:
             reason = reason_by_trial_id.get(trial_id, default_reason)
-        elif run.info.status == RUN_FAILED and trial_id in interrupted:
-            reason = INTERRUPTED
+        elif run.info.status == RUN_FAILED and (trial_id in interrupted or trial_id in reason_by_trial_id):
+            reason = reason_by_trial_id.get(trial_id, INTERRUPTED)
         else:
             continue
         _retire_error(client, run)

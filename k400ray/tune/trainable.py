@@ -2,9 +2,11 @@
 
 Ray 2.60 / Train V2: a Tune trial is a plain function that builds and fits its own trainer.
 Two Ray Train callbacks run on the Train controller after each epoch's report:
-``TuneReportCallback`` forwards rank 0's metrics to Tune (what ASHA sees; see
-:mod:`k400ray.tune.forward`), and
-:class:`~k400ray.tracking.epoch_callback.MlflowEpochLogger` logs them to MLflow. The final
+:class:`~k400ray.tracking.epoch_callback.MlflowEpochLogger` logs rank 0's metrics to MLflow,
+then ``TuneReportCallback`` forwards them to Tune (what ASHA sees; see
+:mod:`k400ray.tune.forward`). In that order: a trial ASHA stops has its last epoch on record.
+A trial Tune stopped (ASHA, an interruption) leaves its MLflow run to the driver, which knows
+why it ended. The final
 metrics, the artifacts and ``ray.tune.report`` of the final result happen here, after the fit.
 Under population based training the epochs reach Tune with their checkpoints instead, and a
 trial restarted by an exploit starts from its donor's checkpoint with the explored values
@@ -26,6 +28,7 @@ from __future__ import annotations
 import sys
 
 from k400ray.contracts import EPOCH, ERROR, FINISHED, INTERRUPTED, MLFLOW_RUN_ID, NODE_TAG, RUN_FAILED, RUN_KILLED
+from k400ray.ray_private import trial_session_ended
 from k400ray.tracking.mlflow_log import GridRun, TrialRun, checkpoint_epochs
 from k400ray.tracking.outbox import Outbox, few_retries, outbox_location, server_answers, wait_until_answering
 from k400ray.tune import pbt
@@ -82,7 +85,9 @@ def grid_trial(params: dict, *, trials: dict, labels: dict[tuple, str], start_wa
             outcome = pbt.fit(cfg, recipe=recipe, callbacks=[epoch_logger], values=mutated,
                               on_exploit=run.record_exploit)
         else:
-            outcome = run_trial(cfg, recipe=recipe, callbacks=[ForwardToTune(), epoch_logger])
+            # MLflow first: once Tune has an epoch, ASHA may stop the trial, and its process
+            # goes with the Train controller that runs these callbacks.
+            outcome = run_trial(cfg, recipe=recipe, callbacks=[epoch_logger, ForwardToTune()])
         if outcome.error:
             raise TrialFailed(f"{cfg.name}: {outcome.error}")
         _end_or_hold(run, outbox, cfg, outcome, class_names, extra=epoch_logger.extra)
@@ -90,7 +95,8 @@ def grid_trial(params: dict, *, trials: dict, labels: dict[tuple, str], start_wa
         run.end(RUN_KILLED, reason=INTERRUPTED)
         raise
     except BaseException as exc:
-        run.end(RUN_FAILED, reason=ERROR, error=exc)
+        if not trial_session_ended():  # else Tune stopped it: the driver ends its run, and says why
+            run.end(RUN_FAILED, reason=ERROR, error=exc)
         raise
     final = {k: outcome.metrics[k] for k in (EPOCH, *FINAL_METRICS) if k in outcome.metrics}
     ray.tune.report({**final, FINISHED: 1, MLFLOW_RUN_ID: run.run_id})

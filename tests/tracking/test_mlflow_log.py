@@ -159,6 +159,21 @@ def test_a_trial_failed_by_the_interruption_itself_is_marked_interrupted(uri):
     assert ml.close_open_trials(grid, reason_by_trial_id={}, default_reason="-") == 0
 
 
+def test_a_trial_failed_by_an_asha_stop_is_marked_stopped_early(uri):
+    """ASHA stopped the trial, and the stop killed its Train controller: the error that raised in
+    the trial is the stop's. Tune says stopped, and so does MLflow."""
+    grid = ml.open_grid_run(uri, "exp", "g", SPEC, resume=False)
+    hit = ml.TrialRun.open(grid, _cfg("a"), family="tsn", tune_trial_id="ta")
+    hit.end("FAILED", reason="error", error=RuntimeError("ActorDiedError: The actor died unexpectedly"))
+    broken = ml.TrialRun.open(grid, _cfg("b"), family="tsn", tune_trial_id="tb")
+    broken.end("FAILED", reason="error", error=ValueError("bad"))
+    assert ml.close_open_trials(grid, reason_by_trial_id={"ta": "stopped early by ASHA"}, default_reason="-") == 1
+    client = ml.client_for(uri)
+    run = client.get_run(hit.run_id)
+    assert run.info.status == "KILLED" and run.data.tags[ml.END_TAG] == "stopped early by ASHA"
+    assert ml.ERROR_TAG not in run.data.tags and client.get_run(broken.run_id).info.status == "FAILED"
+
+
 def test_a_trial_ending_after_the_driver_closed_its_run_keeps_the_drivers_reason(uri):
     """Ctrl+C: the driver closes the open run as interrupted, then the stopped trial's own error
     handler, later, tries to end it FAILED with the error the stop raised in it."""
