@@ -109,35 +109,6 @@ def _tpe_asha_search(tmp_path, *, epochs: int, samples: int) -> SearchSpec:
     })
 
 
-def test_asha_stops_sampled_trials_of_a_tpe_search_under_a_real_tuner(ray_local, tmp_path):
-    """The Tuner ``k400ray tune`` builds for a spec (its TPE searcher, its per-preset ASHA, one
-    trial at a time) with a stand-in trainable whose top-1 grows with the sampled lr: ASHA stops
-    the points behind at their first rungs and lets at least one reach the last epoch. The
-    synthetic set cannot show it (its toy trials tie at chance); this is the same Tuner."""
-    import math
-
-    from ray import tune
-
-    from k400ray.contracts import EFFICIENT_ACC1, EPOCH
-    from k400ray.tune.runner import _new_tuner
-
-    spec = _tpe_asha_search(tmp_path, epochs=4, samples=6)
-
-    def stand_in(config: dict) -> None:
-        quality = math.log10(config["values"]["training"]["lr"] / 1e-4) / 3  # 0 at lr 1e-4, 1 at 0.1
-        for epoch in range(1, 5):
-            tune.report({EPOCH: epoch, EFFICIENT_ACC1: 100 * quality * epoch / 4})
-
-    results = _new_tuner(spec, stand_in).fit()
-    assert not results.errors
-    last = {r.config["values"]["training"]["lr"]: r.metrics[EPOCH] for r in results}
-    assert len(last) == 6
-    stopped = [lr for lr, epoch in last.items() if epoch < 4]
-    assert stopped and max(last.values()) == 4, last
-    best = max(last)  # the highest lr is the best point: never stopped
-    assert last[best] == 4 and best not in stopped
-
-
 def test_a_trial_asha_stops_inside_its_fit_does_not_block_the_next_one(ray_local, tmp_path):
     """A real trial is inside ``TorchTrainer.fit`` when ASHA stops it: its reports reach Tune
     from another thread (the Train controller's callback) and the fit goes on after the stop,

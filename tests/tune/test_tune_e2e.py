@@ -15,10 +15,7 @@ reopened and ``FINISHED``; the searcher's restored state holds the trials of the
 went on to the last point; the same command without ``--resume`` is refused; the report reads it.
 
 A grid of fixed points resumes through the same ``Tuner.restore``; tests/tune/test_cluster_faults.py
-resumes one on the two-node cluster. ASHA is not here: the toy trials tie at chance on this set,
-so it would stop none; tests/tune/test_scheduler.py shows it stopping sampled trials under the
-Tuner ``k400ray tune`` builds (and that a stopped trial does not block the next), and
-docs/search.md a search on the demo's set where it stops 4 of 8."""
+resumes one on the two-node cluster. ASHA stopping a sampled trial: tests/tune/test_asha_e2e.py."""
 
 from __future__ import annotations
 
