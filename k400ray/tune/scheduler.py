@@ -10,10 +10,16 @@ ASHA from stopping trials past its last rung, but when ``max_t`` is itself
 ``max_t`` and stops trials there, fully trained and untested; such a stop is turned into continue.
 A trial ASHA stops has no accurate-mode result; its MLflow run ends KILLED with
 ``k400ray.end_reason = stopped early by ASHA``.
+
+Tune saves no scheduler state with its experiment (Ray 2.60 never calls a scheduler's
+``save``/``restore``): after ``--resume`` the rungs would start empty, and the trials still to
+run would compete only with each other. At its first event after a resume, the scheduler reads
+the ended trials' results back (each trial's ``result.json``) into its preset's rungs.
 """
 
 from __future__ import annotations
 
+from ray.tune.experiment import Trial
 from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler, TrialScheduler
 
 from k400ray.contracts import EFFICIENT_ACC1, EPOCH
@@ -36,16 +42,38 @@ class PerPresetASHA(FIFOScheduler):
         }
         self._max_t = dict(max_epochs)
         self._known: set[str] = set()
+        self._replayed = False
 
     def set_search_properties(self, metric, mode, **spec) -> bool:
         return metric in (None, METRIC) and mode in (None, "max")
 
     def _for(self, tune_controller, trial) -> AsyncHyperBandScheduler:
+        if not self._replayed:
+            self._replayed = True
+            self._replay_ended(tune_controller)
         asha = self._asha[grid_point(trial.config)[0]]
         if trial.trial_id not in self._known:  # trials restored by --resume were added before us
             asha.on_trial_add(tune_controller, trial)
             self._known.add(trial.trial_id)
         return asha
+
+    def _replay_ended(self, tune_controller) -> None:
+        """The rung values of the trials that had ended before a ``--resume`` (none in a new
+        search): each one's results, in order, through its preset's ASHA, which records them as
+        it did the first time (its decisions then are long taken and ignored here)."""
+        for trial in tune_controller.get_trials() if tune_controller is not None else ():
+            if trial.status != Trial.TERMINATED or trial.trial_id in self._known:
+                continue
+            results = _results_of(trial)
+            if not results:
+                continue
+            asha = self._asha.get(grid_point(trial.config)[0])
+            if asha is None:
+                continue
+            asha.on_trial_add(tune_controller, trial)
+            for result in results:
+                asha.on_trial_result(tune_controller, trial, result)
+            asha.on_trial_remove(tune_controller, trial)
 
     def on_trial_add(self, tune_controller, trial) -> None:
         self._for(tune_controller, trial)
@@ -75,6 +103,31 @@ class PerPresetASHA(FIFOScheduler):
         return "ASHA per preset: " + "; ".join(
             f"{preset}: {asha.debug_string().splitlines()[0]}" for preset, asha in self._asha.items()
         )
+
+
+def _results_of(trial) -> list[dict]:
+    """The results a trial reported (its ``result.json``, one JSON object a line, in the
+    experiment's storage: local or a bucket), those with an epoch and ASHA's metric; [] when
+    there is no such file."""
+    import json
+
+    from ray.air.constants import EXPR_RESULT_FILE
+
+    try:
+        fs = trial.storage.storage_filesystem
+        with fs.open_input_stream(f"{trial.storage.trial_fs_path}/{EXPR_RESULT_FILE}") as f:
+            lines = f.read().decode().splitlines()
+    except (OSError, AttributeError):
+        return []
+    results = []
+    for line in lines:
+        try:
+            result = json.loads(line)
+        except ValueError:
+            continue  # a line cut short by the interruption
+        if isinstance(result, dict) and TIME_ATTR in result and METRIC in result:
+            results.append(result)
+    return results
 
 
 def build_scheduler(spec) -> TrialScheduler:

@@ -46,6 +46,32 @@ def test_within_a_preset_the_worse_trial_is_stopped_and_the_last_epoch_never_is(
     assert per.set_search_properties(None, None) and not per.set_search_properties("train_loss", "min")
 
 
+def test_after_a_resume_the_trials_to_run_compete_with_the_ones_that_ended(tmp_path):
+    """Tune restores no scheduler state: the ended trials' results are read back into the rungs
+    at the first event, so a resumed search stops what the uninterrupted one would have."""
+    import json
+
+    import pyarrow.fs
+
+    def ended(trial_id: str, lines: list[str]):
+        directory = tmp_path / trial_id
+        directory.mkdir()
+        (directory / "result.json").write_text("\n".join(lines) + "\n")
+        storage = SimpleNamespace(storage_filesystem=pyarrow.fs.LocalFileSystem(), trial_fs_path=str(directory))
+        return SimpleNamespace(**vars(_trial(trial_id, "tsn_r50_1x1x8")), status="TERMINATED", storage=storage)
+
+    before = [
+        ended("a", [json.dumps(_result(1, 80.0)), json.dumps(_result(2, 85.0))]),
+        ended("b", [json.dumps(_result(1, 70.0)), '{"epoch": 2, "efficient_ac']),  # cut short: skipped
+    ]
+    new = SimpleNamespace(**vars(_trial("c", "tsn_r50_1x1x8")), status="RUNNING")
+    controller = SimpleNamespace(get_trials=lambda: [*before, new])
+    resumed = PerPresetASHA({"tsn_r50_1x1x8": 4}, grace_period=1, reduction_factor=2)
+    assert resumed.on_trial_result(controller, new, _result(1, 60.0)) == TrialScheduler.STOP  # behind both
+    forgetful = PerPresetASHA({"tsn_r50_1x1x8": 4}, grace_period=1, reduction_factor=2)
+    assert forgetful.on_trial_result(None, new, _result(1, 60.0)) == TrialScheduler.CONTINUE  # alone at the rung
+
+
 def test_a_trial_at_its_last_epoch_is_not_stopped_when_rays_last_rung_is_there():
     """2 epochs, grace 1, factor 2: Ray's ASHA has rungs at 1 and 2 and would stop a trial at
     epoch 2, trained and untested (seen in a random search on the tiny set, 2026-12-06)."""

@@ -1,21 +1,27 @@
 """``k400ray tune`` end to end on the session's tiny synthetic set, interrupted and resumed: a
 sampled search (Optuna's TPE over lr and weight decay for a named config, one trial at a time,
-each in the process of the one before) is stopped by SIGTERM (a batch scheduler, ``kill``) after
-the first trial ended and the second started, then ``--resume`` runs only the unfinished trial,
-with the searcher's state restored.
+3 epochs, ASHA with rungs at epochs 1 and 2) is stopped by SIGTERM (a batch scheduler, ``kill``) after the first trial ended
+and the second started, then ``--resume`` runs only the unfinished trial, with the searcher's
+state restored, and ASHA stops it at its first rung, behind the trial that ended before the
+interruption.
+
+Why ASHA stops it: toy TSN learns this set in one epoch (8 steps of 2 clips) only at lr of about
+1e-3 to 3e-3 (37.5-50% efficient top-1 at epoch 1, measured; 25%, chance, below 6e-4 and above
+5e-3). TPE, seeded by the grid's seed 0, first draws lr 0.0016 (50% at epochs 1 and 2), then 0.0005
+(25% at both). Tune restores no scheduler state, so the rung value of the first trial reaches the
+resumed ASHA only because k400ray reads the ended trials' results back (tune/scheduler.py);
+without that the resumed trial would be alone at the rung and run on.
 
 SIGTERM is turned into Ctrl+C's SIGINT, whose handler (Tune's, during the fit) stops the grid:
 one interruption covers both signals (tests/tune/test_runner_units.py shows SIGTERM reaching
 whatever handles SIGINT). What is checked: the console of both runs (plain lines without a
 terminal, Ray's own output in the log file it names); MLflow ends with exactly ``num_samples``
-child runs, each with the final metrics, its sampled values as ``search.<section>.<field>``
-params and the parent tag; the finished trials' runs were not touched again, the interrupted
-one was reopened (attempt 2); the parent run was ``KILLED``, never left ``RUNNING``, then
-reopened and ``FINISHED``; the searcher's restored state holds the trials of the first run and
-went on to the last point; the same command without ``--resume`` is refused; the report reads it.
-
-A grid of fixed points resumes through the same ``Tuner.restore``; tests/tune/test_cluster_faults.py
-resumes one on the two-node cluster. ASHA stopping a sampled trial: tests/tune/test_asha_e2e.py."""
+child runs, each with its sampled values as ``search.<section>.<field>`` params and the parent
+tag, the finished one with the final metrics; the finished trial's run was not touched again,
+the interrupted one was reopened (attempt 2) and ended KILLED, "stopped early by ASHA", with its
+one epoch on its curve; the parent run was ``KILLED``, never left ``RUNNING``, then reopened and
+``FINISHED``; the searcher's restored state holds the trials of the first run and went on to the
+last point; the same command without ``--resume`` is refused; the report reads it."""
 
 from __future__ import annotations
 
@@ -30,7 +36,10 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from k400ray.contracts import NUM_SAMPLES_PARAM, SEARCH_PARAM_PREFIX, SEARCH_SPACE_ARTIFACT, SEARCHER_PARAM
+from k400ray.contracts import (
+    ACCURATE_ACC1, EFFICIENT_ACC1, NUM_SAMPLES_PARAM, SEARCH_PARAM_PREFIX, SEARCH_SPACE_ARTIFACT, SEARCHER_PARAM,
+    STOPPED_BY_ASHA,
+)
 from k400ray.engine.trial import FINAL_METRICS
 from k400ray.tracking import mlflow_log as ml
 
@@ -38,6 +47,8 @@ pytestmark = pytest.mark.slow
 
 CLI = "from k400ray.cli import app; app()"
 SAMPLES = 2
+EPOCHS = 3
+LR_RANGE = (1.0e-5, 0.1)
 
 
 def _spec(tmp_path, index) -> str:
@@ -46,11 +57,12 @@ def _spec(tmp_path, index) -> str:
         "data": {"train_index": str(index)},
         "configs": {"nowarm": {"base": "default", "training": {"warmup_epochs": 0}}},
         "grid": {"presets": ["tsn_r50_1x1x8"], "configs": ["nowarm"], "seeds": [0]},
-        "training": {"epochs": 2, "batch_per_worker": 4, "limit_videos": 8, "eval_interval": 1},
+        "training": {"epochs": EPOCHS, "batch_per_worker": 2, "eval_interval": 1},
         "resources": {"max_concurrent_trials": 1, "decode_tasks": 1, "max_failures": 0},
-        "search": {"space": {"training.lr": {"loguniform": [1.0e-4, 0.1]},
-                             "training.weight_decay": {"loguniform": [1.0e-5, 1.0e-3]}},
+        "search": {"space": {"training.lr": {"loguniform": list(LR_RANGE)},
+                             "training.weight_decay": {"choice": [1.0e-5, 1.0e-4, 1.0e-3]}},
                    "num_samples": SAMPLES, "searcher": "optuna", "max_concurrent": 1},
+        "scheduler": {"kind": "asha", "grace_period": 1, "reduction_factor": 2},
         "mlflow": {"tracking_uri": "sqlite:///mlflow.db", "experiment": "se2e-mlflow"},
         "storage_path": "runs",
     }
@@ -135,11 +147,12 @@ def test_an_interrupted_search_resumes_its_unfinished_trial_and_its_searcher(cli
     assert f"Ray's output (Tune's tables, worker and raylet messages): {ray_log}" in first_out
     assert f"grid se2e: {SAMPLES} trials, up to 1 at a time" in first_out
     finished_first = next(name for name, r in done.items() if r.info.status == "FINISHED")
-    for line in (f"start  {finished_first} (2 epochs)", f"epoch  {finished_first} 1/2: loss ",
-                 f"epoch  {finished_first} 2/2: loss ", f"tested {finished_first}: ", f"finished {finished_first} in ",
+    for line in (f"start  {finished_first} (3 epochs)", f"epoch  {finished_first} 1/3: loss ",
+                 f"epoch  {finished_first} 3/3: loss ", f"tested {finished_first}: ", f"finished {finished_first} in ",
                  f"interrupted {other} in "):
         assert line in first_out, (line, first_out[-3000:])
     assert "grid se2e KILLED" in first_out and "Trial status" not in first_out and "╭" not in first_out
+    assert "stopped early" not in first_out  # the second trial was interrupted before its first rung
     assert "Trial status" in ray_log.read_text()
     assert "?workflowType=machine_learning" in first_out
 
@@ -164,7 +177,7 @@ def test_an_interrupted_search_resumes_its_unfinished_trial_and_its_searcher(cli
         assert name.startswith("se2e-tsn_r50_1x1x8-nowarm-s0-") and tags["config"] == "nowarm"
         assert params["aug"] == "default" and params["config_name"] == "nowarm" and params["warmup_epochs"] == "0"
         lr, wd = float(params[SEARCH_PARAM_PREFIX + "training.lr"]), float(params[SEARCH_PARAM_PREFIX + "training.weight_decay"])
-        assert 1e-4 <= lr <= 0.1 and 1e-5 <= wd <= 1e-3
+        assert LR_RANGE[0] <= lr <= LR_RANGE[1] and wd in (1e-5, 1e-4, 1e-3)
         assert float(params["lr"]) == lr and float(params["weight_decay"]) == wd  # the trial ran with them
         assert "lr=" in run.info.run_name and run.info.status in ("FINISHED", "KILLED")
         if run.info.status == "FINISHED":  # best and last both on record, and the recipe as run
@@ -172,9 +185,22 @@ def test_an_interrupted_search_resumes_its_unfinished_trial_and_its_searcher(cli
             assert m["accurate_epoch"] == m["best_epoch"] and m["efficient_acc1_best"] >= m["efficient_acc1"], name
             assert params["recipe.accurate_checkpoint"] == "best" and float(params["recipe.lr"]) == lr, name
     assert len({r.data.params[SEARCH_PARAM_PREFIX + "training.lr"] for r in final.values()}) == SAMPLES
-    # The interrupted trial's epochs are each on record once, from either run (SIGTERM may have
-    # come after an epoch was trained and checkpointed but before it was logged).
-    assert {m.step for m in client.get_metric_history(final[other].info.run_id, "train_loss")} == {1, 2}
+    # ASHA stopped the resumed trial at its first rung, behind the finished trial there (read back
+    # from the first run): at epoch 1, or at epoch 2 when the interruption came after it had
+    # trained and checkpointed epoch 1 (the resumed fit then reports epoch 2 first). Its run
+    # ends KILLED with the reason and no accurate mode; its curve holds each epoch it trained
+    # once, up to the stop at least (a toy epoch, under a second, can end after the stop and
+    # before Tune ends the trial's process).
+    stop = [json.loads(line) for line in (experiment_dir / other / "result.json").read_text().splitlines()][-1]["epoch"]
+    assert stop in (1, 2), stop
+    stopped, ahead = final[other], final[finished_first]
+    assert stopped.info.status == "KILLED" and stopped.data.tags[ml.END_TAG] == STOPPED_BY_ASHA, stopped.data.tags
+    epochs = [m.step for m in client.get_metric_history(stopped.info.run_id, "train_loss")]
+    assert epochs == list(range(1, len(epochs) + 1)) and stop <= epochs[-1], epochs
+    rung = {r.data.tags[ml.TRIAL_TAG]: {m.step: m.value for m in client.get_metric_history(r.info.run_id, EFFICIENT_ACC1)}
+            for r in (stopped, ahead)}
+    assert rung[other][stop] < rung[finished_first][stop], rung
+    assert ACCURATE_ACC1 not in stopped.data.metrics
     parent = client.get_run(parent_id)
     assert parent.data.params[SEARCHER_PARAM] == "optuna" and parent.data.params[NUM_SAMPLES_PARAM] == str(SAMPLES)
     space = json.loads(open(client.download_artifacts(parent_id, SEARCH_SPACE_ARTIFACT, str(tmp_path))).read())
@@ -183,7 +209,8 @@ def test_an_interrupted_search_resumes_its_unfinished_trial_and_its_searcher(cli
     # The resumed console: the ended trials kept, the interrupted one and the last point step by step.
     out = resumed.stdout
     assert f"grid se2e: {SAMPLES} trials, up to 1 at a time ({len(done)} already finished)" in out, out[-3000:]
-    for line in (f"start  {other} (2 epochs)", f"finished {other} in ", "grid se2e FINISHED in "):
+    for line in (f"start  {other} (3 epochs)", f"epoch  {other} ", f"stopped early {other} in ",
+                 "grid se2e FINISHED in ", "1 finished, 1 stopped early"):
         assert line in out, (line, out[-3000:])
     assert not any(f"start  {name}" in out for name in done)
     # The experiment is "model development"; the links open the runs table in that mode; the
