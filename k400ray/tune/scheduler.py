@@ -62,18 +62,12 @@ class PerPresetASHA(FIFOScheduler):
         search): each one's results, in order, through its preset's ASHA, which records them as
         it did the first time (its decisions then are long taken and ignored here)."""
         for trial in tune_controller.get_trials() if tune_controller is not None else ():
-            if trial.status != Trial.TERMINATED or trial.trial_id in self._known:
-                continue
-            results = _results_of(trial)
-            if not results:
-                continue
-            asha = self._asha.get(grid_point(trial.config)[0])
-            if asha is None:
-                continue
-            asha.on_trial_add(tune_controller, trial)
-            for result in results:
-                asha.on_trial_result(tune_controller, trial, result)
-            asha.on_trial_remove(tune_controller, trial)
+            if trial.status == Trial.TERMINATED and trial.trial_id not in self._known:
+                asha = self._asha[grid_point(trial.config)[0]]  # --resume refuses a changed grid
+                asha.on_trial_add(tune_controller, trial)
+                for result in _results_of(trial):
+                    asha.on_trial_result(tune_controller, trial, result)
+                asha.on_trial_remove(tune_controller, trial)
 
     def on_trial_add(self, tune_controller, trial) -> None:
         self._for(tune_controller, trial)
